@@ -1,0 +1,65 @@
+"""PyTorch's side of the step benchmark: the same GPT (tests/reference/torch_gpt.py), the
+same synthetic tokens, AdamW with the same hyper-parameters, global-norm clipping.
+
+    /usr/bin/python3 bench/pytorch_step.py CONFIG.toml [--threads N] [--steps N] [--warmup N]
+
+Prints a summary and one JSON line. Run it the way bench/compare_pytorch.sh does (PyTorch's
+best set-up on this machine: OpenMP OpenBLAS, AVX-512 kernels).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+import torch_gpt  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with open(args.config, "rb") as f:
+        toml = tomllib.load(f)
+    m, t, o = toml.get("model", {}), toml.get("train", {}), toml.get("optim", {})
+    cfg = torch_gpt.GPTConfig(m["vocab_size"], m["n_positions"], m["n_embd"], m["n_layer"], m["n_head"])
+    B, T = t.get("micro_batch", 16), t.get("block_size", 0) or m["n_positions"]
+    model = torch_gpt.GPT(cfg)
+    opt = torch.optim.AdamW(model.param_groups(o.get("weight_decay", 0.1)), lr=3e-4,
+                            betas=(o.get("beta1", 0.9), o.get("beta2", 0.95)), eps=1e-8)
+    i = torch.arange(B * T)
+    x = ((i * 7919 + 13) % cfg.vocab_size).view(B, T)
+    y = ((i * 104729 + 7) % cfg.vocab_size).view(B, T)
+    times = []
+    for s in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if s >= args.warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    med = times[len(times) // 2]
+    n = sum(p.numel() for p in model.parameters())
+    L, H, Q = cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head
+    flops = (6 * n + 12 * L * H * Q * T) * B * T
+    print(f"pytorch {torch.__version__} {args.config}: {args.threads} threads, {n} params, B {B} T {T}: median {med:.1f} "
+          f"ms/step (min {times[0]:.1f}, max {times[-1]:.1f}, {len(times)} steps), {B * T / med * 1e3:.0f} tok/s, "
+          f"{flops / med / 1e6:.1f} GFLOP/s (PaLM accounting), loss {loss.item():.4f}")
+    print(json.dumps({"system": "pytorch", "median_ms": med, "min_ms": times[0], "max_ms": times[-1],
+                      "tokens_per_s": B * T / med * 1e3, "gflops_palm": flops / med / 1e6}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+#pragma once
+// Strided, batched f32 matrix products through oneDNN's matmul primitive:
+//   C[b0,b1,m,n] = alpha · Σ_k A[b0,b1,m,k] · B[b0,b1,k,n] (+ C if accumulate) (+ bias[n])
+// Every operand is described by its four strides, so transposes and views into fused
+// buffers (the q/k/v thirds of a QKV activation) need no copies. Primitives are created
+// once per distinct shape and cached.
+#include <cstdint>
+
+namespace meshlm::cpu {
+
+struct MatrixRef {
+  const float* ptr;
+  int64_t s_b0, s_b1, s_row, s_col;  // strides in elements
+};
+
+struct GemmArgs {
+  int64_t b0 = 1, b1 = 1, M = 0, N = 0, K = 0;
+  MatrixRef A{}, B{};
+  float* C = nullptr;
+  int64_t c_b0 = 0, c_b1 = 0, c_row = 0;  // C's column stride is 1
+  const float* bias = nullptr;            // [N], or null
+  float alpha = 1.0f;
+  bool accumulate = false;
+};
+
+void gemm(const GemmArgs& args);
+
+// Row-major helpers for the common 2-D case.
+inline MatrixRef rows(const float* p, int64_t ld) { return {p, 0, 0, ld, 1}; }        // X[i][j] = p[i·ld + j]
+inline MatrixRef transposed(const float* p, int64_t ld) { return {p, 0, 0, 1, ld}; }  // X[i][j] = p[j·ld + i]
+
+}  // namespace meshlm::cpu

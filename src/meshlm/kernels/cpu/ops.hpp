@@ -1,0 +1,32 @@
+#pragma once
+// The CPU implementations behind KernelTable (see kernels/kernels.hpp for the contracts).
+#include <cstdint>
+
+#include "meshlm/kernels/kernels.hpp"
+
+namespace meshlm::cpu {
+
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B, int64_t T,
+                       int64_t C);
+void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B, int64_t T,
+                        int64_t C);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                       int64_t N, int64_t C, float eps);
+void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                        const float* mean, const float* rstd, int64_t N, int64_t C);
+void linear_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
+                    int64_t OC, WeightLayout layout);
+void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
+                     int64_t N, int64_t IC, int64_t OC, WeightLayout layout);
+void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
+void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att, int64_t B,
+                        int64_t T, int64_t C, int64_t H);
+void gelu_forward(float* out, const float* inp, int64_t N);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);
+void residual_forward(float* out, const float* a, const float* b, int64_t N);
+void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V, int64_t Vp);
+void cross_entropy_backward(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
+                            int64_t V, int64_t Vp);
+
+}  // namespace meshlm::cpu

@@ -1,0 +1,70 @@
+#pragma once
+// The kernel table: every op the model runs, as forward/backward pairs over raw buffers.
+// `kernels_for(device)` is the one place that switches on the device; model code calls
+// through the table and carries no device conditionals.
+//
+// Conventions (after llm.c): arguments go outputs, inputs, weights, saved, dims. Shapes are
+// row-major. Parameter gradients accumulate (+=) so gradient accumulation is free;
+// activation gradients are written (=) unless the comment says otherwise.
+#include <cstdint>
+
+#include "meshlm/core/device.hpp"
+
+namespace meshlm {
+
+// How a linear layer's weight is stored. GPT-2's Conv1D keeps [in, out]; the tied LM head
+// uses the token embedding [vocab, n_embd] = [out, in].
+enum class WeightLayout : uint8_t { in_out, out_in };
+
+struct KernelTable {
+  // out[B,T,C] = wte[tokens[b,t]] + wpe[t]
+  void (*embedding_forward)(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
+                            int64_t T, int64_t C);
+  // dwte[tokens[b,t]] += dout[b,t]; dwpe[t] += sum_b dout[b,t]
+  void (*embedding_backward)(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
+                             int64_t T, int64_t C);
+
+  // out[N,C] = (inp - mean) * rstd * w + b; saves mean[N], rstd[N]
+  void (*layernorm_forward)(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b,
+                            int64_t N, int64_t C, float eps);
+  // dinp[N,C] += ... (accumulates: it feeds the residual stream); dw, db +=
+  void (*layernorm_backward)(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                             const float* mean, const float* rstd, int64_t N, int64_t C);
+
+  // out[N,OC] = inp[N,IC] · W + bias   (bias may be null)
+  void (*linear_forward)(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
+                         int64_t OC, WeightLayout layout);
+  // dinp[N,IC] = dout · Wᵀ (skipped if dinp is null); dw += inpᵀ · dout (skipped if null); dbias += Σ_n dout
+  void (*linear_backward)(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
+                          int64_t N, int64_t IC, int64_t OC, WeightLayout layout);
+
+  // Causal multi-head self-attention over the fused projection qkv[B,T,3C] (q | k | v, each
+  // C = H·hs wide, head h at columns h·hs). out[B,T,C]; att[B,H,T,T] saves the softmax
+  // probabilities (zero above the diagonal).
+  void (*attention_forward)(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
+  // dqkv[B,T,3C] written; datt[B,H,T,T] is scratch.
+  void (*attention_backward)(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att,
+                             int64_t B, int64_t T, int64_t C, int64_t H);
+
+  // GELU, tanh approximation (GPT-2's "gelu_new").
+  void (*gelu_forward)(float* out, const float* inp, int64_t N);
+  void (*gelu_backward)(float* dinp, const float* inp, const float* dout, int64_t N);
+
+  // out[N] = a + b
+  void (*residual_forward)(float* out, const float* a, const float* b, int64_t N);
+
+  // Softmax cross-entropy over the first V of Vp columns of logits[N,Vp] (columns ≥ V are
+  // padding and ignored). Rows whose target is < 0 are ignored. Writes losses[N] (0 for
+  // ignored rows) and the log-sum-exp lse[N] for the backward.
+  void (*cross_entropy_forward)(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                                int64_t V, int64_t Vp);
+  // In place: logits[N,Vp] becomes dloss/dlogits = (softmax − onehot) · dloss for valid rows,
+  // 0 for ignored rows and padding columns.
+  void (*cross_entropy_backward)(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
+                                 int64_t V, int64_t Vp);
+};
+
+// The kernels of a device; throws UserError if this build has no backend for it.
+const KernelTable& kernels_for(Device device);
+
+}  // namespace meshlm

@@ -1,0 +1,25 @@
+#include "meshlm/model/config.hpp"
+
+#include <cmath>
+
+#include "meshlm/core/error.hpp"
+
+namespace meshlm {
+
+void GPTConfig::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v <= 0) throw UserError(cat("model.", name, " must be positive, got ", v));
+  };
+  positive("vocab_size", vocab_size);
+  positive("n_positions", n_positions);
+  positive("n_embd", n_embd);
+  positive("n_layer", n_layer);
+  positive("n_head", n_head);
+  if (n_embd % n_head != 0)
+    throw UserError(cat("model.n_embd (", n_embd, ") must be divisible by model.n_head (", n_head, ")"));
+  if (vocab_size > (int64_t(1) << 31) - 1) throw UserError(cat("model.vocab_size ", vocab_size, " is too large"));
+  if (!(layer_norm_epsilon > 0.0f) || !std::isfinite(layer_norm_epsilon))
+    throw UserError(cat("model.layer_norm_epsilon must be a positive number, got ", layer_norm_epsilon));
+}
+
+}  // namespace meshlm

@@ -1,0 +1,59 @@
+#pragma once
+// GPT-2: token + position embeddings, n_layer pre-LayerNorm blocks (causal self-attention
+// with fused QKV, 4x GELU MLP, residual connections), final LayerNorm, LM head tied to the
+// token embedding, cross-entropy loss.
+//
+// The model owns no parameters: callers pass views of the flat parameter and gradient
+// buffers laid out by `layout()`. It owns one activation buffer, sized for micro-batches of
+// up to B×T tokens and split into named views.
+#include <cstdint>
+#include <memory>
+
+#include "meshlm/core/buffer.hpp"
+#include "meshlm/kernels/kernels.hpp"
+#include "meshlm/model/config.hpp"
+#include "meshlm/model/param_spec.hpp"
+
+namespace meshlm {
+
+class GPT {
+ public:
+  // max_B × max_T is the largest micro-batch forward() accepts (max_T ≤ n_positions).
+  GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu);
+  ~GPT();
+  GPT(GPT&&) noexcept;
+
+  const GPTConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  size_t num_params() const { return layout_.total(); }
+  size_t activation_bytes() const;
+
+  // Runs the model on inputs[B,T]. With targets[B,T] (entries < 0 are ignored) returns the
+  // mean cross-entropy over the valid targets; without targets returns 0 and only the
+  // logits are computed.
+  float forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
+  // Number of valid targets in the last forward.
+  int64_t valid_targets() const { return valid_; }
+  // Logits [B,T,V] of the last forward (row stride V); overwritten by backward().
+  const float* logits() const;
+  // Backward of the last forward (which must have had targets). Parameter gradients are
+  // accumulated (+=) into grads; `dloss` scales the gradient of the mean loss (1/grad_accum
+  // when accumulating micro-batches).
+  void backward(const float* params, float* grads, float dloss = 1.0f);
+
+ private:
+  struct Acts;
+  // Lays the activation views over `base` (or only counts, when base is null); returns floats used.
+  static size_t carve(const GPTConfig& cfg, int64_t B, int64_t T, float* base, Acts* out);
+  GPTConfig cfg_;
+  ParamLayout layout_;
+  const KernelTable* k_;
+  int64_t max_B_, max_T_;
+  int64_t B_ = 0, T_ = 0, valid_ = 0;
+  const int32_t* inputs_ = nullptr;
+  const int32_t* targets_ = nullptr;
+  Buffer buf_;
+  std::unique_ptr<Acts> a_;
+};
+
+}  // namespace meshlm

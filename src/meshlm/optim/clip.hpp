@@ -1,0 +1,31 @@
+#pragma once
+// Gradient-norm clipping (torch.nn.utils.clip_grad_norm_ with the L2 norm).
+//
+// Norms are summed in double over fixed blocks of elements, and the block sums are added in
+// block order, so a norm is the same bit for bit whatever the thread count. With sharded
+// gradients each rank computes grad_norm_squared() of its shard; the global norm is the
+// square root of their sum, and every rank then scales its shard by clip_scale().
+#include <cstddef>
+#include <span>
+
+namespace meshlm {
+
+// Sum of squares of g[0..n), accumulated in double.
+double grad_norm_squared(const float* g, size_t n);
+
+// The L2 norm of g[0..n).
+double global_grad_norm(const float* g, size_t n);
+// The L2 norm of a gradient split into shards, from the shards' squared norms (added in order).
+double global_grad_norm(std::span<const double> shard_norms_squared);
+
+// PyTorch's clip coefficient min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0 (no
+// clipping) or when the norm is not finite (the caller should skip such a step).
+float clip_scale(double norm, float max_norm);
+
+// g[i] *= scale.
+void scale_grads(float* g, size_t n, float scale);
+
+// Scales g[0..n) by clip_scale(norm, max_norm) and returns the norm before clipping.
+float clip_grad_norm(float* g, size_t n, float max_norm);
+
+}  // namespace meshlm

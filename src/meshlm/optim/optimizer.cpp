@@ -1,0 +1,257 @@
+#include "meshlm/optim/optimizer.hpp"
+
+#include <cmath>
+
+#include "meshlm/core/error.hpp"
+
+// Each product is rounded on its own, as in torch's kernels: the only fused multiply-adds are
+// the explicit mul_add() calls below, never ones the compiler forms (GCC contracts a*b + c
+// across statements by default in C++).
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace meshlm {
+
+std::vector<ParamRange> param_ranges(const ParamLayout& layout, bool decay_embeddings) {
+  std::vector<ParamRange> ranges;
+  ranges.reserve(layout.views().size());
+  for (const ParamView& v : layout.views()) {
+    const ParamKind kind = v.spec.kind;
+    const bool decay = kind == ParamKind::weight || (kind == ParamKind::embedding && decay_embeddings);
+    ranges.push_back({v.offset, v.numel, decay});
+  }
+  return ranges;
+}
+
+void OptimConfig::validate() const {
+  if (name != "adamw" && name != "adam" && name != "sgd" && name != "adagrad")
+    throw UserError(cat("unknown optimizer '", name, "' (expected adamw, adam, sgd or adagrad)"));
+  auto below_one = [](const char* key, float v) {
+    if (!(v >= 0.0f && v < 1.0f)) throw UserError(cat("optim.", key, " must be in [0, 1), got ", v));
+  };
+  auto non_negative = [](const char* key, float v) {
+    if (!(v >= 0.0f) || !std::isfinite(v))
+      throw UserError(cat("optim.", key, " must be a finite number >= 0, got ", v));
+  };
+  below_one("beta1", beta1);
+  below_one("beta2", beta2);
+  non_negative("eps", eps);
+  non_negative("weight_decay", weight_decay);
+  non_negative("momentum", momentum);
+  if (!(dampening >= 0.0f && dampening <= 1.0f))
+    throw UserError(cat("optim.dampening must be in [0, 1], got ", dampening));
+  non_negative("initial_accumulator", initial_accumulator);
+  non_negative("adagrad_eps", adagrad_eps);
+  non_negative("lr_decay", lr_decay);
+  // As in torch.optim.SGD: Nesterov looks ahead along an undamped momentum buffer.
+  if (nesterov && (momentum <= 0.0f || dampening != 0.0f))
+    throw UserError(cat("optim.nesterov requires optim.momentum > 0 and optim.dampening = 0, got momentum ",
+                        momentum, " and dampening ", dampening));
+}
+
+void Optimizer::set_steps(int64_t steps) {
+  MESHLM_ASSERT(steps >= 0, "step count ", steps);
+  steps_ = steps;
+}
+
+int64_t Optimizer::begin_step(const float* params, const float* grads, std::span<const ParamRange> ranges,
+                              float lr) {
+  MESHLM_ASSERT(std::isfinite(lr) && lr >= 0.0f, "learning rate ", lr);
+  MESHLM_ASSERT(ranges.empty() || (params != nullptr && grads != nullptr));
+  // Ascending and disjoint, so no element is updated twice (the ranges are stepped in
+  // parallel without a barrier between them).
+  size_t end = 0;
+  for (const ParamRange& r : ranges) {
+    MESHLM_ASSERT(r.offset >= end, "parameter ranges overlap or are out of order at offset ", r.offset);
+    MESHLM_ASSERT(r.offset <= n_params_ && r.count <= n_params_ - r.offset, "parameter range [", r.offset, ", +",
+                  r.count, ") exceeds the ", n_params_, " optimizer state elements");
+    end = r.offset + r.count;
+  }
+  return ++steps_;
+}
+
+namespace {
+
+// PyTorch's vectorised CPU kernels compute `a.add_(b, alpha=s)` as one fused multiply-add
+// (b * s + a), and `a.addcmul_(b, c, value=s)` as (s * b) * c + a fused; fusing the same
+// products here keeps our updates bitwise equal to torch's where the CPU has FMA.
+inline float mul_add(float b, float s, float a) {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+  return std::fma(b, s, a);
+#else
+  return b * s + a;
+#endif
+}
+
+// Hyper-parameters are Python floats (doubles) in PyTorch: scalars derived from them are
+// computed in double and rounded to float only when they meet a float tensor. We do the same.
+
+// Adam and AdamW (torch.optim.Adam / AdamW, amsgrad=False, maximize=False).
+class Adam final : public Optimizer {
+ public:
+  Adam(const OptimConfig& cfg, size_t n_params, bool decoupled_decay)
+      : Optimizer(n_params),
+        cfg_(cfg),
+        decoupled_decay_(decoupled_decay),
+        exp_avg_(Device::cpu, DType::f32, n_params),
+        exp_avg_sq_(Device::cpu, DType::f32, n_params) {}
+
+  void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
+    const int64_t t = begin_step(params, grads, ranges, lr);
+    const double beta1 = cfg_.beta1, beta2 = cfg_.beta2;
+    const double bias_correction1 = 1.0 - std::pow(beta1, double(t));
+    const double bias_correction2 = 1.0 - std::pow(beta2, double(t));
+    const float neg_step_size = float(-(double(lr) / bias_correction1));
+    const float bias_correction2_sqrt = float(std::sqrt(bias_correction2));
+    const float b1 = float(beta1), one_minus_b1 = float(1.0 - beta1);
+    const float b2 = float(beta2), one_minus_b2 = float(1.0 - beta2);
+    const float eps = cfg_.eps;
+    float* exp_avg = exp_avg_.data<float>();
+    float* exp_avg_sq = exp_avg_sq_.data<float>();
+
+#pragma omp parallel
+    for (const ParamRange& r : ranges) {
+      const double wd = r.decay ? double(cfg_.weight_decay) : 0.0;
+      // AdamW shrinks the parameter before the update (p *= 1 - lr·wd); Adam adds wd·p to the
+      // gradient instead. Scaling by 1 leaves p exactly as it is.
+      const float param_scale = decoupled_decay_ ? float(1.0 - double(lr) * wd) : 1.0f;
+      const float l2 = decoupled_decay_ ? 0.0f : float(wd);
+      float* __restrict p = params + r.offset;
+      const float* __restrict g = grads + r.offset;
+      float* __restrict m = exp_avg + r.offset;
+      float* __restrict v = exp_avg_sq + r.offset;
+      // One fused pass over p, g, m, v; the statement order is torch's sequence of tensor ops.
+#pragma omp for simd schedule(static) nowait
+      for (size_t i = 0; i < r.count; ++i) {
+        const float pi = p[i] * param_scale;                         // param.mul_(1 - lr*wd)
+        float gi = g[i];
+        if (l2 != 0.0f) gi = mul_add(pi, l2, gi);                    // grad.add(param, alpha=wd)
+        const float mi = mul_add(gi, one_minus_b1, m[i] * b1);       // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+        const float vi = mul_add(one_minus_b2 * gi, gi, v[i] * b2);  // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+        const float denom = std::sqrt(vi) / bias_correction2_sqrt + eps;  // (v.sqrt() / bc2_sqrt).add_(eps)
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + neg_step_size * mi / denom;                      // param.addcdiv_(m, denom, value=-step_size)
+      }
+    }
+  }
+
+  std::vector<std::pair<std::string, Buffer*>> state() override {
+    return {{"exp_avg", &exp_avg_}, {"exp_avg_sq", &exp_avg_sq_}};
+  }
+
+ private:
+  OptimConfig cfg_;
+  bool decoupled_decay_;
+  Buffer exp_avg_, exp_avg_sq_;
+};
+
+// torch.optim.SGD with momentum, dampening, Nesterov and L2 weight decay.
+class Sgd final : public Optimizer {
+ public:
+  Sgd(const OptimConfig& cfg, size_t n_params) : Optimizer(n_params), cfg_(cfg) {
+    if (cfg.momentum != 0.0f) momentum_buffer_ = Buffer(Device::cpu, DType::f32, n_params);
+  }
+
+  void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
+    const int64_t t = begin_step(params, grads, ranges, lr);
+    const float neg_lr = -lr;
+    const float momentum = cfg_.momentum;
+    const float one_minus_dampening = float(1.0 - double(cfg_.dampening));
+    const bool nesterov = cfg_.nesterov;
+    // torch starts the momentum buffer as a copy of the first (decayed) gradient.
+    const bool first_step = t == 1;
+    float* buffer = momentum_buffer_.data<float>();
+
+#pragma omp parallel
+    for (const ParamRange& r : ranges) {
+      const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
+      float* __restrict p = params + r.offset;
+      const float* __restrict g = grads + r.offset;
+      if (momentum == 0.0f) {
+#pragma omp for simd schedule(static) nowait
+        for (size_t i = 0; i < r.count; ++i) {
+          float d = g[i];
+          if (l2 != 0.0f) d = mul_add(p[i], l2, d);  // d_p.add(param, alpha=wd)
+          p[i] = mul_add(d, neg_lr, p[i]);          // param.add_(d_p, alpha=-lr)
+        }
+      } else {
+        float* __restrict buf = buffer + r.offset;
+#pragma omp for simd schedule(static) nowait
+        for (size_t i = 0; i < r.count; ++i) {
+          float d = g[i];
+          if (l2 != 0.0f) d = mul_add(p[i], l2, d);
+          const float b = first_step ? d : mul_add(d, one_minus_dampening, buf[i] * momentum);
+          buf[i] = b;
+          d = nesterov ? mul_add(b, momentum, d) : b;  // d_p.add(buf, alpha=momentum) or buf
+          p[i] = mul_add(d, neg_lr, p[i]);
+        }
+      }
+    }
+  }
+
+  std::vector<std::pair<std::string, Buffer*>> state() override {
+    if (cfg_.momentum == 0.0f) return {};
+    return {{"momentum_buffer", &momentum_buffer_}};
+  }
+
+ private:
+  OptimConfig cfg_;
+  Buffer momentum_buffer_;
+};
+
+// torch.optim.Adagrad with learning-rate decay and L2 weight decay.
+class Adagrad final : public Optimizer {
+ public:
+  Adagrad(const OptimConfig& cfg, size_t n_params)
+      : Optimizer(n_params), cfg_(cfg), sum_(Device::cpu, DType::f32, n_params) {
+    for (float& s : sum_.f32()) s = cfg.initial_accumulator;
+  }
+
+  void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
+    const int64_t t = begin_step(params, grads, ranges, lr);
+    const double clr = double(lr) / (1.0 + double(t - 1) * double(cfg_.lr_decay));
+    const float neg_clr = float(-clr);
+    const float eps = cfg_.adagrad_eps;
+    float* sum = sum_.data<float>();
+
+#pragma omp parallel
+    for (const ParamRange& r : ranges) {
+      const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
+      float* __restrict p = params + r.offset;
+      const float* __restrict g = grads + r.offset;
+      float* __restrict s = sum + r.offset;
+#pragma omp for simd schedule(static) nowait
+      for (size_t i = 0; i < r.count; ++i) {
+        float d = g[i];
+        if (l2 != 0.0f) d = mul_add(p[i], l2, d);  // grad.add(param, alpha=wd)
+        const float si = mul_add(d, d, s[i]);       // state_sum.addcmul_(g, g, value=1)
+        s[i] = si;
+        const float std_dev = std::sqrt(si) + eps;  // state_sum.sqrt().add_(eps)
+        p[i] = p[i] + neg_clr * d / std_dev;        // param.addcdiv_(g, std, value=-clr)
+      }
+    }
+  }
+
+  std::vector<std::pair<std::string, Buffer*>> state() override { return {{"sum", &sum_}}; }
+
+ private:
+  OptimConfig cfg_;
+  Buffer sum_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params) {
+  cfg.validate();
+  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, n_params, /*decoupled_decay=*/true);
+  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, n_params, /*decoupled_decay=*/false);
+  if (cfg.name == "sgd") return std::make_unique<Sgd>(cfg, n_params);
+  MESHLM_ASSERT(cfg.name == "adagrad", "optimizer ", cfg.name);
+  return std::make_unique<Adagrad>(cfg, n_params);
+}
+
+}  // namespace meshlm

@@ -1,0 +1,178 @@
+#include "meshlm/train/run_config.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <toml++/toml.h>
+
+#include "meshlm/core/atomic_file.hpp"
+#include "meshlm/core/error.hpp"
+
+namespace meshlm {
+
+std::vector<ConfigField> config_fields(RunConfig& c) {
+  GPTConfig& m = c.model;
+  TrainConfig& t = c.train;
+  OptimConfig& o = c.optim;
+  return {
+      {"model.vocab_size", &m.vocab_size, "vocabulary size (256 for bytes)"},
+      {"model.n_positions", &m.n_positions, "longest sequence (block size) the model supports"},
+      {"model.n_embd", &m.n_embd, "width of the residual stream"},
+      {"model.n_layer", &m.n_layer, "number of transformer blocks"},
+      {"model.n_head", &m.n_head, "attention heads (must divide n_embd)"},
+      {"model.layer_norm_epsilon", &m.layer_norm_epsilon, "LayerNorm epsilon"},
+      {"train.micro_batch", &t.micro_batch, "sequences per micro-batch"},
+      {"train.block_size", &t.block_size, "tokens per sequence (0 = model.n_positions)"},
+      {"train.grad_accum", &t.grad_accum, "micro-batches accumulated per optimizer step"},
+      {"train.steps", &t.steps, "optimizer steps"},
+      {"train.lr", &t.lr, "peak learning rate"},
+      {"train.warmup_steps", &t.warmup_steps, "linear warm-up steps"},
+      {"train.decay", &t.decay, "learning-rate decay after warm-up: cosine, linear or constant"},
+      {"train.min_lr_ratio", &t.min_lr_ratio, "final learning rate as a fraction of train.lr"},
+      {"train.grad_clip", &t.grad_clip, "clip the global gradient norm to this (0 = off)"},
+      {"train.seed", &t.seed, "seed of parameter initialisation and batch sampling"},
+      {"train.eval_every", &t.eval_every, "steps between validation passes (0 = only at the end)"},
+      {"train.eval_batches", &t.eval_batches, "micro-batches per validation pass"},
+      {"train.val_fraction", &t.val_fraction, "fraction of the data held out for validation"},
+      {"train.threads", &t.threads, "CPU threads (0 = all)"},
+      {"train.log_every", &t.log_every, "steps between log lines"},
+      {"train.device", &t.device, "cpu or cuda"},
+      {"optim.name", &o.name, "adamw, adam, sgd or adagrad"},
+      {"optim.beta1", &o.beta1, "Adam/AdamW first-moment decay"},
+      {"optim.beta2", &o.beta2, "Adam/AdamW second-moment decay"},
+      {"optim.eps", &o.eps, "Adam/AdamW epsilon"},
+      {"optim.weight_decay", &o.weight_decay, "weight decay (decoupled for AdamW, L2 otherwise)"},
+      {"optim.decay_embeddings", &o.decay_embeddings, "also decay the embeddings"},
+      {"optim.momentum", &o.momentum, "SGD momentum"},
+      {"optim.nesterov", &o.nesterov, "SGD Nesterov momentum"},
+      {"optim.dampening", &o.dampening, "SGD dampening"},
+      {"optim.initial_accumulator", &o.initial_accumulator, "Adagrad initial accumulator"},
+      {"optim.adagrad_eps", &o.adagrad_eps, "Adagrad epsilon"},
+      {"optim.lr_decay", &o.lr_decay, "Adagrad learning-rate decay"},
+  };
+}
+
+ScheduleConfig RunConfig::schedule() const {
+  ScheduleConfig s;
+  s.decay = train.decay;
+  s.warmup_steps = train.warmup_steps;
+  s.total_steps = train.steps;
+  s.min_lr_ratio = float(train.min_lr_ratio);
+  return s;
+}
+
+void RunConfig::validate() const {
+  model.validate();
+  optim.validate();
+  schedule().validate();
+  auto positive = [](const char* key, int64_t v) {
+    if (v <= 0) throw UserError(cat(key, " must be positive, got ", v));
+  };
+  auto non_negative = [](const char* key, int64_t v) {
+    if (v < 0) throw UserError(cat(key, " must not be negative, got ", v));
+  };
+  positive("train.micro_batch", train.micro_batch);
+  non_negative("train.block_size", train.block_size);
+  positive("train.grad_accum", train.grad_accum);
+  positive("train.steps", train.steps);
+  non_negative("train.eval_every", train.eval_every);
+  positive("train.eval_batches", train.eval_batches);
+  non_negative("train.threads", train.threads);
+  positive("train.log_every", train.log_every);
+  if (train.block_size > model.n_positions)
+    throw UserError(cat("train.block_size (", train.block_size, ") exceeds model.n_positions (", model.n_positions, ")"));
+  if (!(train.lr > 0) || !std::isfinite(train.lr)) throw UserError(cat("train.lr must be positive, got ", train.lr));
+  if (!(train.grad_clip >= 0)) throw UserError(cat("train.grad_clip must not be negative, got ", train.grad_clip));
+  if (!(train.val_fraction > 0 && train.val_fraction < 1))
+    throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
+  if (train.device != "cpu" && train.device != "cuda")
+    throw UserError(cat("train.device must be cpu or cuda, got '", train.device, "'"));
+}
+
+namespace {
+
+ConfigField& find_field(std::vector<ConfigField>& fields, const std::string& key, const std::string& source) {
+  for (auto& f : fields)
+    if (f.key == key) return f;
+  throw UserError(cat(source, ": unknown config key '", key, "'"));
+}
+
+void set_from_toml(ConfigField& f, const toml::node& node, const std::string& source) {
+  auto bad = [&](const char* expected) {
+    return UserError(cat(source, ": config key '", f.key, "' expects ", expected));
+  };
+  std::visit(
+      [&](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          if (!node.is_integer()) throw bad("an integer");
+          *p = node.as_integer()->get();
+        } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+          if (node.is_integer()) *p = T(node.as_integer()->get());
+          else if (node.is_floating_point()) *p = T(node.as_floating_point()->get());
+          else throw bad("a number");
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (!node.is_boolean()) throw bad("true or false");
+          *p = node.as_boolean()->get();
+        } else {
+          if (!node.is_string()) throw bad("a string");
+          *p = node.as_string()->get();
+        }
+      },
+      f.target);
+}
+
+}  // namespace
+
+void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    throw UserError(cat(source, ":", at.line, ":", at.column, ": malformed TOML: ", e.description()));
+  }
+  auto fields = config_fields(cfg);
+  for (auto&& [section, node] : root) {
+    const std::string sec(section.str());
+    const toml::table* tbl = node.as_table();
+    if (!tbl) throw UserError(cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim])"));
+    for (auto&& [name, value] : *tbl) {
+      ConfigField& f = find_field(fields, sec + "." + std::string(name.str()), source);
+      set_from_toml(f, value, source);
+    }
+  }
+}
+
+void apply_toml_file(RunConfig& cfg, const std::filesystem::path& path) {
+  apply_toml_text(cfg, read_file(path, "config file"), path.string());
+}
+
+void apply_override(RunConfig& cfg, const std::string& key, const std::string& value) {
+  auto fields = config_fields(cfg);
+  ConfigField& f = find_field(fields, key, "command line");
+  auto bad = [&](const char* expected) {
+    return UserError(cat("command line: --", key, " expects ", expected, ", got '", value, "'"));
+  };
+  std::visit(
+      [&](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        const char* b = value.data();
+        const char* e = b + value.size();
+        if constexpr (std::is_same_v<T, int64_t>) {
+          auto r = std::from_chars(b, e, *p);
+          if (r.ec != std::errc() || r.ptr != e) throw bad("an integer");
+        } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+          auto r = std::from_chars(b, e, *p);
+          if (r.ec != std::errc() || r.ptr != e) throw bad("a number");
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (value == "true" || value == "1") *p = true;
+          else if (value == "false" || value == "0") *p = false;
+          else throw bad("true or false");
+        } else {
+          *p = value;
+        }
+      },
+      f.target);
+}
+
+}  // namespace meshlm

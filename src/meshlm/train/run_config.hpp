@@ -1,0 +1,61 @@
+#pragma once
+// Everything a training run is configured by, in three TOML sections ([model], [train],
+// [optim]). One schema table lists every key once; it drives the TOML reader, the
+// `--section.key value` command-line overrides and the reference in docs/CLI.md.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "meshlm/model/config.hpp"
+#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/optim/schedule.hpp"
+
+namespace meshlm {
+
+struct TrainConfig {
+  int64_t micro_batch = 16;   // sequences per micro-batch (B)
+  int64_t block_size = 0;     // tokens per sequence (T); 0 = model.n_positions
+  int64_t grad_accum = 1;     // micro-batches per optimizer step
+  int64_t steps = 1000;       // optimizer steps
+  double lr = 3e-4;           // peak learning rate
+  int64_t warmup_steps = 0;
+  std::string decay = "cosine";  // cosine | linear | constant
+  double min_lr_ratio = 0.1;     // floor of the decay, as a fraction of lr
+  double grad_clip = 1.0;        // max global gradient norm; 0 disables clipping
+  int64_t seed = 1337;           // parameters and batches both derive from it
+  int64_t eval_every = 100;      // steps between validation passes; 0 = only at the end
+  int64_t eval_batches = 8;      // micro-batches per validation pass
+  double val_fraction = 0.1;     // tail of the text held out for validation
+  int64_t threads = 0;           // CPU threads; 0 = all
+  int64_t log_every = 1;
+  std::string device = "cpu";
+
+  int64_t T(const GPTConfig& m) const { return block_size > 0 ? block_size : m.n_positions; }
+};
+
+struct RunConfig {
+  GPTConfig model;
+  TrainConfig train;
+  OptimConfig optim;
+
+  ScheduleConfig schedule() const;
+  // Throws UserError naming the first invalid key.
+  void validate() const;
+};
+
+struct ConfigField {
+  std::string key;  // "section.name"
+  std::variant<int64_t*, double*, float*, bool*, std::string*> target;
+  std::string help;
+};
+std::vector<ConfigField> config_fields(RunConfig& cfg);
+
+// Reads a TOML file over the defaults; unknown keys and wrong types are UserErrors.
+void apply_toml_file(RunConfig& cfg, const std::filesystem::path& path);
+void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string& source);
+// Sets one key from its command-line text ("train.lr", "3e-4").
+void apply_override(RunConfig& cfg, const std::string& key, const std::string& value);
+
+}  // namespace meshlm

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A user's mistake must give exactly one line "error: ..." naming the problem, exit code 2,
+# and leave nothing in --out. Usage: bad_input.sh MESHLM_BINARY SOURCE_DIR
+set -u
+meshlm=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+passes=0
+
+printf 'In the beginning God created the heaven and the earth. %.0s' $(seq 200) > "$work/text.txt"
+: > "$work/empty.txt"
+small="--model.n_layer 1 --model.n_embd 16 --model.n_head 2 --model.n_positions 16 --train.micro_batch 2 --train.steps 2"
+
+# expect NAME PATTERN ARGS... : runs meshlm with ARGS --out $work/out_NAME and checks the outcome.
+expect() {
+  local name=$1 pattern=$2
+  shift 2
+  local out="$work/out_$name"
+  "$meshlm" "$@" --out "$out" > "$work/stdout" 2> "$work/stderr"
+  local rc=$?
+  local lines
+  lines=$(wc -l < "$work/stderr")
+  local problem=""
+  [ "$rc" -eq 2 ] || problem="exit code $rc, expected 2"
+  [ -z "$problem" ] && [ "$lines" -ne 1 ] && problem="$lines lines on stderr, expected 1"
+  [ -z "$problem" ] && ! grep -q '^error: ' "$work/stderr" && problem="stderr does not start with 'error: '"
+  [ -z "$problem" ] && ! grep -qiE "$pattern" "$work/stderr" && problem="message does not mention /$pattern/"
+  [ -z "$problem" ] && [ -e "$out" ] && [ -n "$(ls -A "$out")" ] && problem="--out has files: $(ls -A "$out")"
+  if [ -n "$problem" ]; then
+    echo "FAIL $name: $problem"
+    sed 's/^/    stderr: /' "$work/stderr"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $(cat "$work/stderr")"
+    passes=$((passes + 1))
+  fi
+}
+
+cat > "$work/unknown_key.toml" <<'T'
+[model]
+n_layers = 2
+T
+cat > "$work/malformed.toml" <<'T'
+[model
+n_layer = 2
+T
+cat > "$work/wrong_type.toml" <<'T'
+[train]
+lr = "fast"
+T
+
+expect unknown_config_key "n_layers" train --config "$work/unknown_key.toml" --data "$work/text.txt" $small
+expect malformed_config "malformed|toml" train --config "$work/malformed.toml" --data "$work/text.txt" $small
+expect wrong_type "train.lr" train --config "$work/wrong_type.toml" --data "$work/text.txt" $small
+expect missing_config "not found" train --config "$work/nope.toml" --data "$work/text.txt" $small
+expect unknown_override "model.n_layerz" train --data "$work/text.txt" $small --model.n_layerz 2
+expect bad_override_value "n_layer" train --data "$work/text.txt" $small --model.n_layer two
+expect heads_do_not_divide "divisible" train --data "$work/text.txt" $small --model.n_head 3
+expect missing_data "not found" train --data "$work/missing.txt" $small
+expect empty_data "empty" train --data "$work/empty.txt" $small
+expect data_is_directory "directory" train --data "$work" $small
+expect negative_steps "train.steps" train --data "$work/text.txt" $small --train.steps -1
+expect missing_data_option "data" train $small
+expect bad_optimizer "optimizer" train --data "$work/text.txt" $small --optim.name lion
+
+# Model files: a good one, then truncated and corrupted copies given to --init.
+"$meshlm" train --data "$work/text.txt" $small --out "$work/good" > /dev/null 2>&1 || { echo "FAIL: could not train the reference model"; exit 1; }
+for f in model.safetensors config.json; do [ -s "$work/good/$f" ] || { echo "FAIL: --out lacks $f"; failures=$((failures + 1)); }; done
+mkdir -p "$work/truncated" "$work/corrupt" "$work/badjson" "$work/noweights"
+cp "$work/good/config.json" "$work/truncated/" && head -c 1000 "$work/good/model.safetensors" > "$work/truncated/model.safetensors"
+cp "$work/good/config.json" "$work/corrupt/" && cp "$work/good/model.safetensors" "$work/corrupt/"
+printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$work/corrupt/model.safetensors" conv=notrunc 2>/dev/null
+cp "$work/good/model.safetensors" "$work/badjson/" && echo '{"n_embd": ' > "$work/badjson/config.json"
+cp "$work/good/config.json" "$work/noweights/"
+expect truncated_safetensors "safetensors" train --init "$work/truncated" --data "$work/text.txt" --train.steps 1
+expect corrupt_safetensors "safetensors" train --init "$work/corrupt" --data "$work/text.txt" --train.steps 1
+expect malformed_model_config "config.json" train --init "$work/badjson" --data "$work/text.txt" --train.steps 1
+expect missing_weights "model.safetensors" train --init "$work/noweights" --data "$work/text.txt" --train.steps 1
+expect init_model_override "model.n_layer" train --init "$work/good" --data "$work/text.txt" --model.n_layer 3
+
+# The good model loads back with --init and trains on.
+if "$meshlm" train --init "$work/good" --data "$work/text.txt" --train.steps 1 --train.micro_batch 2 > /dev/null 2>&1; then
+  echo "ok   init_from_saved_model"; passes=$((passes + 1))
+else
+  echo "FAIL init_from_saved_model"; failures=$((failures + 1))
+fi
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]
