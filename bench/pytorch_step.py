@@ -34,6 +34,9 @@ def main():
     cfg = torch_gpt.GPTConfig(m["vocab_size"], m["n_positions"], m["n_embd"], m["n_layer"], m["n_head"])
     B, T = t.get("micro_batch", 16), t.get("block_size", 0) or m["n_positions"]
     model = torch_gpt.GPT(cfg)
+    with torch.no_grad():  # GPT-2's init for the embeddings too, so both systems see the same loss scale
+        torch.nn.init.normal_(model.wte.weight, std=0.02)
+        torch.nn.init.normal_(model.wpe.weight, std=0.02)
     opt = torch.optim.AdamW(model.param_groups(o.get("weight_decay", 0.1)), lr=3e-4,
                             betas=(o.get("beta1", 0.9), o.get("beta2", 0.95)), eps=1e-8)
     i = torch.arange(B * T)

@@ -16,4 +16,7 @@ struct TrainArgs {
 };
 int run_train(const TrainArgs& args);
 
+// Prints every config key with its type, default and meaning (a Markdown table).
+int run_keys();
+
 }  // namespace meshlm

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   train_cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");
   train_cmd->allow_extras();
 
+  CLI::App* keys_cmd = app.add_subcommand("keys", "list every config key with its default and meaning");
+
   try {
     try {
       app.parse(argc, argv);
@@ -33,6 +35,7 @@ int main(int argc, char** argv) {
       if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
       throw UserError(e.what());
     }
+    if (*keys_cmd) return run_keys();
     if (*train_cmd) {
       train.overrides = parse_overrides(train_cmd->remaining());
       return run_train(train);

@@ -1,0 +1,32 @@
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+#include "meshlm/cli/commands.hpp"
+#include "meshlm/train/run_config.hpp"
+
+namespace meshlm {
+
+int run_keys() {
+  RunConfig defaults;
+  std::printf("| key | type | default | meaning |\n|---|---|---|---|\n");
+  for (const ConfigField& f : config_fields(defaults)) {
+    std::string type, value;
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          std::ostringstream os;
+          if constexpr (std::is_same_v<T, int64_t>) type = "integer", os << *p;
+          else if constexpr (std::is_same_v<T, bool>) type = "bool", os << (*p ? "true" : "false");
+          else if constexpr (std::is_same_v<T, std::string>) type = "string", os << '"' << *p << '"';
+          else type = "number", os << *p;
+          value = os.str();
+        },
+        f.target);
+    std::printf("| `%s` | %s | %s | %s |\n", f.key.c_str(), type.c_str(), value.c_str(), f.help.c_str());
+  }
+  return 0;
+}
+
+}  // namespace meshlm
