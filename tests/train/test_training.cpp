@@ -54,8 +54,8 @@ double unigram_entropy(const std::string& bytes) {
 
 TEST(Training, TinyModelLearnsTheKingJamesBibleBeyondUnigramStatistics) {
   RunConfig cfg = tiny_config();
-  cfg.train.steps = 300;
-  cfg.train.warmup_steps = 30;
+  cfg.train.steps = 500;
+  cfg.train.warmup_steps = 50;
   ByteDataset data(kjv_text(), cfg.train.val_fraction, cfg.train.T(cfg.model));
   const std::string text = read_file(kjv_text(), "kjv");
   const double h = unigram_entropy(text.substr(size_t(data.size(Split::train))));
