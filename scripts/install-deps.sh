@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libdnnl-dev ocl-icd-opencl-dev          # oneDNN (its CMake config needs OpenCL headers)
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
+  libsentencepiece-dev sentencepiece        # bpe tokenizer
+  libicu-dev                              # Unicode classes for GPT-2's pre-tokenizer
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy             # test-time reference only
   libopenblas0-openmp                     # PyTorch's best set-up for the speed comparison
@@ -23,12 +25,12 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+"$(dirname "${BASH_SOURCE[0]}")/fetch-gpt2-tokenizer.sh" >/dev/null  # GPT-2 tokenizer files + test reference

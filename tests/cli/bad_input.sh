@@ -9,6 +9,7 @@ trap 'rm -rf "$work"' EXIT
 failures=0
 passes=0
 
+mkdir -p "$work/emptydir"
 printf 'In the beginning God created the heaven and the earth. %.0s' $(seq 200) > "$work/text.txt"
 : > "$work/empty.txt"
 small="--model.n_layer 1 --model.n_embd 16 --model.n_head 2 --model.n_positions 16 --train.micro_batch 2 --train.steps 2"
@@ -64,6 +65,8 @@ expect data_is_directory "directory" train --data "$work" $small
 expect negative_steps "train.steps" train --data "$work/text.txt" $small --train.steps -1
 expect missing_data_option "data" train $small
 expect bad_optimizer "optimizer" train --data "$work/text.txt" $small --optim.name lion
+expect block_exceeds_positions "block_size" train --data "$work/text.txt" $small --train.block_size 32
+expect data_not_prepared "meta.json" train --data "$work/emptydir" $small
 
 # Model files: a good one, then truncated and corrupted copies given to --init.
 "$meshlm" train --data "$work/text.txt" $small --out "$work/good" > /dev/null 2>&1 || { echo "FAIL: could not train the reference model"; exit 1; }
@@ -74,14 +77,30 @@ cp "$work/good/config.json" "$work/corrupt/" && cp "$work/good/model.safetensors
 printf '\xff\xff\xff\xff\xff\xff\xff\x7f' | dd of="$work/corrupt/model.safetensors" conv=notrunc 2>/dev/null
 cp "$work/good/model.safetensors" "$work/badjson/" && echo '{"n_embd": ' > "$work/badjson/config.json"
 cp "$work/good/config.json" "$work/noweights/"
-expect truncated_safetensors "safetensors" train --init "$work/truncated" --data "$work/text.txt" --train.steps 1
-expect corrupt_safetensors "safetensors" train --init "$work/corrupt" --data "$work/text.txt" --train.steps 1
-expect malformed_model_config "config.json" train --init "$work/badjson" --data "$work/text.txt" --train.steps 1
-expect missing_weights "model.safetensors" train --init "$work/noweights" --data "$work/text.txt" --train.steps 1
-expect init_model_override "model.n_layer" train --init "$work/good" --data "$work/text.txt" --model.n_layer 3
+expect truncated_safetensors "safetensors" train --init-from "$work/truncated" --data "$work/text.txt" --train.steps 1
+expect corrupt_safetensors "safetensors" train --init-from "$work/corrupt" --data "$work/text.txt" --train.steps 1
+expect malformed_model_config "config.json" train --init-from "$work/badjson" --data "$work/text.txt" --train.steps 1
+expect missing_weights "model.safetensors" train --init-from "$work/noweights" --data "$work/text.txt" --train.steps 1
+expect init_model_override "model.n_layer" train --init-from "$work/good" --data "$work/text.txt" --model.n_layer 3
+
+# --resume with a config that changes the model is refused, and the run is left as it was.
+"$meshlm" train --data "$work/text.txt" $small --out "$work/run" --train.steps 3 > /dev/null 2>&1 || { echo "FAIL: could not train the run to resume"; exit 1; }
+before=$(ls -R "$work/run" | md5sum)
+"$meshlm" train --resume "$work/run" --data "$work/text.txt" --model.n_layer 2 > /dev/null 2> "$work/stderr"; rc=$?
+if [ $rc -eq 2 ] && grep -q "model.n_layer" "$work/stderr" && [ "$(wc -l < "$work/stderr")" -eq 1 ] && [ "$before" = "$(ls -R "$work/run" | md5sum)" ]; then
+  echo "ok   resume_incompatible_config: $(cat "$work/stderr")"; passes=$((passes + 1))
+else
+  echo "FAIL resume_incompatible_config (exit $rc): $(cat "$work/stderr")"; failures=$((failures + 1))
+fi
+"$meshlm" train --resume "$work/nothing_here" --data "$work/text.txt" > /dev/null 2> "$work/stderr"; rc=$?
+if [ $rc -eq 2 ] && grep -q "no checkpoint" "$work/stderr"; then
+  echo "ok   resume_without_checkpoint: $(cat "$work/stderr")"; passes=$((passes + 1))
+else
+  echo "FAIL resume_without_checkpoint (exit $rc): $(cat "$work/stderr")"; failures=$((failures + 1))
+fi
 
 # The good model loads back with --init and trains on.
-if "$meshlm" train --init "$work/good" --data "$work/text.txt" --train.steps 1 --train.micro_batch 2 > /dev/null 2>&1; then
+if "$meshlm" train --init-from "$work/good" --data "$work/text.txt" --train.steps 1 --train.micro_batch 2 > /dev/null 2>&1; then
   echo "ok   init_from_saved_model"; passes=$((passes + 1))
 else
   echo "FAIL init_from_saved_model"; failures=$((failures + 1))

@@ -3,3 +3,6 @@ set_tests_properties(cli.bad_input PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TI
 
 # docs/CLI.md must list every config key exactly as `meshlm keys` prints it.
 add_test(NAME cli.keys_documented COMMAND bash -c "$<TARGET_FILE:meshlm_cli> keys | while IFS= read -r line; do grep -qxF \"$line\" ${PROJECT_SOURCE_DIR}/docs/CLI.md || { echo \"docs/CLI.md lacks: $line\"; exit 1; }; done")
+
+add_test(NAME cli.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/interrupt.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.interrupt PROPERTIES TIMEOUT 300)

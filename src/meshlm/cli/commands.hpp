@@ -1,22 +1,28 @@
 #pragma once
+// Each command lives in its own file and registers itself on the CLI app: it adds a
+// subcommand with its options and returns the function that runs it once parsed.
+#include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace meshlm {
 
-using Overrides = std::vector<std::pair<std::string, std::string>>;
+using CommandRunner = std::function<int()>;
+struct Command {
+  CLI::App* app;
+  CommandRunner run;
+};
 
+Command register_train(CLI::App& app);
+Command register_prepare(CLI::App& app);
+Command register_eval(CLI::App& app);
+Command register_generate(CLI::App& app);
+Command register_keys(CLI::App& app);
+
+using Overrides = std::vector<std::pair<std::string, std::string>>;
 // Turns leftover arguments "--a.b v" / "--a.b=v" into (key, value) pairs; anything else is a UserError.
 Overrides parse_overrides(const std::vector<std::string>& args);
-
-struct TrainArgs {
-  std::string config, data, out, init;
-  Overrides overrides;
-};
-int run_train(const TrainArgs& args);
-
-// Prints every config key with its type, default and meaning (a Markdown table).
-int run_keys();
 
 }  // namespace meshlm

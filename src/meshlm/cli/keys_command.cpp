@@ -8,6 +8,8 @@
 
 namespace meshlm {
 
+namespace {
+
 int run_keys() {
   RunConfig defaults;
   std::printf("| key | type | default | meaning |\n|---|---|---|---|\n");
@@ -27,6 +29,12 @@ int run_keys() {
     std::printf("| `%s` | %s | %s | %s |\n", f.key.c_str(), type.c_str(), value.c_str(), f.help.c_str());
   }
   return 0;
+}
+
+}  // namespace
+
+Command register_keys(CLI::App& app) {
+  return {app.add_subcommand("keys", "list every config key with its default and meaning"), run_keys};
 }
 
 }  // namespace meshlm

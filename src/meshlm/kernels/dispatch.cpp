@@ -9,7 +9,7 @@ const KernelTable& kernels_for(Device device) {
       cpu::embedding_forward, cpu::embedding_backward, cpu::layernorm_forward,     cpu::layernorm_backward,
       cpu::linear_forward,    cpu::linear_backward,    cpu::attention_forward,     cpu::attention_backward,
       cpu::gelu_forward,      cpu::gelu_backward,      cpu::residual_forward,      cpu::cross_entropy_forward,
-      cpu::cross_entropy_backward,
+      cpu::cross_entropy_backward, cpu::attention_cached_forward,
   };
   switch (device) {
     case Device::cpu: return cpu_table;

@@ -62,6 +62,17 @@ struct KernelTable {
   // 0 for ignored rows and padding columns.
   void (*cross_entropy_backward)(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
                                  int64_t V, int64_t Vp);
+
+  // Inference only: causal attention of Tn new tokens over a KV cache. Stores the new
+  // tokens' keys and values (from qkv[B,Tn,3C], laid out as in attention_forward) at cache
+  // positions [pos, pos+Tn), then attends each new query (absolute position pos+t) over
+  // positions [0, pos+t]. out[B,Tn,C]. kcache[B,H,hs,max_T] holds keys transposed (so the
+  // scores vectorise over positions); vcache[B,H,max_T,hs]. Same values as
+  // attention_forward on the corresponding rows of the whole sequence, up to the order in
+  // which its GEMMs round (bit-identical where they accumulate each dot product in order
+  // and scale the result: see tests/model/test_generation.cpp).
+  void (*attention_cached_forward)(float* out, float* kcache, float* vcache, const float* qkv, int64_t B,
+                                   int64_t Tn, int64_t pos, int64_t max_T, int64_t C, int64_t H);
 };
 
 // The kernels of a device; throws UserError if this build has no backend for it.

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/model/kv_cache.hpp"
 
 namespace meshlm {
 
@@ -178,6 +179,65 @@ void GPT::backward(const float* params, float* grads, float dloss) {
   }
   k.embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T, C);
   targets_ = nullptr;  // the logits now hold gradients: a second backward needs a new forward
+}
+
+const float* GPT::forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache) {
+  const GPTConfig& cc = cache.config();
+  MESHLM_ASSERT(cc.n_layer == cfg_.n_layer && cc.n_embd == cfg_.n_embd && cc.n_head == cfg_.n_head,
+                "KV cache built for another model shape");
+  MESHLM_ASSERT(B == cache.batch() && Tn > 0, "forward_cached on ", B, "x", Tn, " with a cache for batch ",
+                cache.batch());
+  const int64_t pos = cache.size(), N = B * Tn, C = cfg_.n_embd, V = cfg_.vocab_size, H = cfg_.n_head;
+  if (pos + Tn > cfg_.n_positions)
+    throw UserError(cat("sequence of ", pos + Tn, " tokens exceeds model.n_positions (", cfg_.n_positions, ")"));
+  if (pos + Tn > cache.capacity())
+    throw UserError(cat("sequence of ", pos + Tn, " tokens exceeds the KV cache's length (", cache.capacity(), ")"));
+  for (int64_t i = 0; i < N; ++i)
+    if (tokens[i] < 0 || tokens[i] >= V)
+      throw UserError(cat("token id ", tokens[i], " is outside the vocabulary [0, ", V, ")"));
+  const float eps = cfg_.layer_norm_epsilon;
+  const KernelTable& k = *k_;
+  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
+
+  // Activations of the Tn new tokens only (the past lives in the cache), with the same
+  // kernels and per-row arithmetic as forward().
+  float *x = nullptr, *y = nullptr, *ln = nullptr, *mean = nullptr, *rstd = nullptr, *qkv = nullptr,
+        *atty = nullptr, *fch = nullptr, *fch_gelu = nullptr, *logits = nullptr;
+  auto lay = [&](float* base) {
+    Carver cv(base);
+    x = cv.take(size_t(N * C));  // residual stream, ping-ponged with y
+    y = cv.take(size_t(N * C));
+    ln = cv.take(size_t(N * C));
+    mean = cv.take(size_t(N));
+    rstd = cv.take(size_t(N));
+    qkv = cv.take(size_t(N * 3 * C));
+    atty = cv.take(size_t(N * C));
+    fch = cv.take(size_t(N * 4 * C));
+    fch_gelu = cv.take(size_t(N * 4 * C));
+    logits = cv.take(size_t(N * V));
+    return cv.used();
+  };
+  lay(cache.scratch(lay(nullptr)));
+
+  // Positions pos..pos+Tn-1: the kernel indexes wpe by t, so shift its base.
+  k.embedding_forward(x, tokens, p.wte, p.wpe + pos * C, B, Tn, C);
+  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+    const BlockParams& w = p.blocks[size_t(l)];
+    k.layernorm_forward(ln, mean, rstd, x, w.ln1_w, w.ln1_b, N, C, eps);
+    k.linear_forward(qkv, ln, w.qkv_w, w.qkv_b, N, C, 3 * C, WeightLayout::in_out);
+    k.attention_cached_forward(atty, cache.k(l), cache.v(l), qkv, B, Tn, pos, cache.capacity(), C, H);
+    k.linear_forward(y, atty, w.attproj_w, w.attproj_b, N, C, C, WeightLayout::in_out);
+    k.residual_forward(y, y, x, N * C);
+    k.layernorm_forward(ln, mean, rstd, y, w.ln2_w, w.ln2_b, N, C, eps);
+    k.linear_forward(fch, ln, w.fc_w, w.fc_b, N, C, 4 * C, WeightLayout::in_out);
+    k.gelu_forward(fch_gelu, fch, N * 4 * C);
+    k.linear_forward(x, fch_gelu, w.fcproj_w, w.fcproj_b, N, 4 * C, C, WeightLayout::in_out);
+    k.residual_forward(x, x, y, N * C);
+  }
+  k.layernorm_forward(ln, mean, rstd, x, p.lnf_w, p.lnf_b, N, C, eps);
+  k.linear_forward(logits, ln, p.wte, nullptr, N, C, V, WeightLayout::out_in);
+  cache.advance(Tn);
+  return logits;
 }
 
 }  // namespace meshlm

@@ -16,6 +16,8 @@
 
 namespace meshlm {
 
+class KVCache;
+
 class GPT {
  public:
   // max_B × max_T is the largest micro-batch forward() accepts (max_T ≤ n_positions).
@@ -40,6 +42,13 @@ class GPT {
   // accumulated (+=) into grads; `dloss` scales the gradient of the mean loss (1/grad_accum
   // when accumulating micro-batches).
   void backward(const float* params, float* grads, float dloss = 1.0f);
+
+  // Inference with a KV cache: runs tokens[B,Tn] as positions [cache.size(), cache.size()+Tn)
+  // of B sequences (a prefill when the cache is empty, then typically Tn = 1), appends their
+  // keys and values to the cache and returns their logits [B,Tn,V], valid until the cache's
+  // next use. Works in the cache's own buffers: forward()/backward() state is untouched and
+  // max_B/max_T do not apply. UserError past model.n_positions or the cache's capacity.
+  const float* forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache);
 
  private:
   struct Acts;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
 #include "meshlm/core/atomic_file.hpp"
@@ -31,8 +32,12 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.grad_clip", &t.grad_clip, "clip the global gradient norm to this (0 = off)"},
       {"train.seed", &t.seed, "seed of parameter initialisation and batch sampling"},
       {"train.eval_every", &t.eval_every, "steps between validation passes (0 = only at the end)"},
-      {"train.eval_batches", &t.eval_batches, "micro-batches per validation pass"},
-      {"train.val_fraction", &t.val_fraction, "fraction of the data held out for validation"},
+      {"train.eval_tokens", &t.eval_tokens, "validation tokens per evaluation"},
+      {"train.patience", &t.patience, "stop after this many evaluations without improvement (0 = never)"},
+      {"train.min_delta", &t.min_delta, "smallest drop in val loss that counts as an improvement"},
+      {"train.save_every", &t.save_every, "steps between checkpoints (0 = only at the end)"},
+      {"train.keep_checkpoints", &t.keep_checkpoints, "recent checkpoints kept (the best is always kept)"},
+      {"train.val_fraction", &t.val_fraction, "for a plain text file as --data: its tail held out for validation"},
       {"train.threads", &t.threads, "CPU threads (0 = all)"},
       {"train.log_every", &t.log_every, "steps between log lines"},
       {"train.device", &t.device, "cpu or cuda"},
@@ -75,7 +80,11 @@ void RunConfig::validate() const {
   positive("train.grad_accum", train.grad_accum);
   positive("train.steps", train.steps);
   non_negative("train.eval_every", train.eval_every);
-  positive("train.eval_batches", train.eval_batches);
+  positive("train.eval_tokens", train.eval_tokens);
+  non_negative("train.patience", train.patience);
+  non_negative("train.save_every", train.save_every);
+  positive("train.keep_checkpoints", train.keep_checkpoints);
+  if (!(train.min_delta >= 0)) throw UserError(cat("train.min_delta must not be negative, got ", train.min_delta));
   non_negative("train.threads", train.threads);
   positive("train.log_every", train.log_every);
   if (train.block_size > model.n_positions)
@@ -173,6 +182,52 @@ void apply_override(RunConfig& cfg, const std::string& key, const std::string& v
         }
       },
       f.target);
+}
+
+std::string config_to_json(const RunConfig& cfg) {
+  RunConfig copy = cfg;
+  nlohmann::ordered_json j;
+  for (const ConfigField& f : config_fields(copy)) std::visit([&](auto* p) { j[f.key] = *p; }, f.target);
+  return j.dump(2);
+}
+
+RunConfig config_from_json(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(cat(source, " is not valid JSON"));
+  }
+  if (!j.is_object()) throw UserError(cat(source, " is not a JSON object"));
+  RunConfig cfg;
+  auto fields = config_fields(cfg);
+  for (auto& f : fields) {
+    auto it = j.find(f.key);
+    if (it == j.end()) continue;  // a key newer than the checkpoint keeps its default
+    std::visit(
+        [&](auto* p) {
+          using T = std::remove_pointer_t<decltype(p)>;
+          try {
+            *p = it->template get<T>();
+          } catch (const nlohmann::json::exception&) {
+            throw UserError(cat(source, ": config key '", f.key, "' has the wrong type"));
+          }
+        },
+        f.target);
+  }
+  return cfg;
+}
+
+std::vector<std::string> resume_incompatible_keys(const RunConfig& saved, const RunConfig& now) {
+  const nlohmann::json a = nlohmann::json::parse(config_to_json(saved));
+  const nlohmann::json b = nlohmann::json::parse(config_to_json(now));
+  std::vector<std::string> diff;
+  for (auto& [key, value] : a.items()) {
+    const bool fixed = key.rfind("model.", 0) == 0 || key.rfind("optim.", 0) == 0 || key == "train.micro_batch" ||
+                       key == "train.block_size" || key == "train.grad_accum" || key == "train.seed";
+    if (fixed && b.value(key, nlohmann::json()) != value) diff.push_back(key);
+  }
+  return diff;
 }
 
 }  // namespace meshlm

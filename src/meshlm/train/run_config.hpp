@@ -26,8 +26,12 @@ struct TrainConfig {
   double grad_clip = 1.0;        // max global gradient norm; 0 disables clipping
   int64_t seed = 1337;           // parameters and batches both derive from it
   int64_t eval_every = 100;      // steps between validation passes; 0 = only at the end
-  int64_t eval_batches = 8;      // micro-batches per validation pass
-  double val_fraction = 0.1;     // tail of the text held out for validation
+  int64_t eval_tokens = 65536;   // validation tokens per evaluation
+  int64_t patience = 0;          // early stopping: evaluations without improvement; 0 = off
+  double min_delta = 0.0;        // improvement in val loss that counts
+  int64_t save_every = 0;        // steps between checkpoints (0 = only at the end and on stop)
+  int64_t keep_checkpoints = 3;  // most recent checkpoints kept (plus the best)
+  double val_fraction = 0.1;     // for a plain text file: its tail held out for validation
   int64_t threads = 0;           // CPU threads; 0 = all
   int64_t log_every = 1;
   std::string device = "cpu";
@@ -57,5 +61,11 @@ void apply_toml_file(RunConfig& cfg, const std::filesystem::path& path);
 void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string& source);
 // Sets one key from its command-line text ("train.lr", "3e-4").
 void apply_override(RunConfig& cfg, const std::string& key, const std::string& value);
+
+// The whole config as a flat JSON object {"model.n_layer": 4, ...} and back (for checkpoints).
+std::string config_to_json(const RunConfig& cfg);
+RunConfig config_from_json(const std::string& json, const std::string& source);
+// Keys whose change would make a resumed run differ from an uninterrupted one.
+std::vector<std::string> resume_incompatible_keys(const RunConfig& saved, const RunConfig& now);
 
 }  // namespace meshlm

@@ -28,5 +28,7 @@ void cross_entropy_forward(float* losses, float* lse, const float* logits, const
                            int64_t V, int64_t Vp);
 void cross_entropy_backward(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
                             int64_t V, int64_t Vp);
+void attention_cached_forward(float* out, float* kcache, float* vcache, const float* qkv, int64_t B, int64_t Tn,
+                              int64_t pos, int64_t max_T, int64_t C, int64_t H);
 
 }  // namespace meshlm::cpu

@@ -1,0 +1,53 @@
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/model_loading.hpp"
+#include "meshlm/core/error.hpp"
+#include "meshlm/core/timer.hpp"
+#include "meshlm/train/evaluate.hpp"
+
+namespace meshlm {
+
+namespace {
+
+struct EvalArgs {
+  std::string checkpoint, data, split = "val";
+  int64_t tokens = 0, batch = 8, block_size = 0;
+};
+
+int run_eval(const EvalArgs& a) {
+  ModelForInference m = load_model_for_inference(a.checkpoint);
+  auto data = open_token_source(a.data, 0.1);
+  check_tokenizer_matches(m, data->tokenizer(), a.data);
+  const int64_t T = a.block_size > 0 ? a.block_size : m.model.config.n_positions;
+  if (T > m.model.config.n_positions)
+    throw UserError(cat("--block-size ", T, " exceeds the model's n_positions (", m.model.config.n_positions, ")"));
+  if (a.batch <= 0) throw UserError(cat("--batch must be positive, got ", a.batch));
+  GPT gpt(m.model.config, a.batch, T);
+  Timer timer;
+  EvalResult r = evaluate_model(gpt, m.model.params.data(), *data, a.split == "val" ? Split::val : Split::train,
+                                a.batch, T, a.tokens);
+  std::printf("%s split of %s: loss %.4f | perplexity %.3f | %lld tokens evaluated | %.1f s\n", a.split.c_str(),
+              a.data.c_str(), r.loss, std::exp(r.loss), (long long)r.tokens, timer.seconds());
+  return 0;
+}
+
+}  // namespace
+
+Command register_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand("eval", "loss and perplexity of a model on a data split");
+  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its latest checkpoint) or a model directory")
+      ->required();
+  cmd->add_option("--data", a->data, "a data directory from `meshlm prepare`, or a text file")->required();
+  cmd->add_option("--split", a->split, "val or train")->check(CLI::IsMember({"val", "train"}));
+  cmd->add_option("--tokens", a->tokens, "evaluate at most this many tokens (0 = the whole split)");
+  cmd->add_option("--batch", a->batch, "sequences per forward pass");
+  cmd->add_option("--block-size", a->block_size, "tokens per sequence (default: the model's n_positions)");
+  return {cmd, [a] { return run_eval(*a); }};
+}
+
+}  // namespace meshlm

@@ -1,0 +1,79 @@
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/model_loading.hpp"
+#include "meshlm/core/error.hpp"
+#include "meshlm/core/timer.hpp"
+#include "meshlm/model/generate.hpp"
+#include "meshlm/model/gpt.hpp"
+
+namespace meshlm {
+
+namespace {
+
+struct GenerateArgs {
+  std::string checkpoint, prompt;
+  int64_t max_new_tokens = 200;
+  SamplingOptions sampling;
+};
+
+int run_generate(GenerateArgs a) {
+  ModelForInference m = load_model_for_inference(a.checkpoint);
+  if (!m.tokenizer)
+    throw UserError(cat(m.dir.string(), " has no tokenizer.json: generate needs a checkpoint saved by meshlm train"));
+  if (a.max_new_tokens < 0) throw UserError(cat("--max-new-tokens must not be negative, got ", a.max_new_tokens));
+  std::vector<int32_t> prompt;
+  m.tokenizer->encode(a.prompt, prompt);
+  if (prompt.empty()) {
+    auto sep = m.tokenizer->document_separator();
+    if (!sep) throw UserError("--prompt is empty and this tokenizer has no document separator to start from");
+    prompt.push_back(*sep);
+  }
+  const GPTConfig& cfg = m.model.config;
+  if (int64_t(prompt.size()) >= cfg.n_positions)
+    throw UserError(cat("the prompt has ", prompt.size(), " tokens; the model's context is ", cfg.n_positions));
+  GPT gpt(cfg, 1, 1);
+  std::printf("%s", a.prompt.c_str());
+  std::fflush(stdout);
+  // Decode the whole continuation each time and print what is new, so multi-token
+  // characters appear once complete.
+  std::vector<int32_t> generated;
+  size_t printed = 0;
+  Timer timer;
+  generate_tokens(gpt, m.model.params.data(), prompt, a.max_new_tokens, a.sampling, [&](int32_t id) {
+    generated.push_back(id);
+    std::string text = m.tokenizer->decode(generated);
+    if (text.size() > printed && !utf8_error_offset(text.substr(printed))) {
+      std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+      std::fflush(stdout);
+      printed = text.size();
+    }
+    return true;
+  });
+  const std::string text = m.tokenizer->decode(generated);
+  if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+  std::printf("\n");
+  std::fprintf(stderr, "generated %zu tokens in %.2f s (%.1f tokens/s)\n", generated.size(), timer.seconds(),
+               double(generated.size()) / timer.seconds());
+  return 0;
+}
+
+}  // namespace
+
+Command register_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "sample text from a trained model");
+  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, or a run directory (its latest checkpoint)")->required();
+  cmd->add_option("--prompt", a->prompt, "text to continue");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate (stops earlier at the context length)");
+  cmd->add_option("--temperature", a->sampling.temperature, "softmax temperature; 0 = greedy");
+  cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)");
+  cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass");
+  cmd->add_option("--seed", a->sampling.seed, "sampling seed (same seed, same text)");
+  return {cmd, [a] { return run_generate(*a); }};
+}
+
+}  // namespace meshlm

@@ -1,0 +1,173 @@
+#include "meshlm/train/checkpoint.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "meshlm/core/atomic_file.hpp"
+#include "meshlm/core/error.hpp"
+#include "meshlm/model/model_io.hpp"
+#include "meshlm/model/safetensors.hpp"
+
+namespace meshlm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kStateFile = "trainer_state.json";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+
+std::string step_dir_name(int64_t step) {
+  std::ostringstream os;
+  os << "step_" << std::setw(6) << std::setfill('0') << step;
+  return os.str();
+}
+
+std::optional<std::string> read_pointer(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::nullopt;
+  std::string name = read_file(file, "checkpoint pointer");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  if (name.empty() || name.find('/') != std::string::npos) return std::nullopt;
+  return name;
+}
+
+void write_optimizer(const fs::path& path, Optimizer& opt, const ParamLayout& layout) {
+  std::vector<TensorRef> tensors;
+  for (auto& [state_name, buf] : opt.state())
+    for (const ParamView& v : layout.views())
+      tensors.emplace_back(state_name + "." + v.spec.name, DType::f32, v.spec.shape, buf->data<float>() + v.offset);
+  write_safetensors(path, tensors, {{"optimizer", ""}, {"steps", std::to_string(opt.steps())}});
+}
+
+void read_optimizer(const fs::path& path, Optimizer& opt, const ParamLayout& layout) {
+  SafetensorsFile file(path);
+  for (auto& [state_name, buf] : opt.state())
+    for (const ParamView& v : layout.views()) {
+      const std::string name = state_name + "." + v.spec.name;
+      if (!file.has(name)) throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name));
+      file.read_as_f32(name, {buf->data<float>() + v.offset, v.numel});
+    }
+}
+
+// Removes step_* directories beyond the newest `keep`, sparing `best`.
+void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::string>& best) {
+  std::vector<std::string> steps;
+  for (const auto& e : fs::directory_iterator(ckpt_root))
+    if (e.is_directory() && e.path().filename().string().rfind("step_", 0) == 0)
+      steps.push_back(e.path().filename().string());
+  std::sort(steps.begin(), steps.end());
+  const int64_t excess = int64_t(steps.size()) - keep;
+  for (int64_t i = 0; i < excess; ++i)
+    if (!best || steps[size_t(i)] != *best) fs::remove_all(ckpt_root / steps[size_t(i)]);
+}
+
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
+                         const std::string& data_description, bool is_best) {
+  const fs::path root = run_dir / "checkpoints";
+  fs::create_directories(root);
+  const TrainerState& st = trainer.state();
+  const std::string name = step_dir_name(st.step);
+  const fs::path final_dir = root / name;
+  const fs::path tmp = root / cat(".tmp.", name, ".", ::getpid());
+  fs::remove_all(tmp);
+  try {
+    fs::create_directories(tmp);
+    save_model(tmp, trainer.config().model, trainer.model().layout(), trainer.params());
+    write_optimizer(tmp / kOptimizerFile, trainer.optimizer(), trainer.model().layout());
+    tokenizer.save(tmp);
+    nlohmann::ordered_json j;
+    j["format"] = "meshlm-checkpoint";
+    j["version"] = 1;
+    j["step"] = st.step;
+    j["best_val_loss"] = std::isfinite(st.best_val_loss) ? nlohmann::json(st.best_val_loss) : nlohmann::json();
+    j["best_step"] = st.best_step;
+    j["evals_without_improvement"] = st.evals_without_improvement;
+    j["optimizer_steps"] = trainer.optimizer().steps();
+    j["data"] = data_description;
+    j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
+                                                      trainer.config().train.grad_accum}};
+    j["rng"] = {{"kind", "philox4x32-10 counter-based"}, {"seed", trainer.config().train.seed}};
+    j["tokenizer"] = {{"kind", std::string(tokenizer.kind())}, {"vocab_size", tokenizer.vocab_size()}};
+    j["config"] = nlohmann::json::parse(config_to_json(trainer.config()));
+    write_text_atomic(tmp / kStateFile, j.dump(2) + "\n");
+    sync_directory(tmp);
+    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-save of the same step
+    fs::rename(tmp, final_dir);
+    sync_directory(root);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  if (is_best) write_text_atomic(root / "best", name + "\n");
+  write_text_atomic(root / "latest", name + "\n");  // last: only a complete checkpoint is ever `latest`
+  prune(root, trainer.config().train.keep_checkpoints, read_pointer(root / "best"));
+  return final_dir;
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
+  auto name = read_pointer(run_dir / "checkpoints" / "latest");
+  if (!name) return std::nullopt;
+  fs::path dir = run_dir / "checkpoints" / *name;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw UserError(cat("checkpoint pointer ", (run_dir / "checkpoints" / "latest").string(), " names ", *name,
+                        ", which does not exist"));
+  return dir;
+}
+
+fs::path resolve_checkpoint(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw UserError(cat("checkpoint not found: ", path.string()));
+  if (fs::exists(path / kModelWeightsFile, ec)) return path;
+  if (auto latest = latest_checkpoint(path)) return *latest;
+  throw UserError(cat(path.string(), " is neither a checkpoint (no ", kModelWeightsFile,
+                      ") nor a run directory with checkpoints"));
+}
+
+CheckpointInfo read_checkpoint_info(const fs::path& dir) {
+  const fs::path file = dir / kStateFile;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(file, "trainer state"));
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(cat("trainer state ", file.string(), " is not valid JSON"));
+  }
+  CheckpointInfo info;
+  info.dir = dir;
+  try {
+    if (j.at("format") != "meshlm-checkpoint") throw UserError(cat(file.string(), " is not a meshlm trainer state"));
+    info.state.step = j.at("step").get<int64_t>();
+    info.state.best_val_loss =
+        j.at("best_val_loss").is_null() ? std::numeric_limits<float>::infinity() : j.at("best_val_loss").get<float>();
+    info.state.best_step = j.at("best_step").get<int64_t>();
+    info.state.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
+    info.data = j.at("data").get<std::string>();
+    info.tokenizer = j.at("tokenizer").at("kind").get<std::string>();
+    info.config = config_from_json(j.at("config").dump(), file.string());
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(cat("trainer state ", file.string(), " is missing a field or has a wrong type"));
+  }
+  if (info.state.step < 0) throw UserError(cat("trainer state ", file.string(), " has a negative step"));
+  return info;
+}
+
+void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer) {
+  const GPTConfig saved = load_model_config(info.dir);
+  if (!(saved == trainer.config().model))
+    throw UserError(cat("checkpoint ", info.dir.string(), " holds a different model shape than the config"));
+  load_model_params(info.dir / kModelWeightsFile, saved, trainer.model().layout(), trainer.params());
+  read_optimizer(info.dir / kOptimizerFile, trainer.optimizer(), trainer.model().layout());
+  trainer.restore_state(info.state);
+}
+
+}  // namespace meshlm

@@ -1,0 +1,20 @@
+#pragma once
+// Mean next-token loss of a model over the first whole windows of a split (sequential,
+// non-overlapping windows of T + 1 tokens, batched B at a time).
+#include <cstdint>
+
+#include "meshlm/data/token_source.hpp"
+#include "meshlm/model/gpt.hpp"
+
+namespace meshlm {
+
+struct EvalResult {
+  double loss = 0;     // mean cross-entropy, nats per token
+  int64_t tokens = 0;  // tokens scored
+};
+
+// Scores up to max_tokens (0 = the whole split). The model must allow B×T micro-batches.
+EvalResult evaluate_model(GPT& model, const float* params, const TokenSource& data, Split split, int64_t B, int64_t T,
+                          int64_t max_tokens);
+
+}  // namespace meshlm

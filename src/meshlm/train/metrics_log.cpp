@@ -1,0 +1,33 @@
+#include "meshlm/train/metrics_log.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "meshlm/core/error.hpp"
+
+namespace meshlm {
+
+MetricsLog::MetricsLog(const std::filesystem::path& path) : f_(std::fopen(path.c_str(), "a")) {
+  if (!f_) throw UserError(cat("cannot open ", path.string(), ": ", std::strerror(errno)));
+}
+
+MetricsLog::~MetricsLog() {
+  if (f_) std::fclose(f_);
+}
+
+void MetricsLog::step(const StepStats& s) {
+  if (!f_) return;
+  std::fprintf(f_, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"ms\": %.3f}\n",
+               (long long)s.step, s.loss, s.lr, s.grad_norm, s.tokens_per_s, s.ms);
+  std::fflush(f_);
+}
+
+void MetricsLog::eval(const EvalStats& e, bool best) {
+  if (!f_) return;
+  std::fprintf(f_, "{\"step\": %lld, \"val_loss\": %.6g, \"val_ppl\": %.6g, \"val_tokens\": %lld, \"best\": %s}\n",
+               (long long)e.step, e.loss, std::exp(double(e.loss)), (long long)e.tokens, best ? "true" : "false");
+  std::fflush(f_);
+}
+
+}  // namespace meshlm
