@@ -6,3 +6,5 @@ add_test(NAME cli.keys_documented COMMAND bash -c "$<TARGET_FILE:meshlm_cli> key
 
 add_test(NAME cli.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/interrupt.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.interrupt PROPERTIES TIMEOUT 300)
+
+add_test(NAME cli.help_documented COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/help_documented.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})

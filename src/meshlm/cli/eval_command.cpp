@@ -40,12 +40,12 @@ int run_eval(const EvalArgs& a) {
 Command register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "loss and perplexity of a model on a data split");
-  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its latest checkpoint) or a model directory")
+  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its final model, else its latest checkpoint) or a model directory")
       ->required();
   cmd->add_option("--data", a->data, "a data directory from `meshlm prepare`, or a text file")->required();
-  cmd->add_option("--split", a->split, "val or train")->check(CLI::IsMember({"val", "train"}));
-  cmd->add_option("--tokens", a->tokens, "evaluate at most this many tokens (0 = the whole split)");
-  cmd->add_option("--batch", a->batch, "sequences per forward pass");
+  cmd->add_option("--split", a->split, "val or train")->check(CLI::IsMember({"val", "train"}))->capture_default_str();
+  cmd->add_option("--tokens", a->tokens, "evaluate at most this many tokens (0 = the whole split)")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "sequences per forward pass")->capture_default_str();
   cmd->add_option("--block-size", a->block_size, "tokens per sequence (default: the model's n_positions)");
   return {cmd, [a] { return run_eval(*a); }};
 }

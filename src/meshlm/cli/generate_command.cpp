@@ -56,6 +56,7 @@ int run_generate(GenerateArgs a) {
   const std::string text = m.tokenizer->decode(generated);
   if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
   std::printf("\n");
+  std::fflush(stdout);  // the text before the statistics, also when both go to one file
   std::fprintf(stderr, "generated %zu tokens in %.2f s (%.1f tokens/s)\n", generated.size(), timer.seconds(),
                double(generated.size()) / timer.seconds());
   return 0;
@@ -66,13 +67,13 @@ int run_generate(GenerateArgs a) {
 Command register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "sample text from a trained model");
-  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, or a run directory (its latest checkpoint)")->required();
+  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its final model, else its latest checkpoint) or a model directory with tokenizer files")->required();
   cmd->add_option("--prompt", a->prompt, "text to continue");
-  cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate (stops earlier at the context length)");
-  cmd->add_option("--temperature", a->sampling.temperature, "softmax temperature; 0 = greedy");
-  cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)");
-  cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass");
-  cmd->add_option("--seed", a->sampling.seed, "sampling seed (same seed, same text)");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate (stops earlier at the context length)")->capture_default_str();
+  cmd->add_option("--temperature", a->sampling.temperature, "softmax temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)")->capture_default_str();
+  cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass")->capture_default_str();
+  cmd->add_option("--seed", a->sampling.seed, "sampling seed (same seed, same text)")->capture_default_str();
   return {cmd, [a] { return run_generate(*a); }};
 }
 

@@ -193,7 +193,8 @@ int run_train(const TrainArgs& args) {
         last_saved = st.step;
       }
     }
-    if (cfg.train.save_every > 0 && st.step % cfg.train.save_every == 0 && last_saved != st.step) {
+    // The last step is saved after the final evaluation, so that its checkpoint can be marked best.
+    if (cfg.train.save_every > 0 && st.step % cfg.train.save_every == 0 && last_saved != st.step && !last) {
       save(false);
       last_saved = st.step;
     }
@@ -220,6 +221,7 @@ int run_train(const TrainArgs& args) {
   }
   if (!run_dir.empty()) {
     save_model(run_dir, cfg.model, trainer.model().layout(), trainer.params());
+    data->tokenizer().save(run_dir);  // the run directory is then a complete model for eval/generate
     std::printf("saved %s/model.safetensors and %s/config.json (best val loss %.4f at step %lld)\n", run_dir.c_str(),
                 run_dir.c_str(), trainer.state().best_val_loss, (long long)trainer.state().best_step);
   }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# docs/CLI.md must hold, line for line, what `meshlm [COMMAND] --help` prints for every command,
+# so the reference cannot drift from the program.
+set -u
+meshlm=$1 doc=$2/docs/CLI.md
+status=0
+for cmd in "" prepare train eval generate keys; do
+  help=$("$meshlm" $cmd --help) || { echo "meshlm $cmd --help failed"; exit 1; }
+  while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    grep -qxF -- "$line" "$doc" || { echo "docs/CLI.md lacks (from meshlm $cmd --help): $line"; status=1; }
+  done <<< "$help"
+done
+# Every subcommand the program lists must have its own section.
+for cmd in $("$meshlm" --help | sed -n '/^Subcommands:/,$p' | awk 'NR>1 {print $1}'); do
+  grep -q "^## \`meshlm $cmd\`" "$doc" || { echo "docs/CLI.md has no section for meshlm $cmd"; status=1; }
+done
+exit $status
