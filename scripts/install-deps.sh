@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libdnnl-dev ocl-icd-opencl-dev          # oneDNN (its CMake config needs OpenCL headers)
+  openmpi-bin libopenmpi-dev              # processes and CPU collectives (data parallelism)
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libsentencepiece-dev sentencepiece        # bpe tokenizer
   libicu-dev                              # Unicode classes for GPT-2's pre-tokenizer

@@ -258,8 +258,9 @@ TEST_P(OptimSharding, SteppingPiecesEqualsSteppingWhole) {
   std::vector<float> pieces = whole, sharded = whole;
   auto opt_whole = make_optimizer(cfg, n);
   auto opt_pieces = make_optimizer(cfg, n);
-  auto opt_shard_a = make_optimizer(cfg, n);
-  auto opt_shard_b = make_optimizer(cfg, n);
+  // Shard optimizers keep state for their own elements only.
+  auto opt_shard_a = make_optimizer(cfg, StateRange{0, cut});
+  auto opt_shard_b = make_optimizer(cfg, StateRange{cut, n - cut});
   const std::vector<ParamRange> one = {{0, n, true}};
   const std::vector<ParamRange> two = {{0, cut, true}, {cut, n - cut, true}};
   for (int s = 0; s < 4; ++s) {
@@ -268,12 +269,23 @@ TEST_P(OptimSharding, SteppingPiecesEqualsSteppingWhole) {
     opt_whole->step(whole.data(), g.data(), one, lr);
     opt_pieces->step(pieces.data(), g.data(), two, lr);
     opt_shard_a->step(sharded.data(), g.data(), std::span(two).first(1), lr);
-    opt_shard_b->step(sharded.data(), g.data(), std::span(two).last(1), lr);
+    opt_shard_b->step(sharded.data(), g.data() + cut, std::span(two).last(1), lr);
   }
   EXPECT_EQ(pieces, whole);
   EXPECT_EQ(sharded, whole);
   EXPECT_EQ(concat_state(*opt_pieces), concat_state(*opt_whole));
   EXPECT_EQ(opt_shard_a->steps(), 4);
+  // Each state buffer of the whole is the shards' buffers end to end.
+  auto whole_state = opt_whole->state(), a_state = opt_shard_a->state(), b_state = opt_shard_b->state();
+  ASSERT_EQ(a_state.size(), whole_state.size());
+  for (size_t k = 0; k < whole_state.size(); ++k) {
+    ASSERT_EQ(a_state[k].second->size(), cut);
+    ASSERT_EQ(b_state[k].second->size(), n - cut);
+    std::vector<float> joined(a_state[k].second->f32().begin(), a_state[k].second->f32().end());
+    joined.insert(joined.end(), b_state[k].second->f32().begin(), b_state[k].second->f32().end());
+    const auto w = whole_state[k].second->f32();
+    EXPECT_EQ(joined, std::vector<float>(w.begin(), w.end())) << whole_state[k].first;
+  }
 }
 
 TEST_P(OptimSharding, ResultDoesNotDependOnThreadCount) {

@@ -6,10 +6,12 @@
 #include <vector>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/core/error.hpp"
 
 int main(int argc, char** argv) {
   using namespace meshlm;
+  set_command_line(argc, argv);
   CLI::App app{"meshlm: train GPT language models on a device mesh", "meshlm"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "meshlm 0.1.0");

@@ -11,6 +11,8 @@
 #include <optional>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/train/checkpoint.hpp"
@@ -47,8 +49,33 @@ namespace {
 struct TrainArgs {
   std::string config, data, out, init_from, resume;
   bool resume_flag = false;
-  Overrides overrides;
+  int64_t nproc = 0;
+  Overrides overrides;  // config keys, including those set by --dp, --zero, --allreduce, --bucket-mb
 };
+
+// An error every rank has seen (it comes from the config or the data every rank reads): rank 0
+// has printed it, every rank exits 2 without aborting the job.
+struct ReportedError {};
+
+// Agrees over all ranks whether setup went well: a rank's setup error must not leave the others
+// waiting in the first collective. The lowest failing rank prints its error.
+void agree_on_setup(Communicator& comm, const std::string& error) {
+  if (comm.size() == 1) {
+    if (!error.empty()) throw UserError(error);
+    return;
+  }
+  int32_t first_failed = error.empty() ? comm.size() : comm.rank();
+  int32_t neg = -first_failed;  // max of the negation = min
+  comm.all_reduce(&neg, 1, DType::i32, ReduceOp::max);
+  first_failed = -neg;
+  if (first_failed == comm.size()) return;
+  if (comm.rank() == first_failed) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s%s\n", first_failed == 0 ? "" : cat("rank ", first_failed, ": ").c_str(), error.c_str());
+    std::fflush(stderr);
+  }
+  throw ReportedError{};
+}
 
 // Set by SIGINT/SIGTERM; the loop finishes the current step, saves, and exits.
 std::atomic<int> g_stop_signal{0};
@@ -73,41 +100,50 @@ std::string format_eta(double seconds) {
   return buf;
 }
 
-int run_train(const TrainArgs& args) {
-  const bool resuming = args.resume_flag;
-  fs::path run_dir = args.out;
-  if (resuming && !args.resume.empty()) {
-    if (!run_dir.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(args.resume))
-      throw UserError(cat("--resume ", args.resume, " and --out ", args.out, " name different run directories"));
-    run_dir = args.resume;
-  }
-  if (resuming && run_dir.empty()) throw UserError("--resume needs the run directory (--resume RUN_DIR or --out RUN_DIR)");
-  if (!run_dir.empty() && fs::exists(run_dir) && !fs::is_directory(run_dir))
-    throw UserError(cat("--out ", run_dir.string(), " exists and is not a directory"));
-
+// Everything before the first step; UserErrors become `error` (reported by agree_on_setup).
+struct Setup {
+  fs::path run_dir;
   std::optional<CheckpointInfo> resume_from;
+  RunConfig cfg;
+  std::optional<LoadedModel> init;
+  std::unique_ptr<TokenSource> data;
+};
+
+void read_setup(const TrainArgs& args, Setup& s) {
+  const bool resuming = args.resume_flag;
+  s.run_dir = args.out;
+  if (resuming && !args.resume.empty()) {
+    if (!s.run_dir.empty() && fs::weakly_canonical(s.run_dir) != fs::weakly_canonical(args.resume))
+      throw UserError(cat("--resume ", args.resume, " and --out ", args.out, " name different run directories"));
+    s.run_dir = args.resume;
+  }
+  if (resuming && s.run_dir.empty()) throw UserError("--resume needs the run directory (--resume RUN_DIR or --out RUN_DIR)");
+  if (!s.run_dir.empty() && fs::exists(s.run_dir) && !fs::is_directory(s.run_dir))
+    throw UserError(cat("--out ", s.run_dir.string(), " exists and is not a directory"));
+
   if (resuming) {
-    auto latest = latest_checkpoint(run_dir);
-    if (!latest) throw UserError(cat("--resume: no checkpoint in ", run_dir.string(), "/checkpoints"));
-    resume_from = read_checkpoint_info(*latest);
+    auto latest = latest_checkpoint(s.run_dir);
+    if (!latest) throw UserError(cat("--resume: no checkpoint in ", s.run_dir.string(), "/checkpoints"));
+    s.resume_from = read_checkpoint_info(*latest);
   }
 
-  RunConfig cfg = resume_from && args.config.empty() ? resume_from->config : RunConfig{};
+  RunConfig& cfg = s.cfg;
+  cfg = s.resume_from && args.config.empty() ? s.resume_from->config : RunConfig{};
+  cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
   if (!args.config.empty()) apply_toml_file(cfg, args.config);
-  std::optional<LoadedModel> init;
   if (!args.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
-    init = load_initial_model(args.init_from);
-    cfg.model = init->config;  // the model's shape comes from the pretrained weights
+    s.init = load_initial_model(args.init_from);
+    cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
   }
   for (const auto& [k, v] : args.overrides) {
-    if (init && k.rfind("model.", 0) == 0)
+    if (s.init && k.rfind("model.", 0) == 0)
       throw UserError(cat("--", k, " cannot change a model loaded with --init-from (its shape comes from its config.json)"));
     apply_override(cfg, k, v);
   }
   cfg.validate();
-  if (resume_from) {
-    auto diff = resume_incompatible_keys(resume_from->config, cfg);
+  if (s.resume_from) {
+    auto diff = resume_incompatible_keys(s.resume_from->config, cfg);
     if (!diff.empty()) {
       std::string keys;
       for (const auto& k : diff) keys += (keys.empty() ? "" : ", ") + k;
@@ -116,34 +152,75 @@ int run_train(const TrainArgs& args) {
     }
   }
   if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
+  s.data = open_token_source(args.data, cfg.train.val_fraction);
+}
 
-  auto data = open_token_source(args.data, cfg.train.val_fraction);
-  Trainer trainer(cfg, *data);
-  if (init) trainer.set_params(init->params);
-  if (resume_from) load_checkpoint_into(*resume_from, trainer);
+std::string mib(size_t bytes) { return cat(std::round(double(bytes) / (1024.0 * 1024.0) * 100.0) / 100.0, " MiB"); }
+
+int train_on(Communicator& comm, const TrainArgs& args) {
+  const bool root = comm.rank() == 0;
+  const bool many = comm.size() > 1;
+  Setup setup;
+  std::string error;
+  try {
+    if (args.nproc > 0) throw UserError("--nproc starts mpirun itself; under mpirun or srun give --dp N instead");
+    read_setup(args, setup);
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  agree_on_setup(comm, error);
+  // Errors of the trainer's construction come from the config, the same on every rank.
+  std::unique_ptr<Trainer> trainer_ptr;
+  try {
+    trainer_ptr = std::make_unique<Trainer>(setup.cfg, *setup.data, &comm);
+    if (setup.init) trainer_ptr->set_params(setup.init->params);
+    if (setup.resume_from) load_checkpoint_into(*setup.resume_from, *trainer_ptr);
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  agree_on_setup(comm, error);
+  Trainer& trainer = *trainer_ptr;
+  const RunConfig& cfg = setup.cfg;
+  const fs::path& run_dir = setup.run_dir;
+  TokenSource& data = *setup.data;
+  const auto& resume_from = setup.resume_from;
 
   const int64_t T = cfg.train.T(cfg.model);
-  std::printf("meshlm train: %zu parameters (%lld layers, %lld heads, n_embd %lld), batch %lld x %lld tokens x %lld "
-              "accum, %d threads; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
-              trainer.model().num_params(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
-              (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
-              (long long)cfg.train.grad_accum, omp_get_max_threads(), args.data.c_str(),
-              (long long)data->size(Split::train), (long long)data->size(Split::val),
-              std::string(data->tokenizer().kind()).c_str(), (long long)data->vocab_size(),
-              resume_from ? cat("; resuming from ", resume_from->dir.string()).c_str() : "");
-  std::fflush(stdout);
+  if (root) {
+    std::printf("meshlm train: %zu parameters (%lld layers, %lld heads, n_embd %lld), batch %lld x %lld tokens x %lld "
+                "accum, %d threads%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
+                trainer.model().num_params(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
+                (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
+                (long long)cfg.train.grad_accum, omp_get_max_threads(), many ? " per rank" : "", args.data.c_str(),
+                (long long)data.size(Split::train), (long long)data.size(Split::val),
+                std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
+                resume_from ? cat("; resuming from ", resume_from->dir.string()).c_str() : "");
+    const MemoryPerRank m = trainer.memory();
+    if (many)
+      std::printf("data parallel: %d ranks, %s all-reduce, %g MiB buckets, ZeRO-%lld; rank 0 computes %lld of %lld "
+                  "sequences per micro-batch\n",
+                  comm.size(), cfg.parallel.allreduce.c_str(), cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
+                  (long long)trainer.rows().count, (long long)cfg.train.micro_batch);
+    std::printf("memory per rank: parameters %s, gradients %s%s, optimizer state %s\n", mib(m.params).c_str(),
+                mib(m.grads).c_str(),
+                cfg.parallel.zero == 2 && many ? cat(" (+ ", mib(m.params), " working buffer during backward)").c_str() : "",
+                mib(m.optimizer).c_str());
+    std::fflush(stdout);
+  }
 
-  if (!run_dir.empty()) fs::create_directories(run_dir);
-  auto metrics = run_dir.empty() ? std::make_unique<MetricsLog>() : std::make_unique<MetricsLog>(run_dir / "metrics.jsonl");
-  const bool tty = ::isatty(STDOUT_FILENO);
+  if (root && !run_dir.empty()) fs::create_directories(run_dir);
+  auto metrics = run_dir.empty() || !root ? std::make_unique<MetricsLog>()
+                                          : std::make_unique<MetricsLog>(run_dir / "metrics.jsonl");
+  // Under an MPI launcher stdout may be a pseudo-terminal whatever the user's is: plain lines then.
+  const bool tty = root && !launched_by_mpi() && ::isatty(STDOUT_FILENO);
   g_stop_signal = 0;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 
   auto save = [&](bool best) {
     if (run_dir.empty()) return;
-    fs::path dir = save_checkpoint(run_dir, trainer, data->tokenizer(), data->description(), best);
-    if (!tty) std::printf("checkpoint %s%s\n", dir.string().c_str(), best ? " (best)" : "");
+    fs::path dir = save_checkpoint(run_dir, trainer, data.tokenizer(), data.description(), best);
+    if (root && !tty) std::printf("checkpoint %s%s\n", dir.string().c_str(), best ? " (best)" : "");
   };
   float last_val = std::nanf("");
   auto run_eval = [&] {
@@ -151,11 +228,19 @@ int run_train(const TrainArgs& args) {
     const bool best = trainer.record_eval(e);
     last_val = e.loss;
     metrics->eval(e, best);
-    if (tty) std::printf("\r\033[K");
-    std::printf("eval step %lld | val loss %.4f | val ppl %.2f%s\n", (long long)e.step, e.loss, std::exp(double(e.loss)),
-                best ? " | best" : "");
-    std::fflush(stdout);
+    if (root) {
+      if (tty) std::printf("\r\033[K");
+      std::printf("eval step %lld | val loss %.4f | val ppl %.2f%s\n", (long long)e.step, e.loss,
+                  std::exp(double(e.loss)), best ? " | best" : "");
+      std::fflush(stdout);
+    }
     return best;
+  };
+  // A signal reaches the ranks at different moments: they agree to stop after the same step.
+  auto stop_signal = [&] {
+    int32_t sig = g_stop_signal;
+    if (many) comm.all_reduce(&sig, 1, DType::i32, ReduceOp::max);
+    return sig;
   };
 
   std::vector<double> recent_ms;
@@ -163,7 +248,7 @@ int run_train(const TrainArgs& args) {
   bool stopped_early = false;
   while (trainer.state().step < cfg.train.steps) {
     StepStats st = trainer.step();
-    if (!std::isfinite(st.loss))
+    if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
       throw UserError(cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics->step(st);
     recent_ms.push_back(st.ms);
@@ -171,22 +256,22 @@ int run_train(const TrainArgs& args) {
     std::vector<double> sorted = recent_ms;
     std::nth_element(sorted.begin(), sorted.begin() + long(sorted.size() / 2), sorted.end());
     const double eta = sorted[sorted.size() / 2] * 1e-3 * double(cfg.train.steps - st.step);
+    const std::string comm_part = many ? cat(" | comm ", std::round(st.comm_ms * 10) / 10, " ms") : "";
     if (tty) {
-      std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms | ETA %s",
+      std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
                   (long long)st.step, (long long)cfg.train.steps, st.loss, last_val, st.lr, st.tokens_per_s, st.ms,
-                  format_eta(eta).c_str());
+                  comm_part.c_str(), format_eta(eta).c_str());
       std::fflush(stdout);
-    } else if (st.step % cfg.train.log_every == 0 || st.step == cfg.train.steps) {
-      std::printf("step %lld/%lld | loss %.4f | lr %.3e | norm %.3f | %.1f ms | %.0f tok/s | ETA %s\n",
-                  (long long)st.step, (long long)cfg.train.steps, st.loss, st.lr, st.grad_norm, st.ms, st.tokens_per_s,
-                  format_eta(eta).c_str());
+    } else if (root && (st.step % cfg.train.log_every == 0 || st.step == cfg.train.steps)) {
+      std::printf("step %lld/%lld | loss %.4f | lr %.3e | norm %.3f | %.1f ms%s | %.0f tok/s | ETA %s\n",
+                  (long long)st.step, (long long)cfg.train.steps, st.loss, st.lr, st.grad_norm, st.ms,
+                  comm_part.c_str(), st.tokens_per_s, format_eta(eta).c_str());
       std::fflush(stdout);
     }
     const bool last = st.step == cfg.train.steps;
-    bool best = false;
     bool evaluated = false;
     if (cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0 && !last) {
-      best = run_eval();
+      const bool best = run_eval();
       evaluated = true;
       if (best) {
         save(true);
@@ -199,19 +284,23 @@ int run_train(const TrainArgs& args) {
       last_saved = st.step;
     }
     if (evaluated && trainer.should_stop_early()) {
-      std::printf("early stopping at step %lld: val loss has not improved by %g for %lld evaluations (best %.4f at step %lld)\n",
-                  (long long)st.step, cfg.train.min_delta, (long long)cfg.train.patience, trainer.state().best_val_loss,
-                  (long long)trainer.state().best_step);
+      if (root)
+        std::printf("early stopping at step %lld: val loss has not improved by %g for %lld evaluations (best %.4f at "
+                    "step %lld)\n",
+                    (long long)st.step, cfg.train.min_delta, (long long)cfg.train.patience,
+                    trainer.state().best_val_loss, (long long)trainer.state().best_step);
       stopped_early = true;
       break;
     }
-    if (g_stop_signal != 0) {
+    if (const int sig = stop_signal(); sig != 0) {
       if (tty) std::printf("\n");
       if (!run_dir.empty() && last_saved != st.step) save(false);
-      std::printf("stopped by signal %d at step %lld%s\n", int(g_stop_signal), (long long)st.step,
-                  run_dir.empty() ? "" : "; resume with --resume");
-      std::fflush(stdout);
-      return 128 + g_stop_signal;
+      if (root) {
+        std::printf("stopped by signal %d at step %lld%s\n", sig, (long long)st.step,
+                    run_dir.empty() ? "" : "; resume with --resume");
+        std::fflush(stdout);
+      }
+      return 128 + sig;
     }
   }
   if (tty) std::printf("\n");
@@ -219,17 +308,75 @@ int run_train(const TrainArgs& args) {
     const bool best = run_eval();
     if (last_saved != trainer.state().step) save(best);
   }
-  if (!run_dir.empty()) {
+  if (root && !run_dir.empty()) {
     save_model(run_dir, cfg.model, trainer.model().layout(), trainer.params());
-    data->tokenizer().save(run_dir);  // the run directory is then a complete model for eval/generate
+    data.tokenizer().save(run_dir);  // the run directory is then a complete model for eval/generate
     std::printf("saved %s/model.safetensors and %s/config.json (best val loss %.4f at step %lld)\n", run_dir.c_str(),
                 run_dir.c_str(), trainer.state().best_val_loss, (long long)trainer.state().best_step);
   }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+  if (many) comm.barrier();  // nobody finalises MPI while rank 0 still writes
   return 0;
 }
 
+// `--nproc N` re-launches this command line under mpirun, minus --nproc, plus --dp N.
+[[noreturn]] void relaunch_under_mpirun(const TrainArgs& args) {
+  std::vector<std::string> rest;
+  const std::vector<std::string>& line = command_line();
+  bool has_dp = false;
+  for (size_t i = 1; i < line.size(); ++i) {
+    if (line[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (line[i].rfind("--nproc=", 0) == 0) continue;
+    if (line[i] == "--dp" || line[i].rfind("--dp=", 0) == 0 || line[i].rfind("--parallel.dp", 0) == 0) has_dp = true;
+    rest.push_back(line[i]);
+  }
+  if (!has_dp) {
+    rest.push_back("--dp");
+    rest.push_back(std::to_string(args.nproc));
+  }
+  exec_under_mpirun(int(args.nproc), rest);
+}
+
+int run_train(const TrainArgs& args) {
+  if (args.nproc > 0 && !launched_by_mpi()) relaunch_under_mpirun(args);
+  std::unique_ptr<Communicator> comm = launched_by_mpi() ? make_mpi_world_communicator() : make_self_communicator();
+  try {
+    return train_on(*comm, args);
+  } catch (const ReportedError&) {
+    return 2;
+  } catch (const UserError& e) {
+    if (comm->size() == 1) throw;
+    // Raised from state every rank shares (the reduced loss): every rank is here.
+    if (comm->rank() == 0) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %s\n", e.what());
+    }
+    return 2;
+  } catch (const std::exception& e) {
+    if (comm->size() == 1) throw;
+    // One rank's failure (I/O, communication): end every rank rather than leave them waiting.
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: rank %d: %s\n", comm->rank(), e.what());
+    std::fflush(stderr);
+    comm->abort(3);
+  }
+  return 3;  // not reached: abort() ends the process
+}
+
+}  // namespace
+
+namespace {
+// A short option for a [parallel] key: its value becomes the override `key value`.
+void add_parallel_option(CLI::App* cmd, const std::shared_ptr<TrainArgs>& args, const std::string& flag,
+                         const std::string& key, const std::string& help) {
+  cmd->add_option_function<std::string>(
+         flag, [args, key](const std::string& v) { args->overrides.emplace_back(key, v); }, help + " (" + key + ")")
+      ->type_name("TEXT");
+}
 }  // namespace
 
 Command register_train(CLI::App& app) {
@@ -244,11 +391,19 @@ Command register_train(CLI::App& app) {
   cmd->add_option("--init-from", args->init_from,
                   "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
                   "with its config.json (e.g. GPT-2 from the Hugging Face hub)");
+  cmd->add_option("--nproc", args->nproc,
+                  "start N data-parallel processes on this machine (runs mpirun; sets --dp N)")
+      ->check(CLI::PositiveNumber);
+  add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks: the number of processes mpirun starts");
+  add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
+  add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
+  add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");
   cmd->allow_extras();
   return {cmd, [args, cmd] {
             args->resume_flag = cmd->count("--resume") > 0;
-            args->overrides = parse_overrides(cmd->remaining());
+            Overrides rest = parse_overrides(cmd->remaining());
+            args->overrides.insert(args->overrides.end(), rest.begin(), rest.end());
             return run_train(*args);
           }};
 }

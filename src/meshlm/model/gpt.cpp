@@ -143,7 +143,7 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
   return valid_ > 0 ? float(sum / double(valid_)) : 0.0f;
 }
 
-void GPT::backward(const float* params, float* grads, float dloss) {
+void GPT::backward(const float* params, float* grads, float dloss, const GradsReady& on_ready) {
   MESHLM_ASSERT(targets_ != nullptr, "backward() needs a forward() with targets");
   const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, H = cfg_.n_head;
   const KernelTable& k = *k_;
@@ -176,8 +176,11 @@ void GPT::backward(const float* params, float* grads, float dloss) {
     k.attention_backward(a.dqkv, a.datt, a.d_c, x.qkv, x.att, B, T, C, H);
     k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * C, WeightLayout::in_out);
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);
+    // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
+    if (on_ready) on_ready(size_t(dw.ln1_w - grads));
   }
   k.embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T, C);
+  if (on_ready) on_ready(0);
   targets_ = nullptr;  // the logits now hold gradients: a second backward needs a new forward
 }
 

@@ -7,6 +7,7 @@
 // buffers laid out by `layout()`. It owns one activation buffer, sized for micro-batches of
 // up to B×T tokens and split into named views.
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "meshlm/core/buffer.hpp"
@@ -41,7 +42,13 @@ class GPT {
   // Backward of the last forward (which must have had targets). Parameter gradients are
   // accumulated (+=) into grads; `dloss` scales the gradient of the mean loss (1/grad_accum
   // when accumulating micro-batches).
-  void backward(const float* params, float* grads, float dloss = 1.0f);
+  //
+  // `on_ready(offset)`, if given, is called whenever the gradients of the flat range
+  // [offset, num_params()) are complete (the backward runs from the last block to the
+  // embeddings, so offset only decreases, ending at 0): data parallelism starts reducing
+  // those gradients while the rest of the backward runs.
+  using GradsReady = std::function<void(size_t offset)>;
+  void backward(const float* params, float* grads, float dloss = 1.0f, const GradsReady& on_ready = {});
 
   // Inference with a KV cache: runs tokens[B,Tn] as positions [cache.size(), cache.size()+Tn)
   // of B sequences (a prefill when the cache is empty, then typically Tn = 1), appends their

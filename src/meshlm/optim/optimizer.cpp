@@ -66,8 +66,10 @@ int64_t Optimizer::begin_step(const float* params, const float* grads, std::span
   size_t end = 0;
   for (const ParamRange& r : ranges) {
     MESHLM_ASSERT(r.offset >= end, "parameter ranges overlap or are out of order at offset ", r.offset);
-    MESHLM_ASSERT(r.offset <= n_params_ && r.count <= n_params_ - r.offset, "parameter range [", r.offset, ", +",
-                  r.count, ") exceeds the ", n_params_, " optimizer state elements");
+    MESHLM_ASSERT(r.offset >= state_begin_ && r.offset - state_begin_ <= state_count_ &&
+                      r.count <= state_count_ - (r.offset - state_begin_),
+                  "parameter range [", r.offset, ", +", r.count, ") is outside the optimizer state [", state_begin_,
+                  ", +", state_count_, ")");
     end = r.offset + r.count;
   }
   return ++steps_;
@@ -92,12 +94,12 @@ inline float mul_add(float b, float s, float a) {
 // Adam and AdamW (torch.optim.Adam / AdamW, amsgrad=False, maximize=False).
 class Adam final : public Optimizer {
  public:
-  Adam(const OptimConfig& cfg, size_t n_params, bool decoupled_decay)
-      : Optimizer(n_params),
+  Adam(const OptimConfig& cfg, StateRange range, bool decoupled_decay)
+      : Optimizer(range),
         cfg_(cfg),
         decoupled_decay_(decoupled_decay),
-        exp_avg_(Device::cpu, DType::f32, n_params),
-        exp_avg_sq_(Device::cpu, DType::f32, n_params) {}
+        exp_avg_(Device::cpu, DType::f32, range.count),
+        exp_avg_sq_(Device::cpu, DType::f32, range.count) {}
 
   void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
     const int64_t t = begin_step(params, grads, ranges, lr);
@@ -120,9 +122,9 @@ class Adam final : public Optimizer {
       const float param_scale = decoupled_decay_ ? float(1.0 - double(lr) * wd) : 1.0f;
       const float l2 = decoupled_decay_ ? 0.0f : float(wd);
       float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + r.offset;
-      float* __restrict m = exp_avg + r.offset;
-      float* __restrict v = exp_avg_sq + r.offset;
+      const float* __restrict g = grads + (r.offset - state_begin());
+      float* __restrict m = exp_avg + (r.offset - state_begin());
+      float* __restrict v = exp_avg_sq + (r.offset - state_begin());
       // One fused pass over p, g, m, v; the statement order is torch's sequence of tensor ops.
 #pragma omp for simd schedule(static) nowait
       for (size_t i = 0; i < r.count; ++i) {
@@ -152,8 +154,8 @@ class Adam final : public Optimizer {
 // torch.optim.SGD with momentum, dampening, Nesterov and L2 weight decay.
 class Sgd final : public Optimizer {
  public:
-  Sgd(const OptimConfig& cfg, size_t n_params) : Optimizer(n_params), cfg_(cfg) {
-    if (cfg.momentum != 0.0f) momentum_buffer_ = Buffer(Device::cpu, DType::f32, n_params);
+  Sgd(const OptimConfig& cfg, StateRange range) : Optimizer(range), cfg_(cfg) {
+    if (cfg.momentum != 0.0f) momentum_buffer_ = Buffer(Device::cpu, DType::f32, range.count);
   }
 
   void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
@@ -170,7 +172,7 @@ class Sgd final : public Optimizer {
     for (const ParamRange& r : ranges) {
       const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
       float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + r.offset;
+      const float* __restrict g = grads + (r.offset - state_begin());
       if (momentum == 0.0f) {
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < r.count; ++i) {
@@ -179,7 +181,7 @@ class Sgd final : public Optimizer {
           p[i] = mul_add(d, neg_lr, p[i]);          // param.add_(d_p, alpha=-lr)
         }
       } else {
-        float* __restrict buf = buffer + r.offset;
+        float* __restrict buf = buffer + (r.offset - state_begin());
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < r.count; ++i) {
           float d = g[i];
@@ -206,8 +208,8 @@ class Sgd final : public Optimizer {
 // torch.optim.Adagrad with learning-rate decay and L2 weight decay.
 class Adagrad final : public Optimizer {
  public:
-  Adagrad(const OptimConfig& cfg, size_t n_params)
-      : Optimizer(n_params), cfg_(cfg), sum_(Device::cpu, DType::f32, n_params) {
+  Adagrad(const OptimConfig& cfg, StateRange range)
+      : Optimizer(range), cfg_(cfg), sum_(Device::cpu, DType::f32, range.count) {
     for (float& s : sum_.f32()) s = cfg.initial_accumulator;
   }
 
@@ -222,8 +224,8 @@ class Adagrad final : public Optimizer {
     for (const ParamRange& r : ranges) {
       const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
       float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + r.offset;
-      float* __restrict s = sum + r.offset;
+      const float* __restrict g = grads + (r.offset - state_begin());
+      float* __restrict s = sum + (r.offset - state_begin());
 #pragma omp for simd schedule(static) nowait
       for (size_t i = 0; i < r.count; ++i) {
         float d = g[i];
@@ -246,12 +248,16 @@ class Adagrad final : public Optimizer {
 }  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params) {
+  return make_optimizer(cfg, StateRange{0, n_params});
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range) {
   cfg.validate();
-  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, n_params, /*decoupled_decay=*/true);
-  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, n_params, /*decoupled_decay=*/false);
-  if (cfg.name == "sgd") return std::make_unique<Sgd>(cfg, n_params);
+  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true);
+  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false);
+  if (cfg.name == "sgd") return std::make_unique<Sgd>(cfg, range);
   MESHLM_ASSERT(cfg.name == "adagrad", "optimizer ", cfg.name);
-  return std::make_unique<Adagrad>(cfg, n_params);
+  return std::make_unique<Adagrad>(cfg, range);
 }
 
 }  // namespace meshlm

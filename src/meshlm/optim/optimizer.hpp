@@ -47,6 +47,13 @@ struct OptimConfig {
   void validate() const;
 };
 
+// The elements [begin, begin + count) of the flat buffers an optimizer keeps state for: the
+// whole model, or a rank's ZeRO shard (which may cut through tensors).
+struct StateRange {
+  size_t begin;
+  size_t count;
+};
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
@@ -54,8 +61,11 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   // One optimizer step: updates params[r.offset .. r.offset + r.count) for each range r from
-  // the gradients at the same offsets, using learning rate `lr`. `params` and `grads` point at
-  // the start of the flat buffers (n_params floats). Ranges must be ascending and disjoint.
+  // the gradients of the same elements, using learning rate `lr`. `params` points at the start
+  // of the flat parameter buffer; `grads` at the gradient of flat element state_begin() (the
+  // start of the gradient buffer when the state covers the whole model, the start of a
+  // rank's gradient shard under ZeRO). Ranges must be ascending, disjoint and inside
+  // state_range().
   // Counts one step per call, however many ranges are given.
   virtual void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) = 0;
 
@@ -65,23 +75,26 @@ class Optimizer {
   void set_steps(int64_t steps);
 
   // The state buffers by PyTorch's state names ({"exp_avg", &m}, {"exp_avg_sq", &v}, ...),
-  // each n_params floats indexed like the parameters, for checkpoints to save and restore.
-  // Empty for plain SGD.
+  // each state_range().count floats, element i belonging to flat offset state_range().begin + i,
+  // for checkpoints to save and restore. Empty for plain SGD.
   virtual std::vector<std::pair<std::string, Buffer*>> state() = 0;
 
-  size_t n_params() const { return n_params_; }
+  StateRange state_range() const { return {state_begin_, state_count_}; }
+  size_t state_begin() const { return state_begin_; }
 
  protected:
-  explicit Optimizer(size_t n_params) : n_params_(n_params) {}
+  explicit Optimizer(StateRange range) : state_begin_(range.begin), state_count_(range.count) {}
   // Checks the arguments of step() and counts the step; returns the new (1-based) step number.
   int64_t begin_step(const float* params, const float* grads, std::span<const ParamRange> ranges, float lr);
 
  private:
-  size_t n_params_;
+  size_t state_begin_, state_count_;
   int64_t steps_ = 0;
 };
 
-// The optimizer `cfg.name` with state for `n_params` floats. Validates `cfg`.
+// The optimizer `cfg.name` with state for the flat elements in `range` (steps must only pass
+// ranges inside it), or for all `n_params`. Validates `cfg`.
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range);
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params);
 
 }  // namespace meshlm

@@ -38,22 +38,28 @@ std::optional<std::string> read_pointer(const fs::path& file) {
   return name;
 }
 
-void write_optimizer(const fs::path& path, Optimizer& opt, const ParamLayout& layout) {
+void write_optimizer(const fs::path& path, const std::vector<std::pair<std::string, std::vector<float>>>& state,
+                     int64_t steps, const ParamLayout& layout) {
   std::vector<TensorRef> tensors;
-  for (auto& [state_name, buf] : opt.state())
+  for (auto& [state_name, values] : state)
     for (const ParamView& v : layout.views())
-      tensors.emplace_back(state_name + "." + v.spec.name, DType::f32, v.spec.shape, buf->data<float>() + v.offset);
-  write_safetensors(path, tensors, {{"optimizer", ""}, {"steps", std::to_string(opt.steps())}});
+      tensors.emplace_back(state_name + "." + v.spec.name, DType::f32, v.spec.shape, values.data() + v.offset);
+  write_safetensors(path, tensors, {{"optimizer", ""}, {"steps", std::to_string(steps)}});
 }
 
-void read_optimizer(const fs::path& path, Optimizer& opt, const ParamLayout& layout) {
+// Reads the whole-model state and hands it to the trainer, which keeps its shard: a checkpoint
+// resumes under any data-parallel size or ZeRO stage.
+void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& layout) {
   SafetensorsFile file(path);
-  for (auto& [state_name, buf] : opt.state())
+  std::vector<float> whole(layout.total());
+  for (auto& [state_name, buf] : trainer.optimizer().state()) {
     for (const ParamView& v : layout.views()) {
       const std::string name = state_name + "." + v.spec.name;
       if (!file.has(name)) throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name));
-      file.read_as_f32(name, {buf->data<float>() + v.offset, v.numel});
+      file.read_as_f32(name, {whole.data() + v.offset, v.numel});
     }
+    trainer.load_optimizer_state(state_name, whole);
+  }
 }
 
 // Removes step_* directories beyond the newest `keep`, sparing `best`.
@@ -73,16 +79,19 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
 fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
                          const std::string& data_description, bool is_best) {
   const fs::path root = run_dir / "checkpoints";
-  fs::create_directories(root);
   const TrainerState& st = trainer.state();
   const std::string name = step_dir_name(st.step);
   const fs::path final_dir = root / name;
+  // Collective: the ZeRO shards of the optimizer state are gathered on every rank; rank 0 writes.
+  const auto optimizer_state = trainer.gathered_optimizer_state();
+  if (!trainer.is_root()) return final_dir;
+  fs::create_directories(root);
   const fs::path tmp = root / cat(".tmp.", name, ".", ::getpid());
   fs::remove_all(tmp);
   try {
     fs::create_directories(tmp);
     save_model(tmp, trainer.config().model, trainer.model().layout(), trainer.params());
-    write_optimizer(tmp / kOptimizerFile, trainer.optimizer(), trainer.model().layout());
+    write_optimizer(tmp / kOptimizerFile, optimizer_state, trainer.optimizer().steps(), trainer.model().layout());
     tokenizer.save(tmp);
     nlohmann::ordered_json j;
     j["format"] = "meshlm-checkpoint";
@@ -166,7 +175,7 @@ void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer) {
   if (!(saved == trainer.config().model))
     throw UserError(cat("checkpoint ", info.dir.string(), " holds a different model shape than the config"));
   load_model_params(info.dir / kModelWeightsFile, saved, trainer.model().layout(), trainer.params());
-  read_optimizer(info.dir / kOptimizerFile, trainer.optimizer(), trainer.model().layout());
+  read_optimizer(info.dir / kOptimizerFile, trainer, trainer.model().layout());
   trainer.restore_state(info.state);
 }
 

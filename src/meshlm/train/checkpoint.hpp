@@ -27,7 +27,8 @@ struct CheckpointInfo {
   std::string tokenizer;  // the tokenizer's kind
 };
 
-// Saves the trainer's current state; returns the checkpoint directory.
+// Saves the trainer's current state; returns the checkpoint directory. Collective over the
+// trainer's ranks (ZeRO optimizer shards are gathered); rank 0 alone writes.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Trainer& trainer,
                                       const Tokenizer& tokenizer, const std::string& data_description, bool is_best);
 
@@ -38,7 +39,8 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 
 // Reads trainer_state.json (and validates it).
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir);
-// Loads parameters and optimizer state into the trainer (which must have the same shapes).
+// Loads parameters and optimizer state into the trainer (which must have the same shapes);
+// each rank reads the files and keeps its ZeRO shard, so any data-parallel layout resumes.
 void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer);
 
 }  // namespace meshlm

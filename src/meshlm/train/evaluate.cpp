@@ -4,21 +4,23 @@
 #include <vector>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/parallel/data_parallel.hpp"
 
 namespace meshlm {
 
 EvalResult evaluate_model(GPT& model, const float* params, const TokenSource& data, Split split, int64_t B, int64_t T,
-                          int64_t max_tokens) {
+                          int64_t max_tokens, int ranks, int rank) {
   const int64_t available = (data.size(split) - 1) / T;
   if (available < 1)
     throw UserError(cat("the ", split == Split::val ? "validation" : "training", " split has ", data.size(split),
                         " tokens: too few for one sequence of ", T + 1));
   const int64_t windows = max_tokens > 0 ? std::clamp<int64_t>(max_tokens / T, 1, available) : available;
   std::vector<int32_t> window(size_t(T + 1)), inputs(size_t(B * T)), targets(size_t(B * T));
+  const RowSlice mine = row_slice(windows, ranks, rank);
   double loss_sum = 0.0;
   int64_t tokens = 0;
-  for (int64_t w0 = 0; w0 < windows; w0 += B) {
-    const int64_t rows = std::min(B, windows - w0);
+  for (int64_t w0 = mine.begin; w0 < mine.begin + mine.count; w0 += B) {
+    const int64_t rows = std::min(B, mine.begin + mine.count - w0);
     for (int64_t b = 0; b < rows; ++b) {
       data.read(split, (w0 + b) * T, T + 1, window.data());
       std::copy(window.begin(), window.end() - 1, inputs.begin() + b * T);
@@ -27,7 +29,7 @@ EvalResult evaluate_model(GPT& model, const float* params, const TokenSource& da
     loss_sum += double(model.forward(params, inputs.data(), targets.data(), rows, T)) * double(rows * T);
     tokens += rows * T;
   }
-  return {loss_sum / double(tokens), tokens};
+  return {tokens > 0 ? loss_sum / double(tokens) : 0.0, tokens};
 }
 
 }  // namespace meshlm

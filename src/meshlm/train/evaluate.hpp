@@ -14,7 +14,9 @@ struct EvalResult {
 };
 
 // Scores up to max_tokens (0 = the whole split). The model must allow B×T micro-batches.
+// With `ranks` > 1 this process scores only its contiguous share of the windows
+// (row_slice(windows, ranks, rank)); the caller sums loss·tokens and tokens over ranks.
 EvalResult evaluate_model(GPT& model, const float* params, const TokenSource& data, Split split, int64_t B, int64_t T,
-                          int64_t max_tokens);
+                          int64_t max_tokens, int ranks = 1, int rank = 0);
 
 }  // namespace meshlm

@@ -14,6 +14,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
   GPTConfig& m = c.model;
   TrainConfig& t = c.train;
   OptimConfig& o = c.optim;
+  ParallelConfig& p = c.parallel;
   return {
       {"model.vocab_size", &m.vocab_size, "vocabulary size (256 for bytes)"},
       {"model.n_positions", &m.n_positions, "longest sequence (block size) the model supports"},
@@ -53,6 +54,11 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"optim.initial_accumulator", &o.initial_accumulator, "Adagrad initial accumulator"},
       {"optim.adagrad_eps", &o.adagrad_eps, "Adagrad epsilon"},
       {"optim.lr_decay", &o.lr_decay, "Adagrad learning-rate decay"},
+      {"parallel.dp", &p.dp, "data-parallel ranks (= processes launched by mpirun)"},
+      {"parallel.zero", &p.zero, "ZeRO stage: 0, 1 (shard optimizer state) or 2 (and gradients)"},
+      {"parallel.allreduce", &p.allreduce, "gradient all-reduce: ring (ours) or native (MPI's)"},
+      {"parallel.bucket_mb", &p.bucket_mb, "gradient bucket size in MiB"},
+      {"parallel.overlap", &p.overlap, "reduce gradient buckets while the backward pass runs (false: after it)"},
   };
 }
 
@@ -68,6 +74,7 @@ ScheduleConfig RunConfig::schedule() const {
 void RunConfig::validate() const {
   model.validate();
   optim.validate();
+  parallel.validate();
   schedule().validate();
   auto positive = [](const char* key, int64_t v) {
     if (v <= 0) throw UserError(cat(key, " must be positive, got ", v));
@@ -144,7 +151,7 @@ void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string&
   for (auto&& [section, node] : root) {
     const std::string sec(section.str());
     const toml::table* tbl = node.as_table();
-    if (!tbl) throw UserError(cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim])"));
+    if (!tbl) throw UserError(cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim], [parallel])"));
     for (auto&& [name, value] : *tbl) {
       ConfigField& f = find_field(fields, sec + "." + std::string(name.str()), source);
       set_from_toml(f, value, source);

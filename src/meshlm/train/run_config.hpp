@@ -1,6 +1,6 @@
 #pragma once
-// Everything a training run is configured by, in three TOML sections ([model], [train],
-// [optim]). One schema table lists every key once; it drives the TOML reader, the
+// Everything a training run is configured by, in four TOML sections ([model], [train],
+// [optim], [parallel]). One schema table lists every key once; it drives the TOML reader, the
 // `--section.key value` command-line overrides and the reference in docs/CLI.md.
 #include <cstdint>
 #include <filesystem>
@@ -11,6 +11,7 @@
 #include "meshlm/model/config.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/optim/schedule.hpp"
+#include "meshlm/parallel/data_parallel.hpp"
 
 namespace meshlm {
 
@@ -43,6 +44,7 @@ struct RunConfig {
   GPTConfig model;
   TrainConfig train;
   OptimConfig optim;
+  ParallelConfig parallel;  // how the run is laid out over ranks: not part of its results
 
   ScheduleConfig schedule() const;
   // Throws UserError naming the first invalid key.

@@ -1,0 +1,18 @@
+#pragma once
+// `meshlm train --nproc N`: re-runs this command line under mpirun with N processes on this
+// machine, so that a user need not write the mpirun line (and its flags for running as root).
+#include <string>
+#include <vector>
+
+namespace meshlm {
+
+// The command line main() was given (argv[0] first), for commands that re-launch themselves.
+const std::vector<std::string>& command_line();
+void set_command_line(int argc, char** argv);
+
+// Replaces this process with `mpirun -np nproc ... <this program> <args>`; `args` excludes
+// argv[0]. Threads per rank: OMP_NUM_THREADS if set, else the machine's cores / nproc (at
+// least 1). Returns only by throwing UserError when mpirun cannot be started.
+[[noreturn]] void exec_under_mpirun(int nproc, const std::vector<std::string>& args);
+
+}  // namespace meshlm

@@ -1,0 +1,253 @@
+#include "meshlm/comm/mpi_communicator.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <vector>
+
+#include "meshlm/comm/async_queue.hpp"
+#include "meshlm/comm/mpi_request.hpp"
+#include "meshlm/comm/reduce_ops.hpp"
+#include "meshlm/comm/ring_all_reduce.hpp"
+#include "meshlm/core/error.hpp"
+
+namespace meshlm {
+namespace {
+
+// MPI counts are ints: longer buffers move in pieces of this many elements.
+constexpr int64_t kMaxPiece = int64_t(1) << 30;
+
+// The MPI type that moves (and, for f32/i32, reduces) one element of `dtype`.
+MPI_Datatype mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return MPI_FLOAT;
+    case DType::i32: return MPI_INT;
+    case DType::bf16: case DType::f16: case DType::u16: return MPI_UINT16_T;
+  }
+  MESHLM_ASSERT(false, "unknown dtype ", int(dtype));
+  return MPI_DATATYPE_NULL;
+}
+
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::max ? MPI_MAX : MPI_SUM; }
+
+void check_reduce(int64_t count, DType dtype) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  MESHLM_ASSERT(reducible(dtype), "cannot reduce ", dtype_name(dtype), " buffers");
+}
+
+// Checks a per-rank count list and returns it as MPI's ints, with its displacements.
+void int_layout(std::span<const int64_t> counts, int size, std::vector<int>& icounts, std::vector<int>& displs) {
+  MESHLM_ASSERT(int(counts.size()) == size, "counts has ", counts.size(), " entries for ", size, " ranks");
+  icounts.resize(counts.size());
+  displs.resize(counts.size());
+  int64_t total = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    MESHLM_ASSERT(counts[r] >= 0, "counts[", r, "] = ", counts[r]);
+    MESHLM_ASSERT(total + counts[r] <= INT_MAX, "reduce_scatter/all_gather of more than INT_MAX elements");
+    icounts[r] = int(counts[r]);
+    displs[r] = int(total);
+    total += counts[r];
+  }
+}
+
+bool overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return a_bytes > 0 && b_bytes > 0 && pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+void finish_avg_any(void* data, int64_t count, DType dtype, int size) {
+  if (dtype == DType::i32)
+    finish_avg(static_cast<int32_t*>(data), count, size);
+  else
+    finish_avg(static_cast<float*>(data), count, size);
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  MESHLM_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+  MESHLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MESHLM_MPI_CHECK(MPI_Comm_size(comm_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  async_queue_.reset();  // finishes the queued reductions first: they use async_comm_
+  async_comm_.reset();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+  all_reduce_with(allreduce_algo(), data, count, dtype, op);
+}
+
+void MpiCommunicator::all_reduce_with(AllReduceAlgo algo, void* data, int64_t count, DType dtype, ReduceOp op) {
+  if (algo == AllReduceAlgo::ring)
+    ring_all_reduce(*this, data, count, dtype, op);
+  else
+    native_all_reduce(data, count, dtype, op);
+}
+
+void MpiCommunicator::native_all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+  check_reduce(count, dtype);
+  if (count == 0) return;
+  std::vector<float> wide;
+  void* buf = data;
+  DType type = dtype;
+  if (is_half(dtype)) {
+    wide.resize(size_t(count));
+    widen_to_f32(data, wide.data(), count, dtype);
+    buf = wide.data();
+    type = DType::f32;
+  }
+  const size_t esize = dtype_size(type);
+  for (int64_t off = 0; off < count; off += kMaxPiece) {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MESHLM_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(buf) + off * esize, n, mpi_type(type), mpi_op(op), comm_));
+  }
+  if (op == ReduceOp::avg) finish_avg_any(buf, count, type, size_);
+  if (is_half(dtype)) narrow_from_f32(wide.data(), data, count, dtype);
+}
+
+std::unique_ptr<Request> MpiCommunicator::all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) {
+  check_reduce(count, dtype);
+  if (!async_queue_) {
+    // A private duplicate keeps the background reductions from matching the caller's own
+    // collectives and messages on comm_.
+    MPI_Comm dup = MPI_COMM_NULL;
+    MESHLM_MPI_CHECK(MPI_Comm_dup(comm_, &dup));
+    async_comm_ = std::make_unique<MpiCommunicator>(dup);
+    async_queue_ = std::make_unique<AsyncQueue>();
+  }
+  const AllReduceAlgo algo = allreduce_algo();
+  MpiCommunicator* c = async_comm_.get();
+  return async_queue_->submit([=] { c->all_reduce_with(algo, data, count, dtype, op); });
+}
+
+void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
+                                     ReduceOp op) {
+  std::vector<int> icounts, displs;
+  int_layout(counts, size_, icounts, displs);
+  const int64_t total = int64_t(displs.back()) + icounts.back();
+  check_reduce(total, dtype);
+  if (total == 0) return;
+  const int64_t mine = icounts[size_t(rank_)];
+  if (is_half(dtype)) {
+    std::vector<float> wide_send(static_cast<size_t>(total));
+    std::vector<float> wide_recv(static_cast<size_t>(std::max<int64_t>(mine, 1)));
+    widen_to_f32(send, wide_send.data(), total, dtype);
+    MESHLM_MPI_CHECK(MPI_Reduce_scatter(wide_send.data(), wide_recv.data(), icounts.data(), MPI_FLOAT, mpi_op(op), comm_));
+    if (op == ReduceOp::avg) finish_avg(wide_recv.data(), mine, size_);
+    narrow_from_f32(wide_recv.data(), recv, mine, dtype);
+    return;
+  }
+  // MPI forbids overlapping send and receive buffers; callers may shard in place.
+  const size_t esize = dtype_size(dtype);
+  std::vector<char> staging;
+  void* out = recv;
+  if (overlaps(send, size_t(total) * esize, recv, size_t(mine) * esize)) {
+    staging.resize(size_t(mine) * esize);
+    out = staging.data();
+  }
+  MESHLM_MPI_CHECK(MPI_Reduce_scatter(send, out, icounts.data(), mpi_type(dtype), mpi_op(op), comm_));
+  if (op == ReduceOp::avg) finish_avg_any(out, mine, dtype, size_);
+  if (out != recv) std::memcpy(recv, out, staging.size());
+}
+
+void MpiCommunicator::all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) {
+  std::vector<int> icounts, displs;
+  int_layout(counts, size_, icounts, displs);
+  const int64_t total = int64_t(displs.back()) + icounts.back();
+  if (total == 0) return;
+  const MPI_Datatype type = mpi_type(dtype);
+  const char* mine = static_cast<const char*>(recv) + int64_t(displs[size_t(rank_)]) * int64_t(dtype_size(dtype));
+  const void* sendbuf = send == mine ? MPI_IN_PLACE : send;
+  MESHLM_MPI_CHECK(MPI_Allgatherv(sendbuf, icounts[size_t(rank_)], type, recv, icounts.data(), displs.data(), type, comm_));
+}
+
+void MpiCommunicator::broadcast(void* data, int64_t count, DType dtype, int root) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  const size_t esize = dtype_size(dtype);
+  for (int64_t off = 0; off < count; off += kMaxPiece) {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MESHLM_MPI_CHECK(MPI_Bcast(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), root, comm_));
+  }
+}
+
+// Zero-length messages are still sent: the receiver posts one and must see it matched.
+void MpiCommunicator::send(const void* data, int64_t count, DType dtype, int dst, int tag) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  const size_t esize = dtype_size(dtype);
+  int64_t off = 0;
+  do {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MESHLM_MPI_CHECK(MPI_Send(static_cast<const char*>(data) + off * esize, n, mpi_type(dtype), dst, tag, comm_));
+    off += n;
+  } while (off < count);
+}
+
+void MpiCommunicator::recv(void* data, int64_t count, DType dtype, int src, int tag) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  const size_t esize = dtype_size(dtype);
+  int64_t off = 0;
+  do {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MESHLM_MPI_CHECK(MPI_Recv(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), src, tag, comm_, MPI_STATUS_IGNORE));
+    off += n;
+  } while (off < count);
+}
+
+std::unique_ptr<Request> MpiCommunicator::isend(const void* data, int64_t count, DType dtype, int dst, int tag) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  const size_t esize = dtype_size(dtype);
+  std::vector<MPI_Request> reqs;
+  int64_t off = 0;
+  do {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MPI_Request r = MPI_REQUEST_NULL;
+    MESHLM_MPI_CHECK(MPI_Isend(static_cast<const char*>(data) + off * esize, n, mpi_type(dtype), dst, tag, comm_, &r));
+    reqs.push_back(r);
+    off += n;
+  } while (off < count);
+  return std::make_unique<MpiRequest>(std::move(reqs));
+}
+
+std::unique_ptr<Request> MpiCommunicator::irecv(void* data, int64_t count, DType dtype, int src, int tag) {
+  MESHLM_ASSERT(count >= 0, "count = ", count);
+  const size_t esize = dtype_size(dtype);
+  std::vector<MPI_Request> reqs;
+  int64_t off = 0;
+  do {
+    const int n = int(std::min(kMaxPiece, count - off));
+    MPI_Request r = MPI_REQUEST_NULL;
+    MESHLM_MPI_CHECK(MPI_Irecv(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), src, tag, comm_, &r));
+    reqs.push_back(r);
+    off += n;
+  } while (off < count);
+  return std::make_unique<MpiRequest>(std::move(reqs));
+}
+
+void MpiCommunicator::barrier() { MESHLM_MPI_CHECK(MPI_Barrier(comm_)); }
+
+std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
+  MESHLM_ASSERT(color >= 0, "split color ", color, " must be non-negative");
+  MPI_Comm sub = MPI_COMM_NULL;
+  MESHLM_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub));
+  auto c = std::make_unique<MpiCommunicator>(sub);
+  c->set_allreduce_algo(allreduce_algo());
+  return c;
+}
+
+void MpiCommunicator::abort(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  MPI_Abort(comm_, code);
+  std::_Exit(code);  // MPI_Abort should not return; make sure this process ends regardless
+}
+
+}  // namespace meshlm

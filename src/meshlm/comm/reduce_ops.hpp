@@ -1,0 +1,26 @@
+#pragma once
+// Element-wise helpers shared by the backends: half-precision buffers are widened to f32,
+// reduced there and narrowed once, so every backend rounds a bf16/f16 reduction the same way.
+#include <cstdint>
+
+#include "meshlm/comm/communicator.hpp"
+
+namespace meshlm {
+
+// Whether `dtype` can be reduced (f32, bf16, f16, i32); u16 holds token ids, never summed.
+bool reducible(DType dtype);
+// True for the half types reduced through an f32 copy.
+inline bool is_half(DType dtype) { return dtype == DType::bf16 || dtype == DType::f16; }
+
+void widen_to_f32(const void* src, float* dst, int64_t n, DType src_type);
+void narrow_from_f32(const float* src, void* dst, int64_t n, DType dst_type);
+
+// dst[i] = op(dst[i], src[i]); avg accumulates like sum (finish_avg divides afterwards).
+void reduce_into(float* dst, const float* src, int64_t n, ReduceOp op);
+void reduce_into(int32_t* dst, const int32_t* src, int64_t n, ReduceOp op);
+
+// Divides by the group size: true division for f32, truncating for i32.
+void finish_avg(float* data, int64_t n, int size);
+void finish_avg(int32_t* data, int64_t n, int size);
+
+}  // namespace meshlm

@@ -1,0 +1,449 @@
+// The MPI backend under mpirun at any number of ranks. Inputs depend on the rank and the
+// element index, so every expected result has a closed form. Every rank runs every test in
+// the same order (collectives must match), so tests use EXPECT, never an early return, after
+// the first collective; main() makes the ranks agree on the verdict.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/comm/ring_all_reduce.hpp"
+#include "meshlm/core/error.hpp"
+
+namespace meshlm {
+namespace {
+
+Communicator* g_world = nullptr;
+Communicator& world() { return *g_world; }
+
+constexpr int64_t kSizes[] = {0, 1, 7, 1000, (int64_t(1) << 20) + 3};
+constexpr DType kReducible[] = {DType::f32, DType::bf16, DType::f16, DType::i32};
+constexpr ReduceOp kOps[] = {ReduceOp::sum, ReduceOp::avg, ReduceOp::max};
+constexpr AllReduceAlgo kAlgos[] = {AllReduceAlgo::native, AllReduceAlgo::ring};
+
+const char* op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : op == ReduceOp::avg ? "avg" : "max"; }
+const char* algo_name(AllReduceAlgo a) { return a == AllReduceAlgo::ring ? "ring" : "native"; }
+
+// A buffer of any dtype read and written through floats (every value used here is exact).
+struct Buf {
+  DType type;
+  std::vector<unsigned char> bytes;
+  Buf(DType t, int64_t n) : type(t), bytes(size_t(n) * dtype_size(t)) {}
+  int64_t size() const { return int64_t(bytes.size() / dtype_size(type)); }
+  void* data() { return bytes.data(); }
+  void set(int64_t i, float v) {
+    unsigned char* p = bytes.data() + size_t(i) * dtype_size(type);
+    switch (type) {
+      case DType::f32: std::memcpy(p, &v, 4); break;
+      case DType::i32: { int32_t x = int32_t(v); std::memcpy(p, &x, 4); break; }
+      case DType::bf16: { uint16_t h = f32_to_bf16(v); std::memcpy(p, &h, 2); break; }
+      case DType::f16: { uint16_t h = f32_to_f16(v); std::memcpy(p, &h, 2); break; }
+      case DType::u16: { uint16_t h = uint16_t(v); std::memcpy(p, &h, 2); break; }
+    }
+  }
+  float get(int64_t i) const {
+    const unsigned char* p = bytes.data() + size_t(i) * dtype_size(type);
+    float f = 0; int32_t x = 0; uint16_t h = 0;
+    switch (type) {
+      case DType::f32: std::memcpy(&f, p, 4); return f;
+      case DType::i32: std::memcpy(&x, p, 4); return float(x);
+      case DType::bf16: std::memcpy(&h, p, 2); return bf16_to_f32(h);
+      case DType::f16: std::memcpy(&h, p, 2); return f16_to_f32(h);
+      case DType::u16: std::memcpy(&h, p, 2); return float(h);
+    }
+    return 0;
+  }
+};
+
+bool half(DType t) { return t == DType::bf16 || t == DType::f16; }
+
+// Rank r's element i: small integers that halves hold exactly, so sums are exact everywhere.
+float input(DType t, int r, int64_t i) { return half(t) ? float(r * 4 + i % 8) : float(r * 1000 + i); }
+
+// The reduction over n ranks of input(t, ·, i), as the dtype stores it.
+float expected(DType t, ReduceOp op, int n, int64_t i) {
+  if (op == ReduceOp::max) return input(t, n - 1, i);
+  float sum = 0;
+  for (int r = 0; r < n; ++r) sum += input(t, r, i);
+  if (op == ReduceOp::sum) return sum;
+  if (t == DType::i32) return float(int32_t(sum) / n);
+  Buf b(t, 1);
+  b.set(0, sum / float(n));  // f32 division, then one rounding to the stored type
+  return b.get(0);
+}
+
+// Compares whole buffers, reporting the number of mismatches and the first one.
+template <class F>
+::testing::AssertionResult all_match(const Buf& b, int64_t offset, F want) {
+  int64_t bad = 0, first = -1;
+  for (int64_t i = 0; i < b.size(); ++i)
+    if (b.get(i) != want(offset + i)) {
+      if (bad++ == 0) first = i;
+    }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << b.size() << " elements differ; first at " << first
+                                       << ": got " << b.get(first) << ", want " << want(offset + first);
+}
+
+TEST(MpiComm, WorldLooksRight) {
+  EXPECT_EQ(world().backend(), "mpi");
+  EXPECT_GE(world().size(), 1);
+  EXPECT_TRUE(launched_by_mpi());
+  int32_t ranks[2] = {world().rank() == 0 ? 1 : 0, 1};
+  world().all_reduce(ranks, 2, DType::i32, ReduceOp::sum);
+  EXPECT_EQ(ranks[0], 1);
+  EXPECT_EQ(ranks[1], world().size());
+}
+
+TEST(MpiComm, AllReduceEverySizeDtypeOpAlgo) {
+  const int n = world().size(), r = world().rank();
+  for (AllReduceAlgo algo : kAlgos) {
+    world().set_allreduce_algo(algo);
+    for (DType t : kReducible)
+      for (ReduceOp op : kOps)
+        for (int64_t count : kSizes) {
+          // The largest size for f32 and bf16 only: the others take the same code paths.
+          if (count > 1000 && t != DType::f32 && t != DType::bf16) continue;
+          SCOPED_TRACE(::testing::Message() << algo_name(algo) << " " << dtype_name(t) << " " << op_name(op)
+                                            << " count " << count);
+          Buf b(t, count);
+          for (int64_t i = 0; i < count; ++i) b.set(i, input(t, r, i));
+          world().all_reduce(b.data(), count, t, op);
+          EXPECT_TRUE(all_match(b, 0, [&](int64_t i) { return expected(t, op, n, i); }));
+        }
+  }
+  world().set_allreduce_algo(AllReduceAlgo::native);
+}
+
+// Every rank's bytes, gathered to every rank: equal iff the ranks hold identical results.
+::testing::AssertionResult identical_across_ranks(Buf& b) {
+  const int n = world().size();
+  std::vector<int64_t> counts(size_t(n), int64_t(b.bytes.size() / 2));
+  std::vector<uint16_t> all(b.bytes.size() / 2 * size_t(n));
+  world().all_gather(b.data(), all.data(), counts, DType::u16);
+  for (int q = 0; q < n; ++q)
+    if (std::memcmp(all.data() + size_t(q) * b.bytes.size() / 2, b.data(), b.bytes.size()) != 0)
+      return ::testing::AssertionFailure() << "rank " << q << " holds different bytes from rank " << world().rank();
+  return ::testing::AssertionSuccess();
+}
+
+TEST(MpiComm, AllReduceResultsAreBitIdenticalAcrossRanks) {
+  const int r = world().rank();
+  for (AllReduceAlgo algo : kAlgos)
+    for (DType t : {DType::f32, DType::bf16}) {
+      SCOPED_TRACE(::testing::Message() << algo_name(algo) << " " << dtype_name(t));
+      world().set_allreduce_algo(algo);
+      // Values whose sums round differently in different orders.
+      const int64_t count = 100003;
+      Buf b(t, count);
+      uint32_t x = 2463534242u + uint32_t(r) * 7919u;
+      for (int64_t i = 0; i < count; ++i) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        b.set(i, float(x % 100000) * 1e-3f + 0.1f / float(1 + (x & 7)));
+      }
+      world().all_reduce(b.data(), count, t, ReduceOp::sum);
+      EXPECT_TRUE(identical_across_ranks(b));
+    }
+  world().set_allreduce_algo(AllReduceAlgo::native);
+}
+
+TEST(MpiComm, HalfReductionsAreTheF32SumRoundedOnce) {
+  const int n = world().size(), r = world().rank();
+  // Mantissas of 8 bits at exponents 3 apart per rank: the f32 sum is exact while a bf16
+  // running sum would drop the low bits of the small terms.
+  auto value = [](int q, int64_t i) { return (1.0f + float(i % 128) / 128.0f) * std::ldexp(1.0f, 3 * q - 4); };
+  const int64_t count = 70001;
+  for (AllReduceAlgo algo : kAlgos)
+    for (DType t : {DType::bf16, DType::f16}) {
+      SCOPED_TRACE(::testing::Message() << algo_name(algo) << " " << dtype_name(t));
+      world().set_allreduce_algo(algo);
+      Buf b(t, count);
+      for (int64_t i = 0; i < count; ++i) b.set(i, value(r, i));
+      world().all_reduce(b.data(), count, t, ReduceOp::sum);
+      Buf want(t, count);
+      for (int64_t i = 0; i < count; ++i) {
+        float s = 0;
+        for (int q = 0; q < n; ++q) s += value(q, i);
+        want.set(i, s);
+      }
+      EXPECT_TRUE(all_match(b, 0, [&](int64_t i) { return want.get(i); }));
+    }
+  world().set_allreduce_algo(AllReduceAlgo::native);
+}
+
+TEST(MpiComm, RingWithTinyChunksPipelinesCorrectly) {
+  const int n = world().size(), r = world().rank();
+  for (int64_t chunk_bytes : {4, 12, 64, 4096})
+    for (DType t : {DType::f32, DType::bf16, DType::i32}) {
+      SCOPED_TRACE(::testing::Message() << "chunk " << chunk_bytes << " " << dtype_name(t));
+      const int64_t count = 1001;
+      Buf b(t, count);
+      for (int64_t i = 0; i < count; ++i) b.set(i, input(t, r, i));
+      ring_all_reduce(world(), b.data(), count, t, ReduceOp::sum, chunk_bytes);
+      EXPECT_TRUE(all_match(b, 0, [&](int64_t i) { return expected(t, ReduceOp::sum, n, i); }));
+    }
+}
+
+TEST(MpiComm, ReduceScatterEvenAndUnevenCounts) {
+  const int n = world().size(), r = world().rank();
+  for (DType t : kReducible)
+    for (ReduceOp op : kOps)
+      for (int64_t total : kSizes) {
+        if (total > 1000 && t != DType::f32 && t != DType::bf16) continue;
+        // Even shards, and a layout with an empty shard and the larger ones last.
+        std::vector<std::vector<int64_t>> layouts{even_counts(total, n)};
+        if (total >= 7 && total <= 1000) {
+          std::vector<int64_t> c(size_t(n), 0);
+          int64_t left = total;
+          for (int q = n - 1; q > 0; --q) c[size_t(q)] = left / 2, left -= left / 2;
+          c[0] = left;
+          if (n > 1) std::swap(c[0], c[size_t(n - 1)]);
+          if (n > 2) c[1] += c[0], c[0] = 0;
+          layouts.push_back(c);
+        }
+        for (const auto& counts : layouts)
+          for (bool in_place : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << dtype_name(t) << " " << op_name(op) << " total " << total
+                                              << (in_place ? " in place" : ""));
+            const int64_t offset = std::accumulate(counts.begin(), counts.begin() + r, int64_t(0));
+            Buf send(t, total);
+            for (int64_t i = 0; i < total; ++i) send.set(i, input(t, r, i));
+            Buf recv(t, counts[size_t(r)]);
+            void* out = in_place ? send.bytes.data() + size_t(offset) * dtype_size(t) : recv.data();
+            world().reduce_scatter(send.data(), out, counts, t, op);
+            if (in_place && !recv.bytes.empty()) std::memcpy(recv.data(), out, recv.bytes.size());
+            EXPECT_TRUE(all_match(recv, offset, [&](int64_t i) { return expected(t, op, n, i); }));
+          }
+      }
+}
+
+TEST(MpiComm, AllGatherIntoPlaceAndFromSeparateBuffers) {
+  const int n = world().size(), r = world().rank();
+  for (DType t : {DType::f32, DType::bf16, DType::i32, DType::u16})
+    for (int64_t total : kSizes)
+      for (bool in_place : {false, true}) {
+        if (total > 1000 && t != DType::f32) continue;
+        SCOPED_TRACE(::testing::Message() << dtype_name(t) << " total " << total << (in_place ? " in place" : ""));
+        const auto counts = even_counts(total, n);
+        const int64_t offset = std::accumulate(counts.begin(), counts.begin() + r, int64_t(0));
+        Buf all(t, total), mine(t, counts[size_t(r)]);
+        auto value = [&](int64_t i) { return float(i % 50000); };  // halves round it: compare stored values
+        auto stored = [&](int64_t i) { Buf one(t, 1); one.set(0, value(i)); return one.get(0); };
+        for (int64_t j = 0; j < mine.size(); ++j) mine.set(j, value(offset + j));
+        const void* src = mine.data();
+        if (in_place) {
+          for (int64_t j = 0; j < mine.size(); ++j) all.set(offset + j, value(offset + j));
+          src = all.bytes.data() + size_t(offset) * dtype_size(t);
+        }
+        world().all_gather(src, all.data(), counts, t);
+        EXPECT_TRUE(all_match(all, 0, stored));
+      }
+}
+
+TEST(MpiComm, BroadcastFromEveryRoot) {
+  const int n = world().size(), r = world().rank();
+  for (int root = 0; root < n; ++root)
+    for (DType t : {DType::f32, DType::bf16, DType::i32})
+      for (int64_t count : kSizes) {
+        if (count > 1000 && root != n - 1) continue;
+        SCOPED_TRACE(::testing::Message() << "root " << root << " " << dtype_name(t) << " count " << count);
+        Buf b(t, count);
+        for (int64_t i = 0; i < count; ++i) b.set(i, input(t, r, i));
+        world().broadcast(b.data(), count, t, root);
+        EXPECT_TRUE(all_match(b, 0, [&](int64_t i) { return input(t, root, i); }));
+      }
+}
+
+TEST(MpiComm, AsyncAllReducesCompleteInOrder) {
+  const int n = world().size(), r = world().rank();
+  for (AllReduceAlgo algo : kAlgos) {
+    SCOPED_TRACE(algo_name(algo));
+    world().set_allreduce_algo(algo);
+    const int64_t sizes[] = {300000, 7, 0, 100000, 1, 250000};
+    std::vector<Buf> bufs;
+    for (int64_t c : sizes) bufs.emplace_back(DType::f32, c);
+    std::vector<std::unique_ptr<Request>> reqs;
+    for (size_t k = 0; k < bufs.size(); ++k) {
+      for (int64_t i = 0; i < bufs[k].size(); ++i) bufs[k].set(i, input(DType::f32, r, i) + float(k));
+      reqs.push_back(world().all_reduce_async(bufs[k].data(), bufs[k].size(), DType::f32, ReduceOp::sum));
+    }
+    // The caller may use the communicator meanwhile: the requests run on a private duplicate.
+    int32_t one = 1;
+    world().all_reduce(&one, 1, DType::i32, ReduceOp::sum);
+    EXPECT_EQ(one, n);
+    reqs.back()->wait();
+    for (size_t k = 0; k < reqs.size(); ++k) EXPECT_TRUE(reqs[k]->test()) << "request " << k << " still running";
+    for (size_t k = 0; k < reqs.size(); ++k) {
+      reqs[k]->wait();  // waiting again is harmless
+      EXPECT_TRUE(all_match(bufs[k], 0, [&](int64_t i) {
+        return expected(DType::f32, ReduceOp::sum, n, i) + float(n) * float(k);
+      })) << "request " << k;
+    }
+  }
+  // Dropped without wait(): the destructor waits, so the buffer is reduced.
+  Buf b(DType::bf16, 5000);
+  for (int64_t i = 0; i < b.size(); ++i) b.set(i, input(DType::bf16, r, i));
+  world().all_reduce_async(b.data(), b.size(), DType::bf16, ReduceOp::max);
+  EXPECT_TRUE(all_match(b, 0, [&](int64_t i) { return expected(DType::bf16, ReduceOp::max, n, i); }));
+  world().set_allreduce_algo(AllReduceAlgo::native);
+}
+
+TEST(MpiComm, PointToPointRingExchange) {
+  const int n = world().size(), r = world().rank();
+  const int right = (r + 1) % n, left = (r + n - 1) % n;
+  for (int64_t count : {int64_t(0), int64_t(7), (int64_t(1) << 20) + 3}) {
+    SCOPED_TRACE(::testing::Message() << "count " << count);
+    Buf out(DType::f32, count), in(DType::f32, count);
+    for (int64_t i = 0; i < count; ++i) out.set(i, input(DType::f32, r, i));
+    auto rq = world().irecv(in.data(), count, DType::f32, left, 5);
+    auto sq = world().isend(out.data(), count, DType::f32, right, 5);
+    sq->wait();
+    rq->wait();
+    EXPECT_TRUE(rq->test());
+    EXPECT_TRUE(all_match(in, 0, [&](int64_t i) { return input(DType::f32, left, i); }));
+  }
+  // Blocking pairs: even ranks send first, odd ranks receive first.
+  if (n > 1) {
+    const int peer = r % 2 == 0 ? (r + 1 < n ? r + 1 : -1) : r - 1;
+    if (peer >= 0) {
+      int32_t mine[3] = {r, r * 10, r * 100}, theirs[3] = {};
+      if (r % 2 == 0) {
+        world().send(mine, 3, DType::i32, peer, 9);
+        world().recv(theirs, 3, DType::i32, peer, 9);
+      } else {
+        world().recv(theirs, 3, DType::i32, peer, 9);
+        world().send(mine, 3, DType::i32, peer, 9);
+      }
+      EXPECT_EQ(theirs[0], peer);
+      EXPECT_EQ(theirs[2], peer * 100);
+    }
+  }
+  // Tags keep messages apart: the tag-2 message is received first although sent second.
+  if (n > 1) {
+    float a = float(r), b = float(r) + 0.5f, got_a = -1, got_b = -1;
+    auto s1 = world().isend(&a, 1, DType::f32, right, 1);
+    auto s2 = world().isend(&b, 1, DType::f32, right, 2);
+    world().recv(&got_b, 1, DType::f32, left, 2);
+    world().recv(&got_a, 1, DType::f32, left, 1);
+    s1->wait();
+    s2->wait();
+    EXPECT_EQ(got_a, float(left));
+    EXPECT_EQ(got_b, float(left) + 0.5f);
+  }
+  world().barrier();
+}
+
+TEST(MpiComm, SplitIntoEvenAndOddGroups) {
+  const int n = world().size(), r = world().rank();
+  world().set_allreduce_algo(AllReduceAlgo::ring);
+  auto sub = world().split(r % 2, r);
+  world().set_allreduce_algo(AllReduceAlgo::native);
+  EXPECT_EQ(sub->allreduce_algo(), AllReduceAlgo::ring);  // inherited
+  const int members = (n - r % 2 + 1) / 2;
+  EXPECT_EQ(sub->size(), members);
+  EXPECT_EQ(sub->rank(), r / 2);
+  int64_t want = 0;
+  for (int q = r % 2; q < n; q += 2) want += q;
+  for (AllReduceAlgo algo : kAlgos) {
+    sub->set_allreduce_algo(algo);
+    std::vector<float> v(1001, float(r));
+    sub->all_reduce(v.data(), int64_t(v.size()), DType::f32, ReduceOp::sum);
+    EXPECT_EQ(v.front(), float(want)) << algo_name(algo);
+    EXPECT_EQ(v.back(), float(want)) << algo_name(algo);
+  }
+  int32_t x = sub->rank() == sub->size() - 1 ? 100 + r : -1;
+  sub->broadcast(&x, 1, DType::i32, sub->size() - 1);
+  EXPECT_EQ(x, 100 + (r % 2) + 2 * (members - 1));
+  std::vector<int32_t> ranks(size_t(sub->size()));
+  std::vector<int64_t> ones(size_t(sub->size()), 1);
+  int32_t me = r;
+  sub->all_gather(&me, ranks.data(), ones, DType::i32);
+  for (int q = 0; q < sub->size(); ++q) EXPECT_EQ(ranks[size_t(q)], r % 2 + 2 * q);
+  sub->barrier();
+  // Keys order the new group: a negated key reverses it. split(0, rank) duplicates.
+  auto reversed = world().split(0, -r);
+  EXPECT_EQ(reversed->rank(), n - 1 - r);
+  auto dup = world().split(0, r);
+  EXPECT_EQ(dup->rank(), r);
+  EXPECT_EQ(dup->size(), n);
+}
+
+TEST(MpiComm, BarrierWaitsForTheLastRank) {
+  const int n = world().size();
+  world().barrier();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (world().rank() == n - 1) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  world().barrier();
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(ms, 90.0);
+}
+
+TEST(MpiComm, MpiErrorsThrowWithCallAndLocation) {
+  float x = 0;
+  try {
+    world().recv(&x, 1, DType::f32, world().size() + 5, 0);
+    ADD_FAILURE() << "recv from a rank outside the group returned";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("MPI_Recv"), std::string::npos) << what;
+    EXPECT_NE(what.find("mpi_communicator.cpp:"), std::string::npos) << what;
+    EXPECT_NE(what.find("rank"), std::string::npos) << what;  // MPI's own message
+  }
+  try {
+    world().send(&x, 1, DType::f32, -7, 0);
+    ADD_FAILURE() << "send to rank -7 returned";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("MPI_Send"), std::string::npos) << e.what();
+  }
+  // Programming errors are assertions.
+  const std::vector<int64_t> wrong(size_t(world().size()) + 1, 0);
+  EXPECT_THROW(world().all_gather(&x, &x, wrong, DType::f32), InternalError);
+  EXPECT_THROW(world().all_reduce(&x, 1, DType::u16, ReduceOp::sum), InternalError);
+}
+
+// Prints only failures, tagged with the rank: what non-zero ranks show.
+class FailurePrinter : public ::testing::EmptyTestEventListener {
+ public:
+  explicit FailurePrinter(int rank) : rank_(rank) {}
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (result.failed())
+      std::printf("[rank %d] %s:%d: failure\n%s\n", rank_, result.file_name() ? result.file_name() : "?",
+                  result.line_number(), result.summary());
+  }
+
+ private:
+  int rank_;
+};
+
+}  // namespace
+}  // namespace meshlm
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  auto world = meshlm::make_mpi_world_communicator();
+  meshlm::g_world = world.get();
+  if (world->rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+    listeners.Append(new meshlm::FailurePrinter(world->rank()));
+  }
+  int32_t failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+  const int32_t here = failed;
+  world->all_reduce(&failed, 1, meshlm::DType::i32, meshlm::ReduceOp::max);
+  if (world->rank() == 0) {
+    if (failed && !here) std::printf("FAILED on another rank (see its [rank N] lines above)\n");
+    std::printf("%d ranks: %s\n", world->size(), failed ? "FAILED" : "all passed");
+  }
+  std::fflush(stdout);
+  world.reset();
+  return failed;
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Data-parallel training from the command line: `--nproc N`, mpirun with --dp, resuming a
+# data-parallel run in one process, and the launch mistakes (each must end every rank with
+# exit code 2 and one "error:" line, within a time limit: nobody may hang).
+# Usage: dp_cli.sh MESHLM_BINARY SOURCE_DIR
+set -u
+meshlm=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+small=(--config "$src/configs/tiny.toml" --model.n_layer 2 --train.micro_batch 4
+       --train.block_size 32 --train.eval_tokens 512 --train.eval_every 0 --train.warmup_steps 1)
+data=(--data "$src/docs/CLI.md")
+
+# 1. --nproc 2 starts mpirun; rank 0 alone prints and writes.
+timeout 120 "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --train.steps 4 --zero 2 --out "$work/run" > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "--nproc 2: exit code $rc: $(cat "$work/err")"
+grep -q "data parallel: 2 ranks" "$work/out" || fail "--nproc 2: no data-parallel line in: $(cat "$work/out")"
+grep -q "memory per rank" "$work/out" || fail "--nproc 2: no memory line"
+[ "$(grep -c '^step 4/4' "$work/out")" -eq 1 ] || fail "--nproc 2: step 4 printed $(grep -c '^step 4/4' "$work/out") times"
+[ -f "$work/run/model.safetensors" ] && [ -f "$work/run/checkpoints/latest" ] || fail "--nproc 2: no final model or checkpoint"
+[ "$(grep -c '"step"' "$work/run/metrics.jsonl")" -ge 4 ] || fail "--nproc 2: metrics.jsonl lacks steps"
+
+# 2. One process resumes the two-rank run (ZeRO-2 shards were gathered into the checkpoint).
+timeout 120 "$meshlm" train --resume "$work/run" "${data[@]}" --train.steps 6 > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "resume in one process: exit code $rc: $(cat "$work/err")"
+grep -q "^step 6/6" "$work/out" || fail "resume in one process: did not reach step 6"
+
+# 3. Launch mistakes.
+expect_error() {
+  local name=$1 pattern=$2
+  shift 2
+  timeout 90 "$@" > "$work/out" 2> "$work/err"
+  local rc=$?
+  local errors
+  errors=$(grep -c '^error: ' "$work/err")
+  if [ $rc -ne 2 ]; then fail "$name: exit code $rc, expected 2 ($(head -c 600 "$work/err"))"
+  elif [ "$errors" -ne 1 ]; then fail "$name: $errors error lines, expected 1: $(cat "$work/err")"
+  elif ! grep '^error: ' "$work/err" | grep -qiE "$pattern"; then fail "$name: message does not mention /$pattern/: $(grep '^error: ' "$work/err")"
+  fi
+}
+mpirun=(mpirun -np 2 --oversubscribe --bind-to none)
+expect_error "mpirun without --dp" "dp.*1.*2 processes" "${mpirun[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --train.steps 2
+expect_error "--dp 3 under 2 ranks" "dp.*3.*2 processes" "${mpirun[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --train.steps 2 --dp 3
+expect_error "micro_batch < ranks" "micro_batch.*3.*ranks" "$meshlm" train --nproc 3 "${small[@]}" "${data[@]}" --train.steps 2 --train.micro_batch 2
+expect_error "missing data" "not found|no such|missing" "$meshlm" train --nproc 2 "${small[@]}" --data "$work/missing.txt"
+expect_error "bad ZeRO stage" "parallel.zero" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --zero 3
+expect_error "--nproc under mpirun" "nproc" "${mpirun[@]}" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}"
+
+[ $failures -eq 0 ] && echo "all data-parallel CLI checks passed"
+exit $((failures > 0))
