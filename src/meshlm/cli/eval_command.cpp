@@ -2,9 +2,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/model_loading.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/cli/tensor_parallel_inference.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/timer.hpp"
 #include "meshlm/train/evaluate.hpp"
@@ -15,10 +19,16 @@ namespace {
 
 struct EvalArgs {
   std::string checkpoint, data, split = "val";
-  int64_t tokens = 0, batch = 8, block_size = 0;
+  int64_t tokens = 0, batch = 8, block_size = 0, tp = 1, nproc = 0;
 };
 
 int run_eval(const EvalArgs& a) {
+  if (a.nproc > 0 && !launched_by_mpi()) {
+    std::vector<std::string> rest = command_line_without_nproc();
+    if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
+    exec_under_mpirun(int(a.nproc), rest);
+  }
+  InferenceGroup group = make_inference_group(a.tp);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   auto data = open_token_source(a.data, 0.1);
   check_tokenizer_matches(m, data->tokenizer(), a.data);
@@ -26,11 +36,13 @@ int run_eval(const EvalArgs& a) {
   if (T > m.model.config.n_positions)
     throw UserError(cat("--block-size ", T, " exceeds the model's n_positions (", m.model.config.n_positions, ")"));
   if (a.batch <= 0) throw UserError(cat("--batch must be positive, got ", a.batch));
-  GPT gpt(m.model.config, a.batch, T);
+  GPT gpt(m.model.config, a.batch, T, Device::cpu, group.collectives());
+  const std::vector<float> params = shard_of(gpt, m.model);
   Timer timer;
-  EvalResult r = evaluate_model(gpt, m.model.params.data(), *data, a.split == "val" ? Split::val : Split::train,
-                                a.batch, T, a.tokens);
-  std::printf("%s split of %s: loss %.4f | perplexity %.3f | %lld tokens evaluated | %.1f s\n", a.split.c_str(),
+  EvalResult r = evaluate_model(gpt, params.data(), *data, a.split == "val" ? Split::val : Split::train, a.batch, T,
+                                a.tokens);
+  if (group.root())
+    std::printf("%s split of %s: loss %.4f | perplexity %.3f | %lld tokens evaluated | %.1f s\n", a.split.c_str(),
               a.data.c_str(), r.loss, std::exp(r.loss), (long long)r.tokens, timer.seconds());
   return 0;
 }
@@ -47,6 +59,9 @@ Command register_eval(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens, "evaluate at most this many tokens (0 = the whole split)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "sequences per forward pass")->capture_default_str();
   cmd->add_option("--block-size", a->block_size, "tokens per sequence (default: the model's n_positions)");
+  cmd->add_option("--tp", a->tp, "tensor-parallel ranks (run under mpirun with this many processes)")->capture_default_str();
+  cmd->add_option("--nproc", a->nproc, "start N processes on this machine (runs mpirun; sets --tp N)")
+      ->check(CLI::PositiveNumber);
   return {cmd, [a] { return run_eval(*a); }};
 }
 

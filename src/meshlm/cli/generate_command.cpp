@@ -5,6 +5,8 @@
 
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/model_loading.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/cli/tensor_parallel_inference.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/timer.hpp"
 #include "meshlm/model/generate.hpp"
@@ -16,11 +18,17 @@ namespace {
 
 struct GenerateArgs {
   std::string checkpoint, prompt;
-  int64_t max_new_tokens = 200;
+  int64_t max_new_tokens = 200, tp = 1, nproc = 0;
   SamplingOptions sampling;
 };
 
 int run_generate(GenerateArgs a) {
+  if (a.nproc > 0 && !launched_by_mpi()) {
+    std::vector<std::string> rest = command_line_without_nproc();
+    if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
+    exec_under_mpirun(int(a.nproc), rest);
+  }
+  InferenceGroup group = make_inference_group(a.tp);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   if (!m.tokenizer)
     throw UserError(cat(m.dir.string(), " has no tokenizer.json: generate needs a checkpoint saved by meshlm train"));
@@ -35,26 +43,30 @@ int run_generate(GenerateArgs a) {
   const GPTConfig& cfg = m.model.config;
   if (int64_t(prompt.size()) >= cfg.n_positions)
     throw UserError(cat("the prompt has ", prompt.size(), " tokens; the model's context is ", cfg.n_positions));
-  GPT gpt(cfg, 1, 1);
-  std::printf("%s", a.prompt.c_str());
-  std::fflush(stdout);
+  GPT gpt(cfg, 1, 1, Device::cpu, group.collectives());
+  const std::vector<float> params = shard_of(gpt, m.model);
+  // Every rank samples the same tokens (same logits, same seed); rank 0 prints them.
+  FILE* out = group.root() ? stdout : nullptr;
+  if (out) std::fprintf(out, "%s", a.prompt.c_str());
+  if (out) std::fflush(out);
   // Decode the whole continuation each time and print what is new, so multi-token
   // characters appear once complete.
   std::vector<int32_t> generated;
   size_t printed = 0;
   Timer timer;
-  generate_tokens(gpt, m.model.params.data(), prompt, a.max_new_tokens, a.sampling, [&](int32_t id) {
+  generate_tokens(gpt, params.data(), prompt, a.max_new_tokens, a.sampling, [&](int32_t id) {
     generated.push_back(id);
     std::string text = m.tokenizer->decode(generated);
-    if (text.size() > printed && !utf8_error_offset(text.substr(printed))) {
-      std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
-      std::fflush(stdout);
+    if (out && text.size() > printed && !utf8_error_offset(text.substr(printed))) {
+      std::fwrite(text.data() + printed, 1, text.size() - printed, out);
+      std::fflush(out);
       printed = text.size();
     }
     return true;
   });
+  if (!out) return 0;
   const std::string text = m.tokenizer->decode(generated);
-  if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+  if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, out);
   std::printf("\n");
   std::fflush(stdout);  // the text before the statistics, also when both go to one file
   std::fprintf(stderr, "generated %zu tokens in %.2f s (%.1f tokens/s)\n", generated.size(), timer.seconds(),
@@ -74,6 +86,9 @@ Command register_generate(CLI::App& app) {
   cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass")->capture_default_str();
   cmd->add_option("--seed", a->sampling.seed, "sampling seed (same seed, same text)")->capture_default_str();
+  cmd->add_option("--tp", a->tp, "tensor-parallel ranks (run under mpirun with this many processes)")->capture_default_str();
+  cmd->add_option("--nproc", a->nproc, "start N processes on this machine (runs mpirun; sets --tp N)")
+      ->check(CLI::PositiveNumber);
   return {cmd, [a] { return run_generate(*a); }};
 }
 

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const UserError& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "error: %s\n", e.what());
+    // Under mpirun every rank meets the same mistake: rank 0 reports it.
+    if (launched_rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -22,6 +22,33 @@ const std::vector<std::string>& command_line() { return g_command_line; }
 
 void set_command_line(int argc, char** argv) { g_command_line.assign(argv, argv + argc); }
 
+std::vector<std::string> command_line_without_nproc() {
+  std::vector<std::string> rest;
+  for (size_t i = 1; i < g_command_line.size(); ++i) {
+    if (g_command_line[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (g_command_line[i].rfind("--nproc=", 0) == 0) continue;
+    rest.push_back(g_command_line[i]);
+  }
+  return rest;
+}
+
+bool command_line_has(const std::string& flag, const std::string& key) {
+  for (const std::string& a : g_command_line) {
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+    if (!key.empty() && (a == "--" + key || a.rfind("--" + key + "=", 0) == 0)) return true;
+  }
+  return false;
+}
+
+int launched_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  return 0;
+}
+
 void exec_under_mpirun(int nproc, const std::vector<std::string>& args) {
   std::error_code ec;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();

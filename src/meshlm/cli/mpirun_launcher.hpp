@@ -10,6 +10,16 @@ namespace meshlm {
 const std::vector<std::string>& command_line();
 void set_command_line(int argc, char** argv);
 
+// This command line without argv[0] and without `--nproc N` / `--nproc=N`.
+std::vector<std::string> command_line_without_nproc();
+// Whether the command line sets `flag` ("--tp" matches "--tp 2", "--tp=2"; also the config key
+// `key`, e.g. "--parallel.tp").
+bool command_line_has(const std::string& flag, const std::string& key = "");
+
+// This process's rank under an MPI launcher (0 when not launched by one), from the
+// launcher's environment: lets rank 0 alone report an error every rank hits.
+int launched_rank();
+
 // Replaces this process with `mpirun -np nproc ... <this program> <args>`; `args` excludes
 // argv[0]. Threads per rank: OMP_NUM_THREADS if set, else the machine's cores / nproc (at
 // least 1). Returns only by throwing UserError when mpirun cannot be started.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -189,7 +190,7 @@ int train_on(Communicator& comm, const TrainArgs& args) {
   if (root) {
     std::printf("meshlm train: %zu parameters (%lld layers, %lld heads, n_embd %lld), batch %lld x %lld tokens x %lld "
                 "accum, %d threads%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
-                trainer.model().num_params(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
+                trainer.global_layout().total(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
                 (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
                 (long long)cfg.train.grad_accum, omp_get_max_threads(), many ? " per rank" : "", args.data.c_str(),
                 (long long)data.size(Split::train), (long long)data.size(Split::val),
@@ -197,14 +198,16 @@ int train_on(Communicator& comm, const TrainArgs& args) {
                 resume_from ? cat("; resuming from ", resume_from->dir.string()).c_str() : "");
     const MemoryPerRank m = trainer.memory();
     if (many)
-      std::printf("data parallel: %d ranks, %s all-reduce, %g MiB buckets, ZeRO-%lld; rank 0 computes %lld of %lld "
-                  "sequences per micro-batch\n",
-                  comm.size(), cfg.parallel.allreduce.c_str(), cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
+      std::printf("mesh: %d ranks = dp %lld x pp %lld x tp %lld; %s all-reduce, %g MiB buckets, ZeRO-%lld; rank 0 "
+                  "computes %lld of %lld sequences per micro-batch\n",
+                  comm.size(), (long long)cfg.parallel.dp, (long long)cfg.parallel.pp, (long long)cfg.parallel.tp,
+                  cfg.parallel.allreduce.c_str(), cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
                   (long long)trainer.rows().count, (long long)cfg.train.micro_batch);
-    std::printf("memory per rank: parameters %s, gradients %s%s, optimizer state %s\n", mib(m.params).c_str(),
-                mib(m.grads).c_str(),
-                cfg.parallel.zero == 2 && many ? cat(" (+ ", mib(m.params), " working buffer during backward)").c_str() : "",
-                mib(m.optimizer).c_str());
+    const bool zero2 = cfg.parallel.zero == 2 && cfg.parallel.dp > 1;
+    std::printf("memory per rank: parameters %s, gradients %s%s, optimizer state %s, activations %s\n",
+                mib(m.params).c_str(), mib(m.grads).c_str(),
+                zero2 ? cat(" (+ ", mib(m.params), " working buffer during backward)").c_str() : "",
+                mib(m.optimizer).c_str(), mib(trainer.activation_bytes()).c_str());
     std::fflush(stdout);
   }
 
@@ -256,7 +259,7 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     std::vector<double> sorted = recent_ms;
     std::nth_element(sorted.begin(), sorted.begin() + long(sorted.size() / 2), sorted.end());
     const double eta = sorted[sorted.size() / 2] * 1e-3 * double(cfg.train.steps - st.step);
-    const std::string comm_part = many ? cat(" | comm ", std::round(st.comm_ms * 10) / 10, " ms") : "";
+    const std::string comm_part = cfg.parallel.dp > 1 ? cat(" | comm ", std::round(st.comm_ms * 10) / 10, " ms") : "";
     if (tty) {
       std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
                   (long long)st.step, (long long)cfg.train.steps, st.loss, last_val, st.lr, st.tokens_per_s, st.ms,
@@ -308,8 +311,9 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     const bool best = run_eval();
     if (last_saved != trainer.state().step) save(best);
   }
+  const std::vector<float> final_params = run_dir.empty() ? std::vector<float>() : trainer.global_params();
   if (root && !run_dir.empty()) {
-    save_model(run_dir, cfg.model, trainer.model().layout(), trainer.params());
+    save_model(run_dir, cfg.model, trainer.global_layout(), final_params);
     data.tokenizer().save(run_dir);  // the run directory is then a complete model for eval/generate
     std::printf("saved %s/model.safetensors and %s/config.json (best val loss %.4f at step %lld)\n", run_dir.c_str(),
                 run_dir.c_str(), trainer.state().best_val_loss, (long long)trainer.state().best_step);
@@ -322,21 +326,15 @@ int train_on(Communicator& comm, const TrainArgs& args) {
 
 // `--nproc N` re-launches this command line under mpirun, minus --nproc, plus --dp N.
 [[noreturn]] void relaunch_under_mpirun(const TrainArgs& args) {
-  std::vector<std::string> rest;
-  const std::vector<std::string>& line = command_line();
-  bool has_dp = false;
-  for (size_t i = 1; i < line.size(); ++i) {
-    if (line[i] == "--nproc") {
-      ++i;
-      continue;
+  std::vector<std::string> rest = command_line_without_nproc();
+  if (!command_line_has("--dp", "parallel.dp")) {  // dp = N / (tp · pp), with tp and pp as given on the command line
+    int64_t tp = 1, pp = 1;
+    for (const auto& [key, value] : args.overrides) {
+      if (key == "parallel.tp") tp = std::max<int64_t>(1, std::atoll(value.c_str()));
+      if (key == "parallel.pp") pp = std::max<int64_t>(1, std::atoll(value.c_str()));
     }
-    if (line[i].rfind("--nproc=", 0) == 0) continue;
-    if (line[i] == "--dp" || line[i].rfind("--dp=", 0) == 0 || line[i].rfind("--parallel.dp", 0) == 0) has_dp = true;
-    rest.push_back(line[i]);
-  }
-  if (!has_dp) {
     rest.push_back("--dp");
-    rest.push_back(std::to_string(args.nproc));
+    rest.push_back(std::to_string(args.nproc % (tp * pp) == 0 ? args.nproc / (tp * pp) : args.nproc));
   }
   exec_under_mpirun(int(args.nproc), rest);
 }
@@ -392,9 +390,11 @@ Command register_train(CLI::App& app) {
                   "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
                   "with its config.json (e.g. GPT-2 from the Hugging Face hub)");
   cmd->add_option("--nproc", args->nproc,
-                  "start N data-parallel processes on this machine (runs mpirun; sets --dp N)")
+                  "start N processes on this machine (runs mpirun; without --dp, sets --dp N/(tp·pp))")
       ->check(CLI::PositiveNumber);
   add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks: the number of processes mpirun starts");
+  add_parallel_option(cmd, args, "--tp", "parallel.tp", "tensor-parallel ranks (split every layer's weights)");
+  add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (only 1 for now)");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
   add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");

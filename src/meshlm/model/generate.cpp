@@ -20,7 +20,7 @@ std::vector<int32_t> generate_tokens(GPT& model, const float* params, std::span<
   if (max_new_tokens == 0 || P == n_pos) return out;
 
   // The last generated token is never fed back, so the cache needs P + max_new − 1 positions.
-  KVCache cache(cfg, 1, std::min(n_pos, P + max_new_tokens - 1));
+  KVCache cache(model.cache_config(), 1, std::min(n_pos, P + max_new_tokens - 1));
   const float* logits = model.forward_cached(params, prompt.data(), 1, P, cache);
   const float* next = logits + (P - 1) * V;  // the prediction after the prompt's last token
   for (;;) {

@@ -1,5 +1,8 @@
 #include "meshlm/model/gpt.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "meshlm/core/error.hpp"
@@ -16,6 +19,7 @@ struct GPT::Acts {
   float* encoded;
   std::vector<Layer> layers;
   float *lnf, *lnf_mean, *lnf_rstd, *logits, *losses, *lse;
+  float* ce_sums;  // tensor parallelism: per row the sum of exponentials and the target logit
   // Backward scratch, reused by every layer.
   float *dresidual, *d_c, *d_4c, *dqkv, *datt;
 };
@@ -40,66 +44,207 @@ class Carver {
 
 }  // namespace
 
-size_t GPT::carve(const GPTConfig& cfg, int64_t B, int64_t T, float* base, Acts* a) {
-  const size_t N = size_t(B * T), C = size_t(cfg.n_embd), V = size_t(cfg.vocab_size);
-  const size_t att = size_t(B * cfg.n_head * T * T);
+size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
+  const size_t N = size_t(B * T), C = size_t(cfg_.n_embd), Cl = size_t(Cl_), Fl = size_t(Fl_);
+  const size_t Vl = size_t(vocab_.rows);
+  const size_t att = size_t(B * Hl_ * T * T);
   Carver cv(base);
   GPT::Acts tmp;
   GPT::Acts& x = a ? *a : tmp;
   x.encoded = cv.take(N * C);
-  x.layers.resize(size_t(cfg.n_layer));
+  x.layers.resize(size_t(cfg_.n_layer));
   for (auto& l : x.layers) {
     l.ln1 = cv.take(N * C);
     l.ln1_mean = cv.take(N);
     l.ln1_rstd = cv.take(N);
-    l.qkv = cv.take(N * 3 * C);
+    l.qkv = cv.take(N * 3 * Cl);
     l.att = cv.take(att);
-    l.atty = cv.take(N * C);
+    l.atty = cv.take(N * Cl);
     l.residual2 = cv.take(N * C);
     l.ln2 = cv.take(N * C);
     l.ln2_mean = cv.take(N);
     l.ln2_rstd = cv.take(N);
-    l.fch = cv.take(N * 4 * C);
-    l.fch_gelu = cv.take(N * 4 * C);
+    l.fch = cv.take(N * Fl);
+    l.fch_gelu = cv.take(N * Fl);
     l.residual3 = cv.take(N * C);
   }
   x.lnf = cv.take(N * C);
   x.lnf_mean = cv.take(N);
   x.lnf_rstd = cv.take(N);
-  x.logits = cv.take(N * V);
+  x.logits = cv.take(N * Vl);
   x.losses = cv.take(N);
   x.lse = cv.take(N);
+  x.ce_sums = tp_ ? cv.take(2 * N) : nullptr;
   x.dresidual = cv.take(N * C);
   x.d_c = cv.take(N * C);
-  x.d_4c = cv.take(N * 4 * C);
-  x.dqkv = cv.take(N * 3 * C);
+  x.d_4c = cv.take(N * Fl);
+  x.dqkv = cv.take(N * 3 * Cl);
   x.datt = cv.take(att);
   return cv.used();
 }
 
-GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device)
-    : cfg_(cfg), layout_(gpt_param_specs(cfg)), k_(&kernels_for(device)), max_B_(max_B), max_T_(max_T) {
+namespace {
+// The shard's parameter specs, after checking that the heads divide over the ranks.
+std::vector<ParamSpec> shard_specs(const GPTConfig& cfg, TpCollectives* tp) {
+  const int tps = tp ? tp->size() : 1;
+  if (cfg.n_head % tps != 0)
+    throw UserError(cat("model.n_head (", cfg.n_head, ") is not divisible by the tensor-parallel size ", tps,
+                        ": each rank must hold whole attention heads"));
+  return gpt_param_specs(cfg, tps, tp ? tp->rank() : 0);
+}
+}  // namespace
+
+GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp)
+    : cfg_(cfg),
+      tp_(tp && tp->size() > 1 ? tp : nullptr),
+      Cl_(cfg.n_embd / tp_size()),
+      Hl_(cfg.n_head / tp_size()),
+      Fl_(4 * cfg.n_embd / tp_size()),
+      vocab_(vocab_shard(cfg.vocab_size, tp_size(), tp_rank())),
+      layout_(shard_specs(cfg, tp_)),
+      k_(&kernels_for(device)),
+      max_B_(max_B),
+      max_T_(max_T) {
   cfg_.validate();
   MESHLM_ASSERT(max_B > 0 && max_T > 0);
   if (max_T > cfg.n_positions)
     throw UserError(cat("sequence length ", max_T, " exceeds model.n_positions (", cfg.n_positions, ")"));
-  buf_ = Buffer(device, DType::f32, carve(cfg_, max_B, max_T, nullptr, nullptr));
+  buf_ = Buffer(device, DType::f32, carve(max_B, max_T, nullptr, nullptr));
   a_ = std::make_unique<Acts>();
-  carve(cfg_, max_B, max_T, buf_.data<float>(), a_.get());
+  carve(max_B, max_T, buf_.data<float>(), a_.get());
 }
 
 GPT::~GPT() = default;
 GPT::GPT(GPT&&) noexcept = default;
 
+GPTConfig GPT::cache_config() const {
+  GPTConfig c = cfg_;
+  c.n_embd = Cl_;
+  c.n_head = Hl_;
+  return c;
+}
+
+void GPT::all_reduce_sum(float* data, int64_t n) const {
+  if (tp_) tp_->all_reduce_sum(data, n);
+}
+
+void GPT::row_parallel_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
+                               int64_t OC) const {
+  if (!tp_) {
+    k_->linear_forward(out, inp, w, bias, N, IC, OC, WeightLayout::in_out);
+    return;
+  }
+  k_->linear_forward(out, inp, w, nullptr, N, IC, OC, WeightLayout::in_out);
+  tp_->all_reduce_sum(out, N * OC);  // reduce-from-tp
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < OC; ++j) out[i * OC + j] += bias[j];
+}
+
+void GPT::embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
+                            int64_t T) const {
+  const int64_t C = cfg_.n_embd;
+  if (!tp_) {
+    k_->embedding_forward(out, tokens, wte, wpe, B, T, C);
+    return;
+  }
+  // Each rank contributes the rows of its vocabulary slice (zeros elsewhere); the sum is the
+  // lookup, then the (replicated) position embedding is added as in the one-process kernel.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * T; ++i) {
+    const int64_t row = tokens[i] - vocab_.first;
+    float* o = out + i * C;
+    if (row >= 0 && row < vocab_.valid) std::copy_n(wte + row * C, C, o);
+    else std::fill_n(o, C, 0.0f);
+  }
+  tp_->all_reduce_sum(out, B * T * C);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * T; ++i)
+    for (int64_t c = 0; c < C; ++c) out[i * C + c] += wpe[(i % T) * C + c];
+}
+
+void GPT::embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
+                             int64_t T) const {
+  const int64_t C = cfg_.n_embd;
+  if (!tp_) {
+    k_->embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
+    return;
+  }
+  // dwpe is replicated: every rank adds the same (replicated) dout. dwte: this rank's rows.
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t i = 0; i < B * T; ++i) dwpe[(i % T) * C + c] += dout[i * C + c];
+  for (int64_t i = 0; i < B * T; ++i) {
+    const int64_t row = tokens[i] - vocab_.first;
+    if (row < 0 || row >= vocab_.valid) continue;
+    float* d = dwte + row * C;
+    const float* g = dout + i * C;
+    for (int64_t c = 0; c < C; ++c) d[c] += g[c];
+  }
+}
+
 size_t GPT::activation_bytes() const { return buf_.bytes(); }
 
 const float* GPT::logits() const { return a_->logits; }
+
+namespace {
+
+// Vocabulary-parallel cross-entropy over logits[N, Vl] of which the first `valid` columns
+// are this rank's tokens [first, first + valid). Reduces the row max, then the sums of
+// exponentials and the target logits over the ranks; never gathers the logits.
+void vocab_parallel_ce_forward(TpCollectives& tp, float* losses, float* lse, float* sums, const float* logits,
+                               const int32_t* targets, int64_t N, int64_t Vl, const VocabShard& vs) {
+  float* rowmax = lse;  // lse holds the max until the end
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) {
+    const float* l = logits + i * Vl;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < vs.valid; ++j) m = std::max(m, l[j]);
+    rowmax[i] = m;
+  }
+  tp.all_reduce_max(rowmax, N);
+  float* sumexp = sums;
+  float* target_logit = sums + N;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) {
+    const float* l = logits + i * Vl;
+    double acc = 0.0;
+    for (int64_t j = 0; j < vs.valid; ++j) acc += std::exp(double(l[j] - rowmax[i]));
+    sumexp[i] = float(acc);
+    const int64_t t = int64_t(targets ? targets[i] : -1) - vs.first;
+    target_logit[i] = t >= 0 && t < vs.valid ? l[t] : 0.0f;
+  }
+  tp.all_reduce_sum(sums, 2 * N);
+  for (int64_t i = 0; i < N; ++i) {
+    lse[i] = rowmax[i] + std::log(sumexp[i]);
+    losses[i] = targets && targets[i] >= 0 ? lse[i] - target_logit[i] : 0.0f;
+  }
+}
+
+// In place: logits[N, Vl] becomes (softmax − onehot)·dloss on this rank's columns, 0 on padding
+// columns and ignored rows.
+void vocab_parallel_ce_backward(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
+                                int64_t Vl, const VocabShard& vs) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < N; ++i) {
+    float* l = logits + i * Vl;
+    if (targets[i] < 0) {
+      std::fill_n(l, Vl, 0.0f);
+      continue;
+    }
+    const int64_t t = int64_t(targets[i]) - vs.first;
+    for (int64_t j = 0; j < vs.valid; ++j) l[j] = (std::exp(l[j] - lse[i]) - (j == t ? 1.0f : 0.0f)) * dloss;
+    std::fill(l + vs.valid, l + Vl, 0.0f);
+  }
+}
+
+}  // namespace
 
 float GPT::forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
   MESHLM_ASSERT(B > 0 && T > 0 && B * T <= max_B_ * max_T_ && T <= max_T_, "micro-batch ", B, "x", T,
                 " larger than allocated ", max_B_, "x", max_T_);
   // Attention buffers are laid out for max_B·max_T; a smaller batch uses a prefix of them.
-  const int64_t N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, H = cfg_.n_head;
+  const int64_t N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_, Vl = vocab_.rows;
   const float eps = cfg_.layer_norm_epsilon;
   const KernelTable& k = *k_;
   Acts& a = *a_;
@@ -112,32 +257,33 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
   inputs_ = inputs;
   targets_ = targets;
 
-  k.embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+  embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T);
   const float* residual = a.encoded;
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const BlockParams& w = p.blocks[size_t(l)];
     Acts::Layer& x = a.layers[size_t(l)];
     k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
-    k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * C, WeightLayout::in_out);
-    k.attention_forward(x.atty, x.att, x.qkv, B, T, C, H);
-    k.linear_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, C, C, WeightLayout::in_out);
+    k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
+    k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
+    row_parallel_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, Cl, C);
     k.residual_forward(x.residual2, x.residual2, residual, N * C);
     k.layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2_w, w.ln2_b, N, C, eps);
-    k.linear_forward(x.fch, x.ln2, w.fc_w, w.fc_b, N, C, 4 * C, WeightLayout::in_out);
-    k.gelu_forward(x.fch_gelu, x.fch, N * 4 * C);
-    k.linear_forward(x.residual3, x.fch_gelu, w.fcproj_w, w.fcproj_b, N, 4 * C, C, WeightLayout::in_out);
+    k.linear_forward(x.fch, x.ln2, w.fc_w, w.fc_b, N, C, Fl, WeightLayout::in_out);  // column-parallel
+    k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
+    row_parallel_forward(x.residual3, x.fch_gelu, w.fcproj_w, w.fcproj_b, N, Fl, C);
     k.residual_forward(x.residual3, x.residual3, x.residual2, N * C);
     residual = x.residual3;
   }
   k.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnf_w, p.lnf_b, N, C, eps);
-  k.linear_forward(a.logits, a.lnf, p.wte, nullptr, N, C, V, WeightLayout::out_in);
+  k.linear_forward(a.logits, a.lnf, p.wte, nullptr, N, C, Vl, WeightLayout::out_in);
   valid_ = 0;
   if (!targets) return 0.0f;
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] >= V) throw UserError(cat("target id ", targets[i], " is outside the vocabulary [0, ", V, ")"));
     valid_ += targets[i] >= 0;
   }
-  k.cross_entropy_forward(a.losses, a.lse, a.logits, targets, N, V, V);
+  if (tp_) vocab_parallel_ce_forward(*tp_, a.losses, a.lse, a.ce_sums, a.logits, targets, N, Vl, vocab_);
+  else k.cross_entropy_forward(a.losses, a.lse, a.logits, targets, N, V, V);
   double sum = 0.0;
   for (int64_t i = 0; i < N; ++i) sum += a.losses[i];
   return valid_ > 0 ? float(sum / double(valid_)) : 0.0f;
@@ -145,15 +291,18 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
 
 void GPT::backward(const float* params, float* grads, float dloss, const GradsReady& on_ready) {
   MESHLM_ASSERT(targets_ != nullptr, "backward() needs a forward() with targets");
-  const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, H = cfg_.n_head;
+  const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_,
+                Vl = vocab_.rows;
   const KernelTable& k = *k_;
   Acts& a = *a_;
   GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
   GPTParams g = gpt_param_views(layout_, cfg_, grads);
   const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
 
-  k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
-  k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, V, WeightLayout::out_in);
+  if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
+  else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
+  k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, Vl, WeightLayout::out_in);
+  all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward: ln_f's output feeds every rank's vocabulary slice
   const float* last = cfg_.n_layer > 0 ? a.layers.back().residual3 : a.encoded;
   std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
   k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
@@ -164,33 +313,36 @@ void GPT::backward(const float* params, float* grads, float dloss, const GradsRe
     Acts::Layer& x = a.layers[size_t(l)];
     const float* residual = l == 0 ? a.encoded : a.layers[size_t(l - 1)].residual3;
     // MLP: dresidual holds d(residual3); the residual add passes it to both branches.
-    k.linear_backward(a.d_4c, dw.fcproj_w, dw.fcproj_b, a.dresidual, x.fch_gelu, w.fcproj_w, N, 4 * C, C,
+    k.linear_backward(a.d_4c, dw.fcproj_w, dw.fcproj_b, a.dresidual, x.fch_gelu, w.fcproj_w, N, Fl, C,
                       WeightLayout::in_out);
-    k.gelu_backward(a.d_4c, x.fch, a.d_4c, N * 4 * C);
-    k.linear_backward(a.d_c, dw.fc_w, dw.fc_b, a.d_4c, x.ln2, w.fc_w, N, C, 4 * C, WeightLayout::in_out);
+    k.gelu_backward(a.d_4c, x.fch, a.d_4c, N * Fl);
+    k.linear_backward(a.d_c, dw.fc_w, dw.fc_b, a.d_4c, x.ln2, w.fc_w, N, C, Fl, WeightLayout::in_out);
+    all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward
     k.layernorm_backward(a.dresidual, dw.ln2_w, dw.ln2_b, a.d_c, x.residual2, w.ln2_w, x.ln2_mean, x.ln2_rstd, N,
                          C);
     // Attention: dresidual now holds d(residual2).
-    k.linear_backward(a.d_c, dw.attproj_w, dw.attproj_b, a.dresidual, x.atty, w.attproj_w, N, C, C,
+    k.linear_backward(a.d_c, dw.attproj_w, dw.attproj_b, a.dresidual, x.atty, w.attproj_w, N, Cl, C,
                       WeightLayout::in_out);
-    k.attention_backward(a.dqkv, a.datt, a.d_c, x.qkv, x.att, B, T, C, H);
-    k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * C, WeightLayout::in_out);
+    k.attention_backward(a.dqkv, a.datt, a.d_c, x.qkv, x.att, B, T, Cl, Hl);
+    k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * Cl, WeightLayout::in_out);
+    all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);
     // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
     if (on_ready) on_ready(size_t(dw.ln1_w - grads));
   }
-  k.embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T, C);
+  embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T);
   if (on_ready) on_ready(0);
   targets_ = nullptr;  // the logits now hold gradients: a second backward needs a new forward
 }
 
 const float* GPT::forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache) {
   const GPTConfig& cc = cache.config();
-  MESHLM_ASSERT(cc.n_layer == cfg_.n_layer && cc.n_embd == cfg_.n_embd && cc.n_head == cfg_.n_head,
-                "KV cache built for another model shape");
+  MESHLM_ASSERT(cc.n_layer == cfg_.n_layer && cc.n_embd == Cl_ && cc.n_head == Hl_,
+                "KV cache built for another model shape (use GPT::cache_config())");
   MESHLM_ASSERT(B == cache.batch() && Tn > 0, "forward_cached on ", B, "x", Tn, " with a cache for batch ",
                 cache.batch());
-  const int64_t pos = cache.size(), N = B * Tn, C = cfg_.n_embd, V = cfg_.vocab_size, H = cfg_.n_head;
+  const int64_t pos = cache.size(), N = B * Tn, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_,
+                Vl = vocab_.rows, tps = tp_size();
   if (pos + Tn > cfg_.n_positions)
     throw UserError(cat("sequence of ", pos + Tn, " tokens exceeds model.n_positions (", cfg_.n_positions, ")"));
   if (pos + Tn > cache.capacity())
@@ -205,7 +357,8 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   // Activations of the Tn new tokens only (the past lives in the cache), with the same
   // kernels and per-row arithmetic as forward().
   float *x = nullptr, *y = nullptr, *ln = nullptr, *mean = nullptr, *rstd = nullptr, *qkv = nullptr,
-        *atty = nullptr, *fch = nullptr, *fch_gelu = nullptr, *logits = nullptr;
+        *atty = nullptr, *fch = nullptr, *fch_gelu = nullptr, *logits = nullptr, *gathered = nullptr,
+        *full = nullptr;
   auto lay = [&](float* base) {
     Carver cv(base);
     x = cv.take(size_t(N * C));  // residual stream, ping-ponged with y
@@ -213,34 +366,46 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
     ln = cv.take(size_t(N * C));
     mean = cv.take(size_t(N));
     rstd = cv.take(size_t(N));
-    qkv = cv.take(size_t(N * 3 * C));
-    atty = cv.take(size_t(N * C));
-    fch = cv.take(size_t(N * 4 * C));
-    fch_gelu = cv.take(size_t(N * 4 * C));
-    logits = cv.take(size_t(N * V));
+    qkv = cv.take(size_t(N * 3 * Cl));
+    atty = cv.take(size_t(N * Cl));
+    fch = cv.take(size_t(N * Fl));
+    fch_gelu = cv.take(size_t(N * Fl));
+    logits = cv.take(size_t(N * Vl));
+    if (tp_) {
+      gathered = cv.take(size_t(tps * N * Vl));
+      full = cv.take(size_t(N * V));
+    }
     return cv.used();
   };
   lay(cache.scratch(lay(nullptr)));
 
   // Positions pos..pos+Tn-1: the kernel indexes wpe by t, so shift its base.
-  k.embedding_forward(x, tokens, p.wte, p.wpe + pos * C, B, Tn, C);
+  embedding_forward(x, tokens, p.wte, p.wpe + pos * C, B, Tn);
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const BlockParams& w = p.blocks[size_t(l)];
     k.layernorm_forward(ln, mean, rstd, x, w.ln1_w, w.ln1_b, N, C, eps);
-    k.linear_forward(qkv, ln, w.qkv_w, w.qkv_b, N, C, 3 * C, WeightLayout::in_out);
-    k.attention_cached_forward(atty, cache.k(l), cache.v(l), qkv, B, Tn, pos, cache.capacity(), C, H);
-    k.linear_forward(y, atty, w.attproj_w, w.attproj_b, N, C, C, WeightLayout::in_out);
+    k.linear_forward(qkv, ln, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);
+    k.attention_cached_forward(atty, cache.k(l), cache.v(l), qkv, B, Tn, pos, cache.capacity(), Cl, Hl);
+    row_parallel_forward(y, atty, w.attproj_w, w.attproj_b, N, Cl, C);
     k.residual_forward(y, y, x, N * C);
     k.layernorm_forward(ln, mean, rstd, y, w.ln2_w, w.ln2_b, N, C, eps);
-    k.linear_forward(fch, ln, w.fc_w, w.fc_b, N, C, 4 * C, WeightLayout::in_out);
-    k.gelu_forward(fch_gelu, fch, N * 4 * C);
-    k.linear_forward(x, fch_gelu, w.fcproj_w, w.fcproj_b, N, 4 * C, C, WeightLayout::in_out);
+    k.linear_forward(fch, ln, w.fc_w, w.fc_b, N, C, Fl, WeightLayout::in_out);
+    k.gelu_forward(fch_gelu, fch, N * Fl);
+    row_parallel_forward(x, fch_gelu, w.fcproj_w, w.fcproj_b, N, Fl, C);
     k.residual_forward(x, x, y, N * C);
   }
   k.layernorm_forward(ln, mean, rstd, x, p.lnf_w, p.lnf_b, N, C, eps);
-  k.linear_forward(logits, ln, p.wte, nullptr, N, C, V, WeightLayout::out_in);
+  k.linear_forward(logits, ln, p.wte, nullptr, N, C, Vl, WeightLayout::out_in);
   cache.advance(Tn);
-  return logits;
+  if (!tp_) return logits;
+  // Sampling needs whole rows: gather every rank's vocabulary slice, drop the padding.
+  tp_->all_gather(logits, gathered, N * Vl);
+  for (int64_t r = 0; r < tps; ++r) {
+    const VocabShard vs = vocab_shard(V, int(tps), int(r));
+    for (int64_t i = 0; i < N; ++i)
+      std::copy_n(gathered + (r * N + i) * Vl, vs.valid, full + i * V + vs.first);
+  }
+  return full;
 }
 
 }  // namespace meshlm

@@ -6,6 +6,16 @@
 // The model owns no parameters: callers pass views of the flat parameter and gradient
 // buffers laid out by `layout()`. It owns one activation buffer, sized for micro-batches of
 // up to B×T tokens and split into named views.
+//
+// Tensor parallelism (a TpCollectives group of tp ranks): every rank runs this class on its
+// shard (layout() = gpt_param_specs(cfg, tp, rank)). The QKV projection and the MLP's first
+// linear are column-parallel (each rank computes n_head/tp whole heads and 4·n_embd/tp hidden
+// units), the attention output and the MLP's second linear row-parallel (their partial
+// outputs are summed across ranks, then the replicated bias is added): one all-reduce of N·C
+// floats per attention and per MLP in the forward pass, one each in the backward pass. The
+// token embedding and the tied LM head are vocabulary-parallel: masked lookup + all-reduce,
+// and a cross-entropy that reduces the row max, the sum of exponentials and the target logit
+// across ranks instead of gathering the logits. Activations between blocks are replicated.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -14,6 +24,7 @@
 #include "meshlm/kernels/kernels.hpp"
 #include "meshlm/model/config.hpp"
 #include "meshlm/model/param_spec.hpp"
+#include "meshlm/model/tensor_parallel.hpp"
 
 namespace meshlm {
 
@@ -22,13 +33,18 @@ class KVCache;
 class GPT {
  public:
   // max_B × max_T is the largest micro-batch forward() accepts (max_T ≤ n_positions).
-  GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu);
+  // `tp` (may be null: one process) must outlive the model; cfg.n_head % tp->size() == 0.
+  GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr);
   ~GPT();
   GPT(GPT&&) noexcept;
 
   const GPTConfig& config() const { return cfg_; }
-  const ParamLayout& layout() const { return layout_; }
+  const ParamLayout& layout() const { return layout_; }  // this rank's shard
   size_t num_params() const { return layout_.total(); }
+  int tp_size() const { return tp_ ? tp_->size() : 1; }
+  int tp_rank() const { return tp_ ? tp_->rank() : 0; }
+  // The shape a KVCache for forward_cached must have: the config with this rank's heads.
+  GPTConfig cache_config() const;
   size_t activation_bytes() const;
 
   // Runs the model on inputs[B,T]. With targets[B,T] (entries < 0 are ignored) returns the
@@ -37,7 +53,8 @@ class GPT {
   float forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
   // Number of valid targets in the last forward.
   int64_t valid_targets() const { return valid_; }
-  // Logits [B,T,V] of the last forward (row stride V); overwritten by backward().
+  // Logits of the last forward: [B,T,V], or with tensor parallelism this rank's vocabulary
+  // slice [B,T,Vl] (vocab_shard(); row stride Vl); overwritten by backward().
   const float* logits() const;
   // Backward of the last forward (which must have had targets). Parameter gradients are
   // accumulated (+=) into grads; `dloss` scales the gradient of the mean loss (1/grad_accum
@@ -52,7 +69,8 @@ class GPT {
 
   // Inference with a KV cache: runs tokens[B,Tn] as positions [cache.size(), cache.size()+Tn)
   // of B sequences (a prefill when the cache is empty, then typically Tn = 1), appends their
-  // keys and values to the cache and returns their logits [B,Tn,V], valid until the cache's
+  // keys and values to the cache and returns their logits [B,Tn,V] (gathered over the
+  // tensor-parallel ranks, identical on each), valid until the cache's
   // next use. Works in the cache's own buffers: forward()/backward() state is untouched and
   // max_B/max_T do not apply. UserError past model.n_positions or the cache's capacity.
   const float* forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache);
@@ -60,8 +78,19 @@ class GPT {
  private:
   struct Acts;
   // Lays the activation views over `base` (or only counts, when base is null); returns floats used.
-  static size_t carve(const GPTConfig& cfg, int64_t B, int64_t T, float* base, Acts* out);
+  size_t carve(int64_t B, int64_t T, float* base, Acts* out) const;
+  // Row-parallel linear: out[N,OC] = Σ_ranks inp[N,IC]·w + bias (one process: the plain linear).
+  void row_parallel_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
+                            int64_t OC) const;
+  void all_reduce_sum(float* data, int64_t n) const;  // no-op in one process
+  void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
+                         int64_t T) const;
+  void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
+                          int64_t T) const;
   GPTConfig cfg_;
+  TpCollectives* tp_;
+  int64_t Cl_, Hl_, Fl_;  // this rank's attention width, heads and MLP width
+  VocabShard vocab_;      // this rank's vocabulary rows
   ParamLayout layout_;
   const KernelTable* k_;
   int64_t max_B_, max_T_;

@@ -9,6 +9,9 @@ namespace meshlm {
 
 void ParallelConfig::validate() const {
   if (dp < 1) throw UserError(cat("parallel.dp must be at least 1, got ", dp));
+  if (tp < 1) throw UserError(cat("parallel.tp must be at least 1, got ", tp));
+  if (pp != 1)
+    throw UserError(cat("parallel.pp is ", pp, ": pipeline parallelism is not available yet (use pp = 1)"));
   if (zero < 0 || zero > 2) throw UserError(cat("parallel.zero must be 0, 1 or 2, got ", zero));
   parse_allreduce_algo(allreduce);
   if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));

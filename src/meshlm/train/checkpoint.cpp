@@ -82,7 +82,8 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
   const TrainerState& st = trainer.state();
   const std::string name = step_dir_name(st.step);
   const fs::path final_dir = root / name;
-  // Collective: the ZeRO shards of the optimizer state are gathered on every rank; rank 0 writes.
+  // Collective: the tensor-parallel and ZeRO shards are gathered on every rank; rank 0 writes.
+  const std::vector<float> params = trainer.global_params();
   const auto optimizer_state = trainer.gathered_optimizer_state();
   if (!trainer.is_root()) return final_dir;
   fs::create_directories(root);
@@ -90,8 +91,8 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
   fs::remove_all(tmp);
   try {
     fs::create_directories(tmp);
-    save_model(tmp, trainer.config().model, trainer.model().layout(), trainer.params());
-    write_optimizer(tmp / kOptimizerFile, optimizer_state, trainer.optimizer().steps(), trainer.model().layout());
+    save_model(tmp, trainer.config().model, trainer.global_layout(), params);
+    write_optimizer(tmp / kOptimizerFile, optimizer_state, trainer.optimizer().steps(), trainer.global_layout());
     tokenizer.save(tmp);
     nlohmann::ordered_json j;
     j["format"] = "meshlm-checkpoint";
@@ -174,8 +175,11 @@ void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer) {
   const GPTConfig saved = load_model_config(info.dir);
   if (!(saved == trainer.config().model))
     throw UserError(cat("checkpoint ", info.dir.string(), " holds a different model shape than the config"));
-  load_model_params(info.dir / kModelWeightsFile, saved, trainer.model().layout(), trainer.params());
-  read_optimizer(info.dir / kOptimizerFile, trainer, trainer.model().layout());
+  // Files hold the whole model; each rank keeps its tensor-parallel (and ZeRO) shard.
+  std::vector<float> whole(trainer.global_layout().total());
+  load_model_params(info.dir / kModelWeightsFile, saved, trainer.global_layout(), whole);
+  trainer.set_params(whole);
+  read_optimizer(info.dir / kOptimizerFile, trainer, trainer.global_layout());
   trainer.restore_state(info.state);
 }
 

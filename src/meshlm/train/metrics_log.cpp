@@ -18,8 +18,9 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::step(const StepStats& s) {
   if (!f_) return;
-  std::fprintf(f_, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"ms\": %.3f, \"comm_ms\": %.3f}\n",
-               (long long)s.step, s.loss, s.lr, s.grad_norm, s.tokens_per_s, s.ms, s.comm_ms);
+  std::fprintf(f_, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"ms\": %.3f, \"comm_ms\": %.3f, \"tp_allreduce_bytes\": %lld}\n",
+               (long long)s.step, s.loss, s.lr, s.grad_norm, s.tokens_per_s, s.ms, s.comm_ms,
+               (long long)s.tp_allreduce_bytes);
   std::fflush(f_);
 }
 

@@ -54,7 +54,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"optim.initial_accumulator", &o.initial_accumulator, "Adagrad initial accumulator"},
       {"optim.adagrad_eps", &o.adagrad_eps, "Adagrad epsilon"},
       {"optim.lr_decay", &o.lr_decay, "Adagrad learning-rate decay"},
-      {"parallel.dp", &p.dp, "data-parallel ranks (= processes launched by mpirun)"},
+      {"parallel.dp", &p.dp, "data-parallel ranks (dp x pp x tp = processes launched)"},
+      {"parallel.tp", &p.tp, "tensor-parallel ranks (must divide model.n_head)"},
+      {"parallel.pp", &p.pp, "pipeline stages (only 1 for now)"},
       {"parallel.zero", &p.zero, "ZeRO stage: 0, 1 (shard optimizer state) or 2 (and gradients)"},
       {"parallel.allreduce", &p.allreduce, "gradient all-reduce: ring (ours) or native (MPI's)"},
       {"parallel.bucket_mb", &p.bucket_mb, "gradient bucket size in MiB"},
@@ -75,6 +77,9 @@ void RunConfig::validate() const {
   model.validate();
   optim.validate();
   parallel.validate();
+  if (model.n_head % parallel.tp != 0)
+    throw UserError(cat("model.n_head (", model.n_head, ") is not divisible by parallel.tp (", parallel.tp,
+                        "): each tensor-parallel rank must hold whole attention heads"));
   schedule().validate();
   auto positive = [](const char* key, int64_t v) {
     if (v <= 0) throw UserError(cat(key, " must be positive, got ", v));

@@ -3,7 +3,10 @@
 // micro-batches whose gradients accumulate, global-norm clipping, the learning-rate schedule,
 // the optimizer step, validation, and the state a checkpoint needs to resume bit-identically.
 //
-// Data parallel over the ranks of a Communicator: each rank computes the contiguous slice
+// The ranks of the Communicator form a DeviceMesh (dp × pp × tp). Tensor parallel over the
+// mesh's tp axis: the model holds this rank's shard of every split tensor (parameters,
+// gradients and optimizer state are shards; checkpoints are converted to and from the
+// whole-model layout). Data parallel over the dp axis: each rank computes the contiguous slice
 // row_slice(micro_batch, ranks, rank) of every micro-batch one process would compute, its
 // gradient weighted by its share of the rows, and the gradients are summed in buckets during
 // the last micro-step's backward pass. With ZeRO 1/2 each rank updates its shard of the flat
@@ -23,6 +26,7 @@
 #include "meshlm/model/gpt.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/parallel/data_parallel.hpp"
+#include "meshlm/parallel/device_mesh.hpp"
 #include "meshlm/train/run_config.hpp"
 
 namespace meshlm {
@@ -35,6 +39,7 @@ struct StepStats {
   double ms = 0;
   double tokens_per_s = 0;
   double comm_ms = 0;  // time waiting for gradient communication after the backward pass (data parallel)
+  int64_t tp_allreduce_bytes = 0;  // bytes this rank handed to tensor-parallel all-reduces in the step
 };
 
 struct EvalStats {
@@ -59,8 +64,13 @@ class Trainer {
   Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm = nullptr);
   ~Trainer();
 
-  // Replaces the initial parameters (e.g. with a pretrained model's); sizes must match.
+  // Replaces the initial parameters (e.g. with a pretrained model's), given in the whole-model
+  // layout (global_layout()); this rank keeps its tensor-parallel shard.
   void set_params(std::span<const float> params);
+  // The whole model's layout and parameters (tensor-parallel shards gathered: every rank must
+  // call global_params()), for checkpoints and model files.
+  const ParamLayout& global_layout() const { return global_layout_; }
+  std::vector<float> global_params();
 
   StepStats step();
   // Mean loss over the first train.eval_tokens tokens (whole windows) of a split.
@@ -72,6 +82,9 @@ class Trainer {
 
   const RunConfig& config() const { return cfg_; }
   const GPT& model() const { return model_; }
+  DeviceMesh& mesh() { return *mesh_; }
+  TpGroup& tp_group() { return *tp_group_; }
+  // This rank's parameters (its tensor-parallel shard, laid out by model().layout()).
   std::span<const float> params() const { return params_.f32(); }
   std::span<float> params() { return params_.f32(); }
   Optimizer& optimizer() { return *opt_; }
@@ -79,11 +92,14 @@ class Trainer {
   bool is_root() const { return comm_->rank() == 0; }
   RowSlice rows() const { return rows_; }
   StateRange shard() const { return shard_; }
-  // Bytes this rank keeps for parameters, gradients and optimizer state between steps.
+  // Bytes this rank keeps for parameters, gradients and optimizer state between steps, and its
+  // activation buffer.
   MemoryPerRank memory() const;
+  size_t activation_bytes() const { return model_.activation_bytes(); }
 
-  // The optimizer state of the whole model (ZeRO shards all-gathered: every rank must call it),
-  // by state name, each num_params() floats in the flat layout; for checkpoints.
+  // The optimizer state of the whole model (ZeRO and tensor-parallel shards all-gathered:
+  // every rank must call it), by state name, each global_layout().total() floats; for
+  // checkpoints.
   std::vector<std::pair<std::string, std::vector<float>>> gathered_optimizer_state();
   // Restores one state buffer from its whole-model values (this rank copies its shard).
   void load_optimizer_state(const std::string& name, std::span<const float> whole);
@@ -93,19 +109,24 @@ class Trainer {
 
  private:
   void load_window(Split split, int64_t window, int32_t* inputs, int32_t* targets);
-  // Sums `values` over the ranks (a no-op alone).
+  // Sums `values` over the data-parallel ranks (a no-op alone).
   void sum_over_ranks(std::span<float> values);
+  // The global gradient norm from this rank's gradients (see step()).
+  double gradient_norm(const float* grads, StateRange part);
 
   RunConfig cfg_;
   std::unique_ptr<Communicator> own_comm_;  // the self group when no communicator was given
   Communicator* comm_;
-  std::unique_ptr<Communicator> grad_comm_;  // a duplicate group for the gradient thread
+  std::unique_ptr<DeviceMesh> mesh_;
+  std::unique_ptr<TpGroup> tp_group_;
+  std::unique_ptr<Communicator> grad_comm_;  // a duplicate of the dp group for the gradient thread
   RowSlice rows_;
   StateRange shard_;  // this rank's ZeRO shard (the whole model with ZeRO 0)
   const TokenSource& data_;
   int64_t B_, T_;
   WindowSampler sampler_;
   GPT model_;
+  ParamLayout global_layout_;
   Buffer params_, grads_;  // grads_: with ZeRO-2 a working buffer, allocated only during a step
   Buffer grad_shard_;      // ZeRO-2: this rank's reduced gradient shard
   bool shard_grads_ = false;  // ZeRO-2 over more than one rank

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Data-parallel training from the command line: `--nproc N`, mpirun with --dp, resuming a
-# data-parallel run in one process, and the launch mistakes (each must end every rank with
-# exit code 2 and one "error:" line, within a time limit: nobody may hang).
-# Usage: dp_cli.sh MESHLM_BINARY SOURCE_DIR
+# Data- and tensor-parallel runs from the command line: `--nproc N`, mpirun with --dp/--tp,
+# resuming a parallel run in one process, eval and generate on a tensor-parallel group, and the
+# launch mistakes (each must end every rank with exit code 2 and one "error:" line, within a
+# time limit: nobody may hang).
+# Usage: parallel_cli.sh MESHLM_BINARY SOURCE_DIR
 set -u
 meshlm=$1
 src=$2
@@ -18,7 +19,7 @@ data=(--data "$src/docs/CLI.md")
 timeout 120 "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --train.steps 4 --zero 2 --out "$work/run" > "$work/out" 2> "$work/err"
 rc=$?
 [ $rc -eq 0 ] || fail "--nproc 2: exit code $rc: $(cat "$work/err")"
-grep -q "data parallel: 2 ranks" "$work/out" || fail "--nproc 2: no data-parallel line in: $(cat "$work/out")"
+grep -q "mesh: 2 ranks = dp 2 x pp 1 x tp 1" "$work/out" || fail "--nproc 2: no mesh line in: $(cat "$work/out")"
 grep -q "memory per rank" "$work/out" || fail "--nproc 2: no memory line"
 [ "$(grep -c '^step 4/4' "$work/out")" -eq 1 ] || fail "--nproc 2: step 4 printed $(grep -c '^step 4/4' "$work/out") times"
 [ -f "$work/run/model.safetensors" ] && [ -f "$work/run/checkpoints/latest" ] || fail "--nproc 2: no final model or checkpoint"
@@ -30,7 +31,23 @@ rc=$?
 [ $rc -eq 0 ] || fail "resume in one process: exit code $rc: $(cat "$work/err")"
 grep -q "^step 6/6" "$work/out" || fail "resume in one process: did not reach step 6"
 
-# 3. Launch mistakes.
+# 3. Tensor parallel: train with --tp 2; eval and generate give one process's results.
+timeout 120 "$meshlm" train --nproc 2 --tp 2 "${small[@]}" "${data[@]}" --train.steps 3 --out "$work/tp" > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "--nproc 2 --tp 2: exit code $rc: $(cat "$work/err")"
+grep -q "dp 1 x pp 1 x tp 2" "$work/out" || fail "--tp 2: no mesh line in: $(cat "$work/out")"
+for cmd in "eval --data $src/docs/CLI.md --tokens 512" "generate --prompt The --max-new-tokens 20 --seed 4"; do
+  timeout 60 "$meshlm" $cmd --checkpoint "$work/tp" > "$work/one" 2> /dev/null
+  timeout 60 "$meshlm" $cmd --checkpoint "$work/tp" --nproc 2 > "$work/two" 2> "$work/err"
+  rc=$?
+  [ $rc -eq 0 ] || fail "$cmd --nproc 2: exit code $rc: $(cat "$work/err")"
+  # eval's line ends with its run time; compare what precedes it.
+  if [ "$(sed 's/ | [0-9.]* s$//' "$work/one")" != "$(sed 's/ | [0-9.]* s$//' "$work/two")" ]; then
+    fail "$cmd: tp 2 printed '$(cat "$work/two")', one process '$(cat "$work/one")'"
+  fi
+done
+
+# 4. Launch mistakes.
 expect_error() {
   local name=$1 pattern=$2
   shift 2
@@ -50,6 +67,11 @@ expect_error "micro_batch < ranks" "micro_batch.*3.*ranks" "$meshlm" train --npr
 expect_error "missing data" "not found|no such|missing" "$meshlm" train --nproc 2 "${small[@]}" --data "$work/missing.txt"
 expect_error "bad ZeRO stage" "parallel.zero" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --zero 3
 expect_error "--nproc under mpirun" "nproc" "${mpirun[@]}" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}"
+mpirun3=(mpirun -np 3 --oversubscribe --bind-to none)
+expect_error "heads not divisible by tp" "n_head.*4.*parallel.tp.*3" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 3
+expect_error "dp x tp != ranks" "tp 2.*3 processes" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 2
+expect_error "pipeline stages" "parallel.pp" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2
+expect_error "eval --tp on too few ranks" "tp 2 needs 2 processes" "$meshlm" eval --checkpoint "$work/tp" --data "$src/docs/CLI.md" --tp 2
 
-[ $failures -eq 0 ] && echo "all data-parallel CLI checks passed"
+[ $failures -eq 0 ] && echo "all parallel CLI checks passed"
 exit $((failures > 0))
