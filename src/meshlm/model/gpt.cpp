@@ -7,6 +7,7 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/kv_cache.hpp"
+#include "meshlm/model/tp_ops.hpp"
 
 namespace meshlm {
 
@@ -124,10 +125,6 @@ GPTConfig GPT::cache_config() const {
   return c;
 }
 
-void GPT::all_reduce_sum(float* data, int64_t n) const {
-  if (tp_) tp_->all_reduce_sum(data, n);
-}
-
 void GPT::row_parallel_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
                                int64_t OC) const {
   if (!tp_) {
@@ -135,7 +132,7 @@ void GPT::row_parallel_forward(float* out, const float* inp, const float* w, con
     return;
   }
   k_->linear_forward(out, inp, w, nullptr, N, IC, OC, WeightLayout::in_out);
-  tp_->all_reduce_sum(out, N * OC);  // reduce-from-tp
+  reduce_from_tp_forward(tp_, out, N * OC);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i)
     for (int64_t j = 0; j < OC; ++j) out[i * OC + j] += bias[j];
@@ -157,7 +154,7 @@ void GPT::embedding_forward(float* out, const int32_t* tokens, const float* wte,
     if (row >= 0 && row < vocab_.valid) std::copy_n(wte + row * C, C, o);
     else std::fill_n(o, C, 0.0f);
   }
-  tp_->all_reduce_sum(out, B * T * C);
+  reduce_from_tp_forward(tp_, out, B * T * C);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B * T; ++i)
     for (int64_t c = 0; c < C; ++c) out[i * C + c] += wpe[(i % T) * C + c];
@@ -302,7 +299,7 @@ void GPT::backward(const float* params, float* grads, float dloss, const GradsRe
   if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
   else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
   k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, Vl, WeightLayout::out_in);
-  all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward: ln_f's output feeds every rank's vocabulary slice
+  copy_to_tp_backward(tp_, a.d_c, N * C);  // ln_f's output feeds every rank's vocabulary slice
   const float* last = cfg_.n_layer > 0 ? a.layers.back().residual3 : a.encoded;
   std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
   k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
@@ -317,7 +314,7 @@ void GPT::backward(const float* params, float* grads, float dloss, const GradsRe
                       WeightLayout::in_out);
     k.gelu_backward(a.d_4c, x.fch, a.d_4c, N * Fl);
     k.linear_backward(a.d_c, dw.fc_w, dw.fc_b, a.d_4c, x.ln2, w.fc_w, N, C, Fl, WeightLayout::in_out);
-    all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward
+    copy_to_tp_backward(tp_, a.d_c, N * C);
     k.layernorm_backward(a.dresidual, dw.ln2_w, dw.ln2_b, a.d_c, x.residual2, w.ln2_w, x.ln2_mean, x.ln2_rstd, N,
                          C);
     // Attention: dresidual now holds d(residual2).
@@ -325,7 +322,7 @@ void GPT::backward(const float* params, float* grads, float dloss, const GradsRe
                       WeightLayout::in_out);
     k.attention_backward(a.dqkv, a.datt, a.d_c, x.qkv, x.att, B, T, Cl, Hl);
     k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * Cl, WeightLayout::in_out);
-    all_reduce_sum(a.d_c, N * C);  // copy-to-tp backward
+    copy_to_tp_backward(tp_, a.d_c, N * C);
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);
     // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
     if (on_ready) on_ready(size_t(dw.ln1_w - grads));
@@ -398,13 +395,10 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   k.linear_forward(logits, ln, p.wte, nullptr, N, C, Vl, WeightLayout::out_in);
   cache.advance(Tn);
   if (!tp_) return logits;
-  // Sampling needs whole rows: gather every rank's vocabulary slice, drop the padding.
-  tp_->all_gather(logits, gathered, N * Vl);
-  for (int64_t r = 0; r < tps; ++r) {
-    const VocabShard vs = vocab_shard(V, int(tps), int(r));
-    for (int64_t i = 0; i < N; ++i)
-      std::copy_n(gathered + (r * N + i) * Vl, vs.valid, full + i * V + vs.first);
-  }
+  // Sampling needs whole rows: gather every rank's vocabulary slice. Slices are consecutive
+  // and only the last ones are padded, so the first V gathered columns are the vocabulary.
+  gather_from_tp_forward(tp_, logits, gathered, N, Vl);
+  for (int64_t i = 0; i < N; ++i) std::copy_n(gathered + i * tps * Vl, V, full + i * V);
   return full;
 }
 

@@ -82,7 +82,6 @@ class GPT {
   // Row-parallel linear: out[N,OC] = Σ_ranks inp[N,IC]·w + bias (one process: the plain linear).
   void row_parallel_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
                             int64_t OC) const;
-  void all_reduce_sum(float* data, int64_t n) const;  // no-op in one process
   void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
                          int64_t T) const;
   void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
