@@ -47,7 +47,14 @@ for cmd in "eval --data $src/docs/CLI.md --tokens 512" "generate --prompt The --
   fi
 done
 
-# 4. Launch mistakes.
+# 4. Pipeline: two stages train and print which ranks hold which blocks, with bubble figures.
+timeout 120 "$meshlm" train --nproc 2 --pp 2 "${small[@]}" "${data[@]}" --train.steps 3 --train.grad_accum 2 > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "--nproc 2 --pp 2: exit code $rc: $(cat "$work/err")"
+grep -q "rank 1 (dp 0, pp 1, tp 0): blocks 1-1 + head" "$work/out" || fail "--pp 2: no stage layout in: $(cat "$work/out")"
+grep -q "^step 3/3 .*| idle [0-9]*% [0-9]*%" "$work/out" || fail "--pp 2: no idle figures in: $(grep '^step' "$work/out")"
+
+# 5. Launch mistakes.
 expect_error() {
   local name=$1 pattern=$2
   shift 2
@@ -70,7 +77,9 @@ expect_error "--nproc under mpirun" "nproc" "${mpirun[@]}" "$meshlm" train --npr
 mpirun3=(mpirun -np 3 --oversubscribe --bind-to none)
 expect_error "heads not divisible by tp" "n_head.*4.*parallel.tp.*3" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 3
 expect_error "dp x tp != ranks" "tp 2.*3 processes" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 2
-expect_error "pipeline stages" "parallel.pp" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2
+expect_error "more stages than layers" "parallel.pp.*3.*n_layer.*2" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --pp 3 --train.grad_accum 3
+expect_error "pp_layers not summing to n_layer" "pp_layers" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2 --train.grad_accum 2 --parallel.pp_layers 1,2
+expect_error "grad_accum < pp under 1F1B" "grad_accum.*1.*parallel.pp.*2" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2
 expect_error "eval --tp on too few ranks" "tp 2 needs 2 processes" "$meshlm" eval --checkpoint "$work/tp" --data "$src/docs/CLI.md" --tp 2
 
 [ $failures -eq 0 ] && echo "all parallel CLI checks passed"

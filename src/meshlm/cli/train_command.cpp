@@ -14,6 +14,8 @@
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/parallel/device_mesh.hpp"
+#include "meshlm/parallel/pipeline.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/train/checkpoint.hpp"
@@ -196,18 +198,40 @@ int train_on(Communicator& comm, const TrainArgs& args) {
                 (long long)data.size(Split::train), (long long)data.size(Split::val),
                 std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
                 resume_from ? cat("; resuming from ", resume_from->dir.string()).c_str() : "");
-    const MemoryPerRank m = trainer.memory();
     if (many)
       std::printf("mesh: %d ranks = dp %lld x pp %lld x tp %lld; %s all-reduce, %g MiB buckets, ZeRO-%lld; rank 0 "
-                  "computes %lld of %lld sequences per micro-batch\n",
+                  "computes %lld of %lld sequences per micro-batch%s\n",
                   comm.size(), (long long)cfg.parallel.dp, (long long)cfg.parallel.pp, (long long)cfg.parallel.tp,
                   cfg.parallel.allreduce.c_str(), cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
-                  (long long)trainer.rows().count, (long long)cfg.train.micro_batch);
+                  (long long)trainer.rows().count, (long long)cfg.train.micro_batch,
+                  cfg.parallel.pp > 1 ? cat("; ", cfg.parallel.pp_schedule, " schedule").c_str() : "");
+  }
+  // Which ranks hold what, and each rank's memory (gathered: rank 0 prints).
+  const MemoryPerRank m = trainer.memory();
+  double mine[4] = {double(m.params), double(m.grads), double(m.optimizer), double(trainer.activation_bytes())};
+  std::vector<double> all(size_t(4 * comm.size()));
+  if (many) {
+    const std::vector<int64_t> counts(size_t(comm.size()), 8);  // four doubles as 32-bit words
+    comm.all_gather(mine, all.data(), counts, DType::i32);
+  } else {
+    std::copy(mine, mine + 4, all.begin());
+  }
+  if (root) {
     const bool zero2 = cfg.parallel.zero == 2 && cfg.parallel.dp > 1;
-    std::printf("memory per rank: parameters %s, gradients %s%s, optimizer state %s, activations %s\n",
-                mib(m.params).c_str(), mib(m.grads).c_str(),
-                zero2 ? cat(" (+ ", mib(m.params), " working buffer during backward)").c_str() : "",
-                mib(m.optimizer).c_str(), mib(trainer.activation_bytes()).c_str());
+    const MeshShape shape{int(cfg.parallel.dp), int(cfg.parallel.pp), int(cfg.parallel.tp)};
+    for (int r = 0; r < comm.size(); ++r) {
+      const MeshCoords c = mesh_coords(shape, r);
+      const StageSpec st = stage_spec(trainer.stage_layers(), c.pp);
+      const double* x = all.data() + 4 * r;
+      std::string where;
+      if (many)
+        where = cat("rank ", r, " (dp ", c.dp, ", pp ", c.pp, ", tp ", c.tp, "): blocks ", st.first_layer, "-",
+                    st.end_layer - 1, st.first ? " + embeddings" : "", st.last ? " + head" : "", "; ");
+      std::printf("%smemory per rank: parameters %s, gradients %s%s, optimizer state %s, activations %s\n",
+                  where.c_str(), mib(size_t(x[0])).c_str(), mib(size_t(x[1])).c_str(),
+                  zero2 ? cat(" (+ ", mib(size_t(x[0])), " working buffer during backward)").c_str() : "",
+                  mib(size_t(x[2])).c_str(), mib(size_t(x[3])).c_str());
+    }
     std::fflush(stdout);
   }
 
@@ -259,7 +283,11 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     std::vector<double> sorted = recent_ms;
     std::nth_element(sorted.begin(), sorted.begin() + long(sorted.size() / 2), sorted.end());
     const double eta = sorted[sorted.size() / 2] * 1e-3 * double(cfg.train.steps - st.step);
-    const std::string comm_part = cfg.parallel.dp > 1 ? cat(" | comm ", std::round(st.comm_ms * 10) / 10, " ms") : "";
+    std::string comm_part = cfg.parallel.dp > 1 ? cat(" | comm ", std::round(st.comm_ms * 10) / 10, " ms") : "";
+    if (!st.pipe_idle.empty()) {
+      comm_part += " | idle";
+      for (double f : st.pipe_idle) comm_part += cat(" ", std::lround(f * 100), "%");
+    }
     if (tty) {
       std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
                   (long long)st.step, (long long)cfg.train.steps, st.loss, last_val, st.lr, st.tokens_per_s, st.ms,

@@ -53,7 +53,7 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   GPT::Acts tmp;
   GPT::Acts& x = a ? *a : tmp;
   x.encoded = cv.take(N * C);
-  x.layers.resize(size_t(cfg_.n_layer));
+  x.layers.resize(size_t(stage_layers_));
   for (auto& l : x.layers) {
     l.ln1 = cv.take(N * C);
     l.ln1_mean = cv.take(N);
@@ -72,7 +72,7 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   x.lnf = cv.take(N * C);
   x.lnf_mean = cv.take(N);
   x.lnf_rstd = cv.take(N);
-  x.logits = cv.take(N * Vl);
+  x.logits = cv.take(stage_.last ? N * Vl : 0);
   x.losses = cv.take(N);
   x.lse = cv.take(N);
   x.ce_sums = tp_ ? cv.take(2 * N) : nullptr;
@@ -86,28 +86,33 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
 
 namespace {
 // The shard's parameter specs, after checking that the heads divide over the ranks.
-std::vector<ParamSpec> shard_specs(const GPTConfig& cfg, TpCollectives* tp) {
+std::vector<ParamSpec> shard_specs(const GPTConfig& cfg, TpCollectives* tp, const StageSpec& stage) {
   const int tps = tp ? tp->size() : 1;
   if (cfg.n_head % tps != 0)
     throw UserError(cat("model.n_head (", cfg.n_head, ") is not divisible by the tensor-parallel size ", tps,
                         ": each rank must hold whole attention heads"));
-  return gpt_param_specs(cfg, tps, tp ? tp->rank() : 0);
+  return gpt_param_specs(cfg, tps, tp ? tp->rank() : 0, stage);
 }
 }  // namespace
 
-GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp)
+GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp,
+         const StageSpec& stage)
     : cfg_(cfg),
       tp_(tp && tp->size() > 1 ? tp : nullptr),
       Cl_(cfg.n_embd / tp_size()),
       Hl_(cfg.n_head / tp_size()),
       Fl_(4 * cfg.n_embd / tp_size()),
       vocab_(vocab_shard(cfg.vocab_size, tp_size(), tp_rank())),
-      layout_(shard_specs(cfg, tp_)),
+      stage_(stage),
+      stage_layers_(stage.end(cfg) - stage.first_layer),
+      layout_(shard_specs(cfg, tp_, stage)),
       k_(&kernels_for(device)),
       max_B_(max_B),
       max_T_(max_T) {
   cfg_.validate();
   MESHLM_ASSERT(max_B > 0 && max_T > 0);
+  MESHLM_ASSERT(stage.first_layer >= 0 && stage_layers_ >= 0 && stage.end(cfg) <= cfg.n_layer, "stage layers [",
+                stage.first_layer, ", ", stage.end(cfg), ") of ", cfg.n_layer);
   if (max_T > cfg.n_positions)
     throw UserError(cat("sequence length ", max_T, " exceeds model.n_positions (", cfg.n_positions, ")"));
   buf_ = Buffer(device, DType::f32, carve(max_B, max_T, nullptr, nullptr));
@@ -238,6 +243,22 @@ void vocab_parallel_ce_backward(float* logits, const float* lse, const int32_t* 
 }  // namespace
 
 float GPT::forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
+  MESHLM_ASSERT(stage_.first && stage_.last, "forward() runs the whole model; a pipeline stage uses forward_stage()");
+  return forward_stage(params, inputs, nullptr, targets, B, T);
+}
+
+void GPT::backward(const float* params, float* grads, float dloss, const GradsReady& on_ready) {
+  backward_stage(params, grads, dloss, nullptr, on_ready);
+}
+
+const float* GPT::stage_output() const {
+  return stage_layers_ > 0 ? a_->layers.back().residual3 : a_->encoded;
+}
+
+const float* GPT::stage_input_grad() const { return a_->dresidual; }
+
+float GPT::forward_stage(const float* params, const int32_t* inputs, const float* x_in, const int32_t* targets,
+                         int64_t B, int64_t T) {
   MESHLM_ASSERT(B > 0 && T > 0 && B * T <= max_B_ * max_T_ && T <= max_T_, "micro-batch ", B, "x", T,
                 " larger than allocated ", max_B_, "x", max_T_);
   // Attention buffers are laid out for max_B·max_T; a smaller batch uses a prefix of them.
@@ -245,18 +266,23 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
   const float eps = cfg_.layer_norm_epsilon;
   const KernelTable& k = *k_;
   Acts& a = *a_;
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
-  for (int64_t i = 0; i < N; ++i)
-    if (inputs[i] < 0 || inputs[i] >= V)
-      throw UserError(cat("token id ", inputs[i], " is outside the vocabulary [0, ", V, ")"));
+  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
   B_ = B;
   T_ = T;
   inputs_ = inputs;
   targets_ = targets;
-
-  embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T);
+  backward_ready_ = false;
+  if (stage_.first) {
+    for (int64_t i = 0; i < N; ++i)
+      if (inputs[i] < 0 || inputs[i] >= V)
+        throw UserError(cat("token id ", inputs[i], " is outside the vocabulary [0, ", V, ")"));
+    embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T);
+  } else {
+    MESHLM_ASSERT(x_in != nullptr, "a pipeline stage after the first needs its input activations");
+    std::copy_n(x_in, N * C, a.encoded);
+  }
   const float* residual = a.encoded;
-  for (int64_t l = 0; l < cfg_.n_layer; ++l) {
+  for (int64_t l = 0; l < stage_layers_; ++l) {
     const BlockParams& w = p.blocks[size_t(l)];
     Acts::Layer& x = a.layers[size_t(l)];
     k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
@@ -271,9 +297,13 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
     k.residual_forward(x.residual3, x.residual3, x.residual2, N * C);
     residual = x.residual3;
   }
+  valid_ = 0;
+  if (!stage_.last) {
+    backward_ready_ = true;
+    return 0.0f;
+  }
   k.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnf_w, p.lnf_b, N, C, eps);
   k.linear_forward(a.logits, a.lnf, p.wte, nullptr, N, C, Vl, WeightLayout::out_in);
-  valid_ = 0;
   if (!targets) return 0.0f;
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] >= V) throw UserError(cat("target id ", targets[i], " is outside the vocabulary [0, ", V, ")"));
@@ -281,30 +311,37 @@ float GPT::forward(const float* params, const int32_t* inputs, const int32_t* ta
   }
   if (tp_) vocab_parallel_ce_forward(*tp_, a.losses, a.lse, a.ce_sums, a.logits, targets, N, Vl, vocab_);
   else k.cross_entropy_forward(a.losses, a.lse, a.logits, targets, N, V, V);
+  backward_ready_ = true;
   double sum = 0.0;
   for (int64_t i = 0; i < N; ++i) sum += a.losses[i];
   return valid_ > 0 ? float(sum / double(valid_)) : 0.0f;
 }
 
-void GPT::backward(const float* params, float* grads, float dloss, const GradsReady& on_ready) {
-  MESHLM_ASSERT(targets_ != nullptr, "backward() needs a forward() with targets");
+void GPT::backward_stage(const float* params, float* grads, float dloss, const float* d_out,
+                         const GradsReady& on_ready) {
+  MESHLM_ASSERT(backward_ready_, "backward() needs a forward() with targets");
   const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_,
                 Vl = vocab_.rows;
   const KernelTable& k = *k_;
   Acts& a = *a_;
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
-  GPTParams g = gpt_param_views(layout_, cfg_, grads);
-  const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
+  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
+  GPTParams g = gpt_param_views(layout_, cfg_, grads, stage_);
 
-  if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
-  else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
-  k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, Vl, WeightLayout::out_in);
-  copy_to_tp_backward(tp_, a.d_c, N * C);  // ln_f's output feeds every rank's vocabulary slice
-  const float* last = cfg_.n_layer > 0 ? a.layers.back().residual3 : a.encoded;
-  std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
-  k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
+  if (stage_.last) {
+    const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
+    if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
+    else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
+    k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, Vl, WeightLayout::out_in);
+    copy_to_tp_backward(tp_, a.d_c, N * C);  // ln_f's output feeds every rank's vocabulary slice
+    const float* last = stage_layers_ > 0 ? a.layers.back().residual3 : a.encoded;
+    std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
+    k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
+  } else {
+    MESHLM_ASSERT(d_out != nullptr, "a pipeline stage before the last needs the gradient of its output");
+    std::copy_n(d_out, N * C, a.dresidual);
+  }
 
-  for (int64_t l = cfg_.n_layer - 1; l >= 0; --l) {
+  for (int64_t l = stage_layers_ - 1; l >= 0; --l) {
     const BlockParams& w = p.blocks[size_t(l)];
     const BlockParams& dw = g.blocks[size_t(l)];
     Acts::Layer& x = a.layers[size_t(l)];
@@ -327,13 +364,14 @@ void GPT::backward(const float* params, float* grads, float dloss, const GradsRe
     // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
     if (on_ready) on_ready(size_t(dw.ln1_w - grads));
   }
-  embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T);
+  if (stage_.first) embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T);
   if (on_ready) on_ready(0);
-  targets_ = nullptr;  // the logits now hold gradients: a second backward needs a new forward
+  backward_ready_ = false;  // the logits now hold gradients: a second backward needs a new forward
 }
 
 const float* GPT::forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache) {
   const GPTConfig& cc = cache.config();
+  MESHLM_ASSERT(stage_.first && stage_.last, "generation runs the whole model, not a pipeline stage");
   MESHLM_ASSERT(cc.n_layer == cfg_.n_layer && cc.n_embd == Cl_ && cc.n_head == Hl_,
                 "KV cache built for another model shape (use GPT::cache_config())");
   MESHLM_ASSERT(B == cache.batch() && Tn > 0, "forward_cached on ", B, "x", Tn, " with a cache for batch ",

@@ -32,9 +32,14 @@ class KVCache;
 
 class GPT {
  public:
+  // Called by backward() as gradient ranges become final (see backward()).
+  using GradsReady = std::function<void(size_t offset)>;
+
   // max_B × max_T is the largest micro-batch forward() accepts (max_T ≤ n_positions).
   // `tp` (may be null: one process) must outlive the model; cfg.n_head % tp->size() == 0.
-  GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr);
+  // `stage`: the part of the model this instance runs (pipeline parallelism); see forward_stage.
+  GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr,
+      const StageSpec& stage = StageSpec::whole());
   ~GPT();
   GPT(GPT&&) noexcept;
 
@@ -51,6 +56,20 @@ class GPT {
   // mean cross-entropy over the valid targets; without targets returns 0 and only the
   // logits are computed.
   float forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
+  // Pipeline stage: the first stage reads `inputs` (token ids), the others the previous
+  // stage's output `x_in` [B,T,C]. The last stage computes the loss (returned, as forward()
+  // does) from `targets`; the others return 0 and leave their output in stage_output().
+  float forward_stage(const float* params, const int32_t* inputs, const float* x_in, const int32_t* targets,
+                      int64_t B, int64_t T);
+  const float* stage_output() const;  // [B,T,C] after forward_stage on a stage that is not the last
+  // Backward of the last forward_stage: the last stage starts from its loss, the others from
+  // `d_out`, the gradient of their output [B,T,C]. Afterwards stage_input_grad() holds the
+  // gradient of the stage's input (stages other than the first).
+  void backward_stage(const float* params, float* grads, float dloss, const float* d_out,
+                      const GradsReady& on_ready = {});
+  const float* stage_input_grad() const;
+  const StageSpec& stage() const { return stage_; }
+
   // Number of valid targets in the last forward.
   int64_t valid_targets() const { return valid_; }
   // Logits of the last forward: [B,T,V], or with tensor parallelism this rank's vocabulary
@@ -64,7 +83,6 @@ class GPT {
   // [offset, num_params()) are complete (the backward runs from the last block to the
   // embeddings, so offset only decreases, ending at 0): data parallelism starts reducing
   // those gradients while the rest of the backward runs.
-  using GradsReady = std::function<void(size_t offset)>;
   void backward(const float* params, float* grads, float dloss = 1.0f, const GradsReady& on_ready = {});
 
   // Inference with a KV cache: runs tokens[B,Tn] as positions [cache.size(), cache.size()+Tn)
@@ -90,12 +108,15 @@ class GPT {
   TpCollectives* tp_;
   int64_t Cl_, Hl_, Fl_;  // this rank's attention width, heads and MLP width
   VocabShard vocab_;      // this rank's vocabulary rows
+  StageSpec stage_;
+  int64_t stage_layers_;  // blocks in this stage
   ParamLayout layout_;
   const KernelTable* k_;
   int64_t max_B_, max_T_;
   int64_t B_ = 0, T_ = 0, valid_ = 0;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
+  bool backward_ready_ = false;  // a forward with targets (or a non-last stage's forward) ran
   Buffer buf_;
   std::unique_ptr<Acts> a_;
 };

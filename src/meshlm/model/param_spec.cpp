@@ -19,7 +19,7 @@ VocabShard vocab_shard(int64_t vocab_size, int tp, int tp_rank) {
   return {first, rows, std::clamp<int64_t>(vocab_size - first, 0, rows)};
 }
 
-std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp, int tp_rank) {
+std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp, int tp_rank, const StageSpec& stage) {
   MESHLM_ASSERT(tp >= 1 && tp_rank >= 0 && tp_rank < tp && cfg.n_head % tp == 0, "tensor-parallel rank ", tp_rank,
                 " of ", tp, " for ", cfg.n_head, " heads");
   const int64_t C = cfg.n_embd, V = cfg.vocab_size, T = cfg.n_positions;
@@ -34,9 +34,9 @@ std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp, int tp_rank
     if (split == TpSplit::vocab_rows) local.front() = Vl;
     s.push_back({std::move(name), std::move(local), init, kind, split, blocks, std::move(global)});
   };
-  add("wte.weight", {V, C}, Init::normal, ParamKind::embedding, TpSplit::vocab_rows);
-  add("wpe.weight", {T, C}, Init::normal, ParamKind::embedding);
-  for (int64_t l = 0; l < cfg.n_layer; ++l) {
+  if (stage.first || stage.last) add("wte.weight", {V, C}, Init::normal, ParamKind::embedding, TpSplit::vocab_rows);
+  if (stage.first) add("wpe.weight", {T, C}, Init::normal, ParamKind::embedding);
+  for (int64_t l = stage.first_layer; l < stage.end(cfg); ++l) {
     const std::string p = cat("h.", l, ".");
     add(p + "ln_1.weight", {C}, Init::ones, ParamKind::layernorm);
     add(p + "ln_1.bias", {C}, Init::zeros, ParamKind::layernorm);
@@ -51,8 +51,10 @@ std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp, int tp_rank
     add(p + "mlp.c_proj.weight", {4 * C, C}, Init::normal_residual, ParamKind::weight, TpSplit::rows);
     add(p + "mlp.c_proj.bias", {C}, Init::zeros, ParamKind::bias);
   }
-  add("ln_f.weight", {C}, Init::ones, ParamKind::layernorm);
-  add("ln_f.bias", {C}, Init::zeros, ParamKind::layernorm);
+  if (stage.last) {
+    add("ln_f.weight", {C}, Init::ones, ParamKind::layernorm);
+    add("ln_f.bias", {C}, Init::zeros, ParamKind::layernorm);
+  }
   return s;
 }
 
@@ -150,10 +152,14 @@ void global_to_shard(const ParamLayout& local, const ParamLayout& global, int tp
   }
 }
 
-GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base) {
+GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base, const StageSpec& stage) {
   auto at = [&](const std::string& n) { return base + layout.at(n).offset; };
-  GPTParams g{at("wte.weight"), at("wpe.weight"), at("ln_f.weight"), at("ln_f.bias"), {}};
-  for (int64_t l = 0; l < cfg.n_layer; ++l) {
+  auto maybe = [&](const std::string& n) -> float* {
+    const ParamView* v = layout.find(n);
+    return v ? base + v->offset : nullptr;
+  };
+  GPTParams g{maybe("wte.weight"), maybe("wpe.weight"), maybe("ln_f.weight"), maybe("ln_f.bias"), {}};
+  for (int64_t l = stage.first_layer; l < stage.end(cfg); ++l) {
     const std::string p = cat("h.", l, ".");
     g.blocks.push_back({at(p + "ln_1.weight"), at(p + "ln_1.bias"), at(p + "attn.c_attn.weight"),
                         at(p + "attn.c_attn.bias"), at(p + "attn.c_proj.weight"), at(p + "attn.c_proj.bias"),

@@ -53,10 +53,22 @@ struct ParamView {
   size_t numel = 0;
 };
 
+// The part of the model a pipeline stage holds: transformer blocks [first_layer,
+// end_layer); the first stage also the embeddings, the last stage ln_f and the LM head, which
+// is tied to the token embedding (so wte lives on both the first and the last stage).
+struct StageSpec {
+  int64_t first_layer = 0, end_layer = -1;  // end_layer -1: all layers
+  bool first = true, last = true;
+  static StageSpec whole() { return {}; }
+  int64_t end(const GPTConfig& cfg) const { return end_layer < 0 ? cfg.n_layer : end_layer; }
+};
+
 // GPT-2's parameters in the order they are laid out (per block contiguous, so a layer's
 // parameters form one range): the whole model, or with tp > 1 the shard of tensor-parallel
-// rank `tp_rank` (same names and order, shard shapes). Requires n_head % tp == 0.
-std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp = 1, int tp_rank = 0);
+// rank `tp_rank` (same names and order, shard shapes), restricted to a pipeline stage's
+// tensors. Requires n_head % tp == 0.
+std::vector<ParamSpec> gpt_param_specs(const GPTConfig& cfg, int tp = 1, int tp_rank = 0,
+                                       const StageSpec& stage = StageSpec::whole());
 
 // The vocabulary rows a tensor-parallel rank holds: [first, first + rows), of which the first
 // `valid` are real tokens (the rest pad the vocabulary to a multiple of tp).
@@ -102,9 +114,10 @@ struct BlockParams {
   float *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
 };
 struct GPTParams {
-  float *wte, *wpe, *lnf_w, *lnf_b;
-  std::vector<BlockParams> blocks;
+  float *wte, *wpe, *lnf_w, *lnf_b;  // null where the stage does not hold them
+  std::vector<BlockParams> blocks;    // the stage's blocks, from its first layer
 };
-GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base);
+GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base,
+                          const StageSpec& stage = StageSpec::whole());
 
 }  // namespace meshlm

@@ -10,8 +10,9 @@ namespace meshlm {
 void ParallelConfig::validate() const {
   if (dp < 1) throw UserError(cat("parallel.dp must be at least 1, got ", dp));
   if (tp < 1) throw UserError(cat("parallel.tp must be at least 1, got ", tp));
-  if (pp != 1)
-    throw UserError(cat("parallel.pp is ", pp, ": pipeline parallelism is not available yet (use pp = 1)"));
+  if (pp < 1) throw UserError(cat("parallel.pp must be at least 1, got ", pp));
+  if (pp_schedule != "gpipe" && pp_schedule != "1f1b")
+    throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", pp_schedule, "'"));
   if (zero < 0 || zero > 2) throw UserError(cat("parallel.zero must be 0, 1 or 2, got ", zero));
   parse_allreduce_algo(allreduce);
   if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));

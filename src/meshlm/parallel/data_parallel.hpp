@@ -24,7 +24,9 @@ namespace meshlm {
 struct ParallelConfig {
   int64_t dp = 1;                  // data-parallel ranks; dp · pp · tp = the number of launched processes
   int64_t tp = 1;                  // tensor-parallel ranks (must divide model.n_head)
-  int64_t pp = 1;                  // pipeline stages (1: pipeline parallelism is not available yet)
+  int64_t pp = 1;                  // pipeline stages
+  std::string pp_schedule = "1f1b";  // gpipe or 1f1b
+  std::string pp_layers;           // blocks per stage, e.g. "2,3,3"; empty = balanced by compute
   int64_t zero = 0;                // ZeRO stage: 0, 1 or 2
   std::string allreduce = "ring";  // ring (ours) or native (MPI's)
   double bucket_mb = 25.0;         // gradient bucket size in MiB

@@ -25,6 +25,9 @@ DeviceMesh::DeviceMesh(Communicator& world, MeshShape shape) : world_(world), sh
   tp_ = world.split(coords_.dp * shape.pp + coords_.pp, coords_.tp);
   pp_ = world.split(coords_.dp * shape.tp + coords_.tp, coords_.pp);
   dp_ = world.split(coords_.pp * shape.tp + coords_.tp, coords_.dp);
+  const bool holds_embedding = coords_.pp == 0 || coords_.pp == shape.pp - 1;
+  const int dp_tp = coords_.dp * shape.tp + coords_.tp;
+  embedding_ = world.split(holds_embedding && shape.pp > 1 ? dp_tp : shape.dp * shape.tp + world.rank(), coords_.pp);
   MESHLM_ASSERT(tp_->size() == shape.tp && pp_->size() == shape.pp && dp_->size() == shape.dp);
 }
 

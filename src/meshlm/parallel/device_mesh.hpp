@@ -37,12 +37,15 @@ class DeviceMesh {
   Communicator& dp() { return *dp_; }  // the ranks with my (pp, tp) coordinates
   Communicator& pp() { return *pp_; }  // the ranks with my (dp, tp) coordinates
   Communicator& tp() { return *tp_; }  // the ranks with my (dp, pp) coordinates
+  // The first and last pipeline stage's ranks with my (dp, tp) coordinates, which both hold
+  // the tied token embedding (a one-rank group on middle stages, and when pp = 1).
+  Communicator& embedding() { return *embedding_; }
 
  private:
   Communicator& world_;
   MeshShape shape_;
   MeshCoords coords_;
-  std::unique_ptr<Communicator> dp_, pp_, tp_;
+  std::unique_ptr<Communicator> dp_, pp_, tp_, embedding_;
 };
 
 // The model's tensor-parallel collectives over a communicator, counting the bytes each rank

@@ -18,9 +18,15 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::step(const StepStats& s) {
   if (!f_) return;
-  std::fprintf(f_, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"ms\": %.3f, \"comm_ms\": %.3f, \"tp_allreduce_bytes\": %lld}\n",
+  std::fprintf(f_, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, \"ms\": %.3f, \"comm_ms\": %.3f, \"tp_allreduce_bytes\": %lld",
                (long long)s.step, s.loss, s.lr, s.grad_norm, s.tokens_per_s, s.ms, s.comm_ms,
                (long long)s.tp_allreduce_bytes);
+  if (!s.pipe_idle.empty()) {
+    std::fprintf(f_, ", \"pipe_idle\": [");
+    for (size_t i = 0; i < s.pipe_idle.size(); ++i) std::fprintf(f_, "%s%.4f", i ? ", " : "", s.pipe_idle[i]);
+    std::fprintf(f_, "]");
+  }
+  std::fprintf(f_, "}\n");
   std::fflush(f_);
 }
 

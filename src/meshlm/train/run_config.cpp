@@ -56,7 +56,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"optim.lr_decay", &o.lr_decay, "Adagrad learning-rate decay"},
       {"parallel.dp", &p.dp, "data-parallel ranks (dp x pp x tp = processes launched)"},
       {"parallel.tp", &p.tp, "tensor-parallel ranks (must divide model.n_head)"},
-      {"parallel.pp", &p.pp, "pipeline stages (only 1 for now)"},
+      {"parallel.pp", &p.pp, "pipeline stages (blocks split into contiguous stages)"},
+      {"parallel.pp_schedule", &p.pp_schedule, "pipeline schedule: gpipe or 1f1b"},
+      {"parallel.pp_layers", &p.pp_layers, "blocks per stage, e.g. \"2,3,3\" (empty = balanced by compute)"},
       {"parallel.zero", &p.zero, "ZeRO stage: 0, 1 (shard optimizer state) or 2 (and gradients)"},
       {"parallel.allreduce", &p.allreduce, "gradient all-reduce: ring (ours) or native (MPI's)"},
       {"parallel.bucket_mb", &p.bucket_mb, "gradient bucket size in MiB"},
@@ -77,6 +79,10 @@ void RunConfig::validate() const {
   model.validate();
   optim.validate();
   parallel.validate();
+  if (parallel.pp > 1 && parallel.pp_schedule == "1f1b" && train.grad_accum < parallel.pp)
+    throw UserError(cat("train.grad_accum (", train.grad_accum, ") is smaller than parallel.pp (", parallel.pp,
+                        "): the 1F1B schedule needs at least one micro-batch per stage (raise train.grad_accum or "
+                        "use parallel.pp_schedule = \"gpipe\")"));
   if (model.n_head % parallel.tp != 0)
     throw UserError(cat("model.n_head (", model.n_head, ") is not divisible by parallel.tp (", parallel.tp,
                         "): each tensor-parallel rank must hold whole attention heads"));

@@ -43,12 +43,14 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
         return std::make_unique<DeviceMesh>(*comm_, mesh_shape(cfg.parallel));
       }()),
       tp_group_(std::make_unique<TpGroup>(mesh_->tp())),
+      stage_layers_(partition_layers(cfg.model, int(cfg.parallel.pp), cfg.train.T(cfg.model), cfg.parallel.pp_layers)),
+      stage_(stage_spec(stage_layers_, mesh_->coords().pp)),
       data_(data),
       B_(cfg.train.micro_batch),
       T_(cfg.train.T(cfg.model)),
       sampler_(uint64_t(cfg.train.seed), checked_windows(data, T_)),
       model_(cfg.model, std::max<int64_t>(1, (cfg.train.micro_batch + cfg.parallel.dp - 1) / cfg.parallel.dp), T_,
-             parse_device(cfg.train.device), tp_group_.get()),
+             parse_device(cfg.train.device), tp_group_.get(), stage_),
       global_layout_(gpt_param_specs(cfg.model)) {
   Communicator& dp = mesh_->dp();
   const int ranks = dp.size(), rank = dp.rank();
@@ -75,11 +77,31 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     sync_ = std::make_unique<GradientSync>(*grad_comm_, n, bucket, shard_grads_);
   }
   mesh_->tp().set_allreduce_algo(parse_allreduce_algo(cfg.parallel.allreduce));
+  if (cfg.parallel.pp > 1) {
+    const int P = int(cfg.parallel.pp), stage = mesh_->coords().pp;
+    ops_ = pipeline_ops(parse_pipe_schedule(cfg.parallel.pp_schedule), P, stage, cfg.train.grad_accum);
+    const int64_t slots = max_in_flight(ops_);
+    for (int64_t i = 1; i < slots; ++i)
+      extra_slots_.push_back(std::make_unique<GPT>(cfg.model, std::max<int64_t>(1, (B_ + ranks - 1) / ranks), T_,
+                                                   parse_device(cfg.train.device), tp_group_.get(), stage_));
+    slot_inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
+    slot_targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
+    const size_t act = size_t(rows_.count * T_ * cfg.model.n_embd);
+    act_in_.resize(act);
+    grad_in_.resize(act);
+    act_out_.assign(size_t(cfg.train.grad_accum), std::vector<float>(act));
+    grad_out_.assign(size_t(cfg.train.grad_accum), std::vector<float>(act));
+    for (int r = 0; r < P; ++r) stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
+  }
   init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), params_.f32(), model_.tp_size(),
               model_.tp_rank());
 }
 
 Trainer::~Trainer() = default;
+
+size_t Trainer::activation_bytes() const {
+  return model_.activation_bytes() * (1 + extra_slots_.size());
+}
 
 MemoryPerRank Trainer::memory() const {
   MemoryPerRank m;
@@ -94,24 +116,43 @@ void Trainer::sum_over_ranks(std::span<float> values) {
   if (dp.size() > 1) dp.all_reduce(values.data(), int64_t(values.size()), DType::f32, ReduceOp::sum);
 }
 
-std::vector<float> Trainer::global_params() {
-  std::vector<float> whole(global_layout_.total(), 0.0f);
+std::vector<float> Trainer::assemble_global(const float* local) {
+  const size_t n = model_.num_params();
   const int tp = model_.tp_size();
+  // This stage's tensors, whole: the tp shards gathered.
+  const ParamLayout& stage_layout = stage_layouts_.empty() ? global_layout_ : stage_layouts_[size_t(mesh_->coords().pp)];
+  std::vector<float> stage_whole(stage_layout.total(), 0.0f);
   if (tp == 1) {
-    std::copy(params_.f32().begin(), params_.f32().end(), whole.begin());
-    return whole;
+    std::copy_n(local, n, stage_whole.data());
+  } else {
+    std::vector<float> shards(n * size_t(tp));
+    tp_group_->all_gather(local, shards.data(), int64_t(n));
+    for (int r = 0; r < tp; ++r)
+      shard_to_global(model_.layout(), stage_layout, tp, r, shards.data() + size_t(r) * n, stage_whole.data());
   }
-  std::vector<float> shards(params_.size() * size_t(tp));
-  tp_group_->all_gather(params_.data<float>(), shards.data(), int64_t(params_.size()));
-  for (int r = 0; r < tp; ++r)
-    shard_to_global(model_.layout(), global_layout_, tp, r, shards.data() + size_t(r) * params_.size(), whole.data());
+  if (stage_layouts_.empty()) return stage_whole;
+  // The stages' tensors gathered over the pipeline and put in place by name.
+  Communicator& pp = mesh_->pp();
+  std::vector<int64_t> counts;
+  int64_t total = 0;
+  for (const ParamLayout& l : stage_layouts_) total += counts.emplace_back(int64_t(l.total()));
+  std::vector<float> all(static_cast<size_t>(total));
+  pp.all_gather(stage_whole.data(), all.data(), counts, DType::f32);
+  std::vector<float> whole(global_layout_.total(), 0.0f);
+  const float* base = all.data();
+  for (size_t r = 0; r < stage_layouts_.size(); ++r) {
+    for (const ParamView& v : stage_layouts_[r].views())
+      std::copy_n(base + v.offset, v.numel, whole.data() + global_layout_.at(v.spec.name).offset);
+    base += counts[r];
+  }
   return whole;
 }
+
+std::vector<float> Trainer::global_params() { return assemble_global(params_.data<float>()); }
 
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::gathered_optimizer_state() {
   std::vector<std::pair<std::string, std::vector<float>>> out;
   const size_t n = model_.num_params();
-  const int tp = model_.tp_size();
   for (auto& [name, buf] : opt_->state()) {
     std::vector<float> local(n);
     if (shard_.count == n) {
@@ -120,15 +161,7 @@ std::vector<std::pair<std::string, std::vector<float>>> Trainer::gathered_optimi
       const std::vector<int64_t> counts = even_counts(int64_t(n), mesh_->dp().size());
       mesh_->dp().all_gather(buf->data<float>(), local.data(), counts, DType::f32);
     }
-    if (tp == 1) {
-      out.emplace_back(name, std::move(local));
-      continue;
-    }
-    std::vector<float> shards(n * size_t(tp)), whole(global_layout_.total(), 0.0f);
-    tp_group_->all_gather(local.data(), shards.data(), int64_t(n));
-    for (int r = 0; r < tp; ++r)
-      shard_to_global(model_.layout(), global_layout_, tp, r, shards.data() + size_t(r) * n, whole.data());
-    out.emplace_back(name, std::move(whole));
+    out.emplace_back(name, assemble_global(local.data()));
   }
   return out;
 }
@@ -181,9 +214,15 @@ std::vector<double> gather_doubles(Communicator& comm, double v) {
 // counted once, not once per tp rank.
 double Trainer::gradient_norm(const float* grads, StateRange part) {
   Communicator& dp = mesh_->dp();
-  if (model_.tp_size() == 1) return global_grad_norm(gather_doubles(dp, grad_norm_squared(grads, part.count)));
+  Communicator& pp = mesh_->pp();
+  if (model_.tp_size() == 1 && pp.size() == 1)
+    return global_grad_norm(gather_doubles(dp, grad_norm_squared(grads, part.count)));
+  // The tied embedding lives on the first and last stage with the same (summed) gradient:
+  // counted on the first only.
+  const bool skip_wte = !stage_.first;
   double split = 0, replicated = 0;
   for (const ParamView& v : model_.layout().views()) {
+    if (skip_wte && v.spec.name == "wte.weight") continue;
     const size_t b = std::max(v.offset, part.begin), e = std::min(v.offset + v.numel, part.begin + part.count);
     if (b >= e) continue;
     const double sq = grad_norm_squared(grads + (b - part.begin), e - b);
@@ -192,8 +231,10 @@ double Trainer::gradient_norm(const float* grads, StateRange part) {
   double split_sum = 0, replicated_sum = 0;
   for (double x : gather_doubles(dp, split)) split_sum += x;
   for (double x : gather_doubles(dp, replicated)) replicated_sum += x;
-  double total = replicated_sum;
-  for (double x : gather_doubles(mesh_->tp(), split_sum)) total += x;
+  double stage_total = replicated_sum;
+  for (double x : gather_doubles(mesh_->tp(), split_sum)) stage_total += x;
+  double total = 0;
+  for (double x : gather_doubles(pp, stage_total)) total += x;
   return std::sqrt(total);
 }
 
@@ -210,8 +251,9 @@ StepStats Trainer::step() {
   // gradient weighted by share and summed over ranks give the whole micro-batch's.
   const float share = float(rows_.count) / float(B_);
   double loss = 0.0;
-  double comm_wait_s = 0.0;
-  for (int64_t micro = 0; micro < accum; ++micro) {
+  double comm_wait_s = 0.0, pipe_wait_s = 0.0;
+  if (!ops_.empty()) loss = run_pipeline(comm_wait_s, pipe_wait_s);
+  for (int64_t micro = 0; ops_.empty() && micro < accum; ++micro) {
     for (int64_t b = 0; b < rows_.count; ++b)
       load_window(Split::train, sampler_.window(first_sample + micro * B_ + rows_.begin + b), inputs_.data() + b * T_,
                   targets_.data() + b * T_);
@@ -236,6 +278,8 @@ StepStats Trainer::step() {
   StepStats s;
   float loss_sum[1] = {float(loss / double(accum))};
   sum_over_ranks(loss_sum);
+  Communicator& pp = mesh_->pp();
+  if (pp.size() > 1) pp.broadcast(loss_sum, 1, DType::f32, pp.size() - 1);  // the last stage has the loss
   s.loss = loss_sum[0];
 
   float* grads = zero2 ? grad_shard_.data<float>() : grads_.data<float>() + shard_.begin;
@@ -258,10 +302,122 @@ StepStats Trainer::step() {
   s.comm_ms = comm_wait_s * 1e3;
   s.tp_allreduce_bytes = tp_group_->all_reduce_bytes();
   s.tokens_per_s = double(tokens_per_step()) / timer.seconds();
+  if (pp.size() > 1) s.pipe_idle = gather_doubles(pp, pipe_wait_s / timer.seconds());
   return s;
 }
 
+void Trainer::sum_tied_embedding(float* grads) {
+  Communicator& e = mesh_->embedding();
+  if (e.size() == 1) return;
+  const ParamView& v = model_.layout().at("wte.weight");
+  e.all_reduce(grads + v.offset, int64_t(v.numel), DType::f32, ReduceOp::sum);
+}
+
+double Trainer::run_pipeline(double& comm_wait_s, double& pipe_wait_s) {
+  const int64_t accum = cfg_.train.grad_accum, N = rows_.count * T_, NC = N * cfg_.model.n_embd;
+  const int64_t first_sample = state_.step * B_ * accum;
+  const float share = float(rows_.count) / float(B_);
+  Communicator& pp = mesh_->pp();
+  const int stage = mesh_->coords().pp;
+  const size_t slots = 1 + extra_slots_.size();
+  float* params = params_.data<float>();
+  float* grads = grads_.data<float>();
+  std::vector<std::unique_ptr<Request>> sends;
+  double loss = 0.0;
+  // Activations travel with tag = micro-batch, their gradients with tag = accum + micro-batch.
+  auto receive = [&](float* into, int from, int64_t tag) {
+    Timer wait;
+    pp.recv(into, NC, DType::f32, from, int(tag));
+    pipe_wait_s += wait.seconds();
+  };
+  for (size_t k = 0; k < ops_.size(); ++k) {
+    const PipeOp& op = ops_[k];
+    const size_t sl = size_t(op.micro) % slots;
+    GPT& model = slot(sl);
+    int32_t* inputs = slot_inputs_[sl].data();
+    int32_t* targets = slot_targets_[sl].data();
+    if (op.forward) {
+      for (int64_t b = 0; b < rows_.count; ++b)
+        load_window(Split::train, sampler_.window(first_sample + op.micro * B_ + rows_.begin + b), inputs + b * T_,
+                    targets + b * T_);
+      if (!stage_.first) receive(act_in_.data(), stage - 1, op.micro);
+      const float l = model.forward_stage(params, inputs, act_in_.data(), targets, rows_.count, T_);
+      if (stage_.last) {
+        loss += double(l) * share;
+      } else {
+        std::copy_n(model.stage_output(), NC, act_out_[size_t(op.micro)].data());
+        sends.push_back(pp.isend(act_out_[size_t(op.micro)].data(), NC, DType::f32, stage + 1, int(op.micro)));
+      }
+      continue;
+    }
+    if (!stage_.last) receive(grad_in_.data(), stage + 1, accum + op.micro);
+    const float dloss = share / float(accum);
+    const bool final = k + 1 == ops_.size();  // the step's last backward: gradients become final
+    // The input gradient goes to the previous stage as soon as the backward pass is done, and
+    // before the tied embedding's all-reduce, which the first stage joins only after it.
+    bool sent = false;
+    auto send_input_grad = [&] {
+      if (stage_.first || sent) return;
+      sent = true;
+      std::copy_n(model.stage_input_grad(), NC, grad_out_[size_t(op.micro)].data());
+      sends.push_back(pp.isend(grad_out_[size_t(op.micro)].data(), NC, DType::f32, stage - 1, int(accum + op.micro)));
+    };
+    if (final && sync_) {
+      sync_->begin(grads, shard_grads_ ? grad_shard_.data<float>() : nullptr);
+      // The tied embedding (at offset 0) is summed over its two stages before its bucket goes out.
+      model.backward_stage(params, grads, dloss, grad_in_.data(), [&](size_t offset) {
+        if (offset == 0) {
+          send_input_grad();
+          sum_tied_embedding(grads);
+        }
+        if (cfg_.parallel.overlap || offset == 0) sync_->grads_ready(offset);
+      });
+      Timer wait;
+      sync_->wait();
+      comm_wait_s = wait.seconds();
+    } else {
+      model.backward_stage(params, grads, dloss, grad_in_.data());
+      send_input_grad();
+      if (final) sum_tied_embedding(grads);
+    }
+    send_input_grad();
+  }
+  for (auto& r : sends) r->wait();
+  return loss;
+}
+
+EvalStats Trainer::evaluate_pipelined(Split split, int64_t max_tokens) {
+  Communicator& pp = mesh_->pp();
+  const int stage = mesh_->coords().pp;
+  const int64_t T = T_, C = cfg_.model.n_embd, cap = rows_.count;
+  const int64_t available = (data_.size(split) - 1) / T;
+  const int64_t budget = max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens;
+  const int64_t windows = std::clamp<int64_t>(budget / T, 1, available);
+  const RowSlice mine = row_slice(windows, mesh_->dp().size(), mesh_->dp().rank());
+  constexpr int kEvalTag = 1 << 20;  // apart from the training step's tags
+  int32_t* inputs = slot_inputs_[0].data();
+  int32_t* targets = slot_targets_[0].data();
+  double loss_sum = 0.0;
+  int64_t tokens = 0;
+  for (int64_t w0 = mine.begin; w0 < mine.begin + mine.count; w0 += cap) {
+    const int64_t rows = std::min(cap, mine.begin + mine.count - w0);
+    for (int64_t b = 0; b < rows; ++b) load_window(split, w0 + b, inputs + b * T, targets + b * T);
+    if (!stage_.first) pp.recv(act_in_.data(), rows * T * C, DType::f32, stage - 1, kEvalTag);
+    const float l = model_.forward_stage(params_.data<float>(), inputs, act_in_.data(), targets, rows, T);
+    if (!stage_.last) pp.send(model_.stage_output(), rows * T * C, DType::f32, stage + 1, kEvalTag);
+    else loss_sum += double(l) * double(rows * T), tokens += rows * T;
+  }
+  float sums[1] = {float(loss_sum)};
+  sum_over_ranks(sums);
+  int32_t count = int32_t(tokens);
+  if (mesh_->dp().size() > 1) mesh_->dp().all_reduce(&count, 1, DType::i32, ReduceOp::sum);
+  pp.broadcast(sums, 1, DType::f32, pp.size() - 1);
+  pp.broadcast(&count, 1, DType::i32, pp.size() - 1);
+  return {state_.step, sums[0] / float(count), count};
+}
+
 EvalStats Trainer::evaluate(Split split, int64_t max_tokens) {
+  if (!ops_.empty()) return evaluate_pipelined(split, max_tokens);
   EvalResult r = evaluate_model(model_, params_.data<float>(), data_, split, rows_.count, T_,
                                 max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens, mesh_->dp().size(),
                                 mesh_->dp().rank());

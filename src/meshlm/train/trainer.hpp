@@ -6,7 +6,11 @@
 // The ranks of the Communicator form a DeviceMesh (dp × pp × tp). Tensor parallel over the
 // mesh's tp axis: the model holds this rank's shard of every split tensor (parameters,
 // gradients and optimizer state are shards; checkpoints are converted to and from the
-// whole-model layout). Data parallel over the dp axis: each rank computes the contiguous slice
+// whole-model layout). Pipeline parallel over the pp axis: this rank runs a stage (contiguous
+// blocks) on every micro-batch of the step (grad_accum of them) in the order of the configured
+// schedule, exchanging activations and their gradients with its neighbours; the tied token
+// embedding's gradient is summed between the first and last stage. Data parallel over the dp
+// axis: each rank computes the contiguous slice
 // row_slice(micro_batch, ranks, rank) of every micro-batch one process would compute, its
 // gradient weighted by its share of the rows, and the gradients are summed in buckets during
 // the last micro-step's backward pass. With ZeRO 1/2 each rank updates its shard of the flat
@@ -27,6 +31,7 @@
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/parallel/data_parallel.hpp"
 #include "meshlm/parallel/device_mesh.hpp"
+#include "meshlm/parallel/pipeline.hpp"
 #include "meshlm/train/run_config.hpp"
 
 namespace meshlm {
@@ -40,6 +45,7 @@ struct StepStats {
   double tokens_per_s = 0;
   double comm_ms = 0;  // time waiting for gradient communication after the backward pass (data parallel)
   int64_t tp_allreduce_bytes = 0;  // bytes this rank handed to tensor-parallel all-reduces in the step
+  std::vector<double> pipe_idle;   // per pipeline stage: fraction of the step spent waiting for a neighbour
 };
 
 struct EvalStats {
@@ -95,7 +101,9 @@ class Trainer {
   // Bytes this rank keeps for parameters, gradients and optimizer state between steps, and its
   // activation buffer.
   MemoryPerRank memory() const;
-  size_t activation_bytes() const { return model_.activation_bytes(); }
+  size_t activation_bytes() const;  // all micro-batches in flight (pipeline: one buffer per slot)
+  const std::vector<int64_t>& stage_layers() const { return stage_layers_; }
+  const StageSpec& stage() const { return stage_; }
 
   // The optimizer state of the whole model (ZeRO and tensor-parallel shards all-gathered:
   // every rank must call it), by state name, each global_layout().total() floats; for
@@ -113,12 +121,23 @@ class Trainer {
   void sum_over_ranks(std::span<float> values);
   // The global gradient norm from this rank's gradients (see step()).
   double gradient_norm(const float* grads, StateRange part);
+  // The pipeline's part of step(): runs this stage's schedule, leaves the gradients summed
+  // over micro-batches (and, with dp > 1, over ranks); returns the stage's weighted loss.
+  double run_pipeline(double& comm_wait_s, double& pipe_wait_s);
+  EvalStats evaluate_pipelined(Split split, int64_t max_tokens);
+  // Sums the tied embedding's gradient between the first and last stage.
+  void sum_tied_embedding(float* grads);
+  GPT& slot(size_t i) { return i == 0 ? model_ : *extra_slots_[i - 1]; }
+  // The whole model from this rank's buffer `local` (tp shards and pp stages gathered).
+  std::vector<float> assemble_global(const float* local);
 
   RunConfig cfg_;
   std::unique_ptr<Communicator> own_comm_;  // the self group when no communicator was given
   Communicator* comm_;
   std::unique_ptr<DeviceMesh> mesh_;
   std::unique_ptr<TpGroup> tp_group_;
+  std::vector<int64_t> stage_layers_;  // blocks per pipeline stage
+  StageSpec stage_;
   std::unique_ptr<Communicator> grad_comm_;  // a duplicate of the dp group for the gradient thread
   RowSlice rows_;
   StateRange shard_;  // this rank's ZeRO shard (the whole model with ZeRO 0)
@@ -126,7 +145,13 @@ class Trainer {
   int64_t B_, T_;
   WindowSampler sampler_;
   GPT model_;
+  std::vector<std::unique_ptr<GPT>> extra_slots_;  // pipeline: activations of further micro-batches in flight
+  std::vector<PipeOp> ops_;
+  std::vector<std::vector<int32_t>> slot_inputs_, slot_targets_;
+  std::vector<float> act_in_, grad_in_;          // received from the neighbours, one micro-batch
+  std::vector<std::vector<float>> act_out_, grad_out_;  // sent, per micro-batch (kept until sent)
   ParamLayout global_layout_;
+  std::vector<ParamLayout> stage_layouts_;  // each stage's tensors, whole (for checkpoints)
   Buffer params_, grads_;  // grads_: with ZeRO-2 a working buffer, allocated only during a step
   Buffer grad_shard_;      // ZeRO-2: this rank's reduced gradient shard
   bool shard_grads_ = false;  // ZeRO-2 over more than one rank

@@ -1,0 +1,116 @@
+// Pipeline and hybrid (dp × tp × pp) training under mpirun (2, 4 and 8 ranks): every layout
+// and schedule trains like one process, and checkpoints move between layouts.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "meshlm/parallel/pipeline.hpp"
+#include "meshlm/train/checkpoint.hpp"
+#include "tests/parallel/mpi_training_support.hpp"
+
+namespace meshlm {
+namespace {
+
+using namespace testing_mpi;
+
+// The tiny config (4 blocks) with 4 micro-batches of 8 sequences per step.
+RunConfig piped(int64_t dp, int64_t tp, int64_t pp, const std::string& schedule, int64_t steps = 20) {
+  RunConfig cfg = tiny(steps);
+  cfg.train.micro_batch = 8;
+  cfg.train.grad_accum = 4;
+  cfg.parallel.dp = dp;
+  cfg.parallel.tp = tp;
+  cfg.parallel.pp = pp;
+  cfg.parallel.pp_schedule = schedule;
+  return cfg;
+}
+
+TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
+  const int n = g_world->size();
+  for (const char* schedule : {"1f1b", "gpipe"}) {
+    if (n > 4) break;  // more stages than the 4 blocks
+    const RunConfig cfg = piped(1, 1, n, schedule);
+    const Curve got = train(cfg, g_world, cfg.train.steps);
+    expect_matches(got, reference(cfg), cat("pp ", n, " ", schedule));
+    EXPECT_TRUE(same_on_every_rank(got.losses));
+  }
+  if (n == 4) {
+    RunConfig cfg = piped(1, 1, 2, "1f1b");
+    cfg.parallel.tp = 2;
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "tp 2 x pp 2");
+    cfg = piped(2, 1, 2, "1f1b");
+    cfg.parallel.zero = 2;
+    cfg.parallel.pp_layers = "3,1";
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x pp 2, ZeRO-2, layers 3,1");
+  }
+  if (n == 8) {
+    const RunConfig cfg = piped(2, 2, 2, "1f1b");
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x tp 2 x pp 2");
+  }
+}
+
+TEST(Pipeline, OneF1BHoldsAtMostPMicroBatchesGPipeAllOfThem) {
+  for (int P : {2, 4})
+    for (int s = 0; s < P; ++s) {
+      EXPECT_EQ(max_in_flight(pipeline_ops(PipeSchedule::one_f_one_b, P, s, 8)), P - s);
+      EXPECT_EQ(max_in_flight(pipeline_ops(PipeSchedule::gpipe, P, s, 8)), 8);
+    }
+  const int n = g_world->size();
+  if (n > 4) return;
+  Trainer gpipe(piped(1, 1, n, "gpipe", 1), data(), g_world), one_f(piped(1, 1, n, "1f1b", 1), data(), g_world);
+  // Stage s holds P − s micro-batches under 1F1B: fewer than all 4 except on the first stage of 4.
+  EXPECT_LE(one_f.activation_bytes(), gpipe.activation_bytes());
+  if (one_f.stage().last && n > 1) EXPECT_LT(one_f.activation_bytes(), gpipe.activation_bytes());
+}
+
+TEST(Pipeline, ACheckpointFromAnyLayoutResumesOnAnother) {
+  int32_t id = int32_t(::getpid());
+  g_world->broadcast(&id, 1, DType::i32, 0);
+  const fs::path run = fs::temp_directory_path() / cat("meshlm_pp_ckpt_", id);
+  const int n = g_world->size();
+  const RunConfig base = piped(1, 1, 1, "1f1b", 10);
+  const Curve whole = reference(base);
+  {
+    const RunConfig saving = n == 8 ? piped(2, 2, 2, "1f1b", 10) : piped(1, 1, n, "gpipe", 10);
+    Trainer t(saving, data(), g_world);
+    for (int i = 0; i < 5; ++i) t.step();
+    save_checkpoint(run, t, data().tokenizer(), data().description(), false);
+  }
+  g_world->barrier();
+  const CheckpointInfo info = read_checkpoint_info(*latest_checkpoint(run));
+  for (Communicator* comm : {g_world, static_cast<Communicator*>(nullptr)}) {
+    RunConfig cfg = base;
+    if (comm) cfg = n == 8 ? piped(2, 4, 1, "1f1b", 10) : piped(1, n, 1, "1f1b", 10);  // resumed on tp only
+    Trainer resumed(cfg, data(), comm);
+    load_checkpoint_into(info, resumed);
+    for (int i = 5; i < 10; ++i) {
+      const float loss = resumed.step().loss;
+      EXPECT_LE(std::abs(loss - whole.losses[size_t(i)]), 1e-5f * whole.losses[size_t(i)])
+          << (comm ? "resumed on another layout" : "resumed by one process") << ", step " << i + 1;
+    }
+  }
+  g_world->barrier();
+  if (g_world->rank() == 0) fs::remove_all(run);
+}
+
+TEST(Pipeline, BadSplitsAreUserErrors) {
+  GPTConfig cfg;
+  cfg.n_layer = 4;
+  EXPECT_THROW(partition_layers(cfg, 5, 64, ""), UserError);       // more stages than layers
+  EXPECT_THROW(partition_layers(cfg, 2, 64, "2,1"), UserError);    // does not sum to n_layer
+  EXPECT_THROW(partition_layers(cfg, 2, 64, "4,0"), UserError);    // an empty stage
+  EXPECT_THROW(partition_layers(cfg, 2, 64, "2,x"), UserError);
+  EXPECT_EQ(partition_layers(cfg, 2, 64, "1,3"), (std::vector<int64_t>{1, 3}));
+  std::vector<int64_t> balanced = partition_layers(cfg, 4, 64, "");
+  EXPECT_EQ(balanced, (std::vector<int64_t>{1, 1, 1, 1}));
+  RunConfig one_f = piped(1, 1, 4, "1f1b");
+  one_f.train.grad_accum = 2;  // fewer micro-batches than stages
+  EXPECT_THROW(one_f.validate(), UserError);
+  one_f.parallel.pp_schedule = "gpipe";
+  EXPECT_NO_THROW(one_f.validate());
+}
+
+}  // namespace
+}  // namespace meshlm
+
+int main(int argc, char** argv) { return meshlm::testing_mpi::run_mpi_tests(argc, argv); }
