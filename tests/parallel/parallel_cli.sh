@@ -78,7 +78,7 @@ mpirun3=(mpirun -np 3 --oversubscribe --bind-to none)
 expect_error "heads not divisible by tp" "n_head.*4.*parallel.tp.*3" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 3
 expect_error "dp x tp != ranks" "tp 2.*3 processes" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 2
 expect_error "more stages than layers" "parallel.pp.*3.*n_layer.*2" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --pp 3 --train.grad_accum 3
-expect_error "pp_layers not summing to n_layer" "pp_layers" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2 --train.grad_accum 2 --parallel.pp_layers 1,2
+expect_error "pp_layers not summing to n_layer" "pp_layers" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2 --train.grad_accum 2 --pp-layers 1,2
 expect_error "grad_accum < pp under 1F1B" "grad_accum.*1.*parallel.pp.*2" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --pp 2
 expect_error "eval --tp on too few ranks" "tp 2 needs 2 processes" "$meshlm" eval --checkpoint "$work/tp" --data "$src/docs/CLI.md" --tp 2
 

@@ -422,7 +422,9 @@ Command register_train(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks: the number of processes mpirun starts");
   add_parallel_option(cmd, args, "--tp", "parallel.tp", "tensor-parallel ranks (split every layer's weights)");
-  add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (only 1 for now)");
+  add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (contiguous blocks each)");
+  add_parallel_option(cmd, args, "--pp-layers", "parallel.pp_layers", "blocks per stage, e.g. 3,1 (default: balanced)");
+  add_parallel_option(cmd, args, "--pp-schedule", "parallel.pp_schedule", "pipeline schedule: 1f1b or gpipe");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
   add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
