@@ -60,7 +60,9 @@ TEST(Pipeline, OneF1BHoldsAtMostPMicroBatchesGPipeAllOfThem) {
   Trainer gpipe(piped(1, 1, n, "gpipe", 1), data(), g_world), one_f(piped(1, 1, n, "1f1b", 1), data(), g_world);
   // Stage s holds P − s micro-batches under 1F1B: fewer than all 4 except on the first stage of 4.
   EXPECT_LE(one_f.activation_bytes(), gpipe.activation_bytes());
-  if (one_f.stage().last && n > 1) EXPECT_LT(one_f.activation_bytes(), gpipe.activation_bytes());
+  if (one_f.stage().last && n > 1) {
+    EXPECT_LT(one_f.activation_bytes(), gpipe.activation_bytes());
+  }
 }
 
 TEST(Pipeline, ACheckpointFromAnyLayoutResumesOnAnother) {

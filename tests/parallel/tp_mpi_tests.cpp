@@ -146,9 +146,10 @@ TEST(TensorParallelModel, ForwardLossLogitsAndEveryGradientMatchOneProcess) {
       std::vector<float> mine(g_shard.begin() + long(v.offset), g_shard.begin() + long(v.offset + v.numel));
       EXPECT_TRUE(same_on_every_rank(mine)) << v.spec.name << "'s gradient differs between tp ranks";
     }
-    if (v.spec.split == TpSplit::vocab_rows)
+    if (v.spec.split == TpSplit::vocab_rows) {
       for (int64_t row = vs.valid; row < vs.rows; ++row)
         for (int64_t c = 0; c < cfg.n_embd; ++c) ASSERT_EQ(g_shard[v.offset + size_t(row * cfg.n_embd + c)], 0.0f);
+    }
   }
 
   // Generation: the cached forward returns whole logit rows, equal to one process's.

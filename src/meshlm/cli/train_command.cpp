@@ -425,6 +425,8 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (contiguous blocks each)");
   add_parallel_option(cmd, args, "--pp-layers", "parallel.pp_layers", "blocks per stage, e.g. 3,1 (default: balanced)");
   add_parallel_option(cmd, args, "--pp-schedule", "parallel.pp_schedule", "pipeline schedule: 1f1b or gpipe");
+  add_parallel_option(cmd, args, "--recompute", "train.recompute",
+                      "activation recomputation: none, selective (attention, GELU) or full (whole blocks)");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
   add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");

@@ -54,20 +54,44 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   GPT::Acts& x = a ? *a : tmp;
   x.encoded = cv.take(N * C);
   x.layers.resize(size_t(stage_layers_));
+  // With recomputation, the views that are not kept point into one shared block workspace.
+  Acts::Layer work{};
+  const bool full = recompute_ == Recompute::full, selective = recompute_ == Recompute::selective;
+  if (full || selective) {
+    work.att = cv.take(att);
+    work.fch_gelu = cv.take(N * Fl);
+  }
+  if (full) {
+    work.ln1 = cv.take(N * C);
+    work.ln1_mean = cv.take(N);
+    work.ln1_rstd = cv.take(N);
+    work.qkv = cv.take(N * 3 * Cl);
+    work.atty = cv.take(N * Cl);
+    work.residual2 = cv.take(N * C);
+    work.ln2 = cv.take(N * C);
+    work.ln2_mean = cv.take(N);
+    work.ln2_rstd = cv.take(N);
+    work.fch = cv.take(N * Fl);
+  }
   for (auto& l : x.layers) {
-    l.ln1 = cv.take(N * C);
-    l.ln1_mean = cv.take(N);
-    l.ln1_rstd = cv.take(N);
-    l.qkv = cv.take(N * 3 * Cl);
-    l.att = cv.take(att);
-    l.atty = cv.take(N * Cl);
-    l.residual2 = cv.take(N * C);
-    l.ln2 = cv.take(N * C);
-    l.ln2_mean = cv.take(N);
-    l.ln2_rstd = cv.take(N);
-    l.fch = cv.take(N * Fl);
-    l.fch_gelu = cv.take(N * Fl);
-    l.residual3 = cv.take(N * C);
+    l = work;
+    if (!full) {
+      l.ln1 = cv.take(N * C);
+      l.ln1_mean = cv.take(N);
+      l.ln1_rstd = cv.take(N);
+      l.qkv = cv.take(N * 3 * Cl);
+      l.atty = cv.take(N * Cl);
+      l.residual2 = cv.take(N * C);
+      l.ln2 = cv.take(N * C);
+      l.ln2_mean = cv.take(N);
+      l.ln2_rstd = cv.take(N);
+      l.fch = cv.take(N * Fl);
+    }
+    if (!full && !selective) {
+      l.att = cv.take(att);
+      l.fch_gelu = cv.take(N * Fl);
+    }
+    l.residual3 = cv.take(N * C);  // the next block's input: always kept
   }
   x.lnf = cv.take(N * C);
   x.lnf_mean = cv.take(N);
@@ -95,8 +119,15 @@ std::vector<ParamSpec> shard_specs(const GPTConfig& cfg, TpCollectives* tp, cons
 }
 }  // namespace
 
+Recompute parse_recompute(const std::string& name) {
+  if (name == "none") return Recompute::none;
+  if (name == "selective") return Recompute::selective;
+  if (name == "full") return Recompute::full;
+  throw UserError(cat("recompute must be none, selective or full, got '", name, "'"));
+}
+
 GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp,
-         const StageSpec& stage)
+         const StageSpec& stage, Recompute recompute)
     : cfg_(cfg),
       tp_(tp && tp->size() > 1 ? tp : nullptr),
       Cl_(cfg.n_embd / tp_size()),
@@ -108,7 +139,8 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
       layout_(shard_specs(cfg, tp_, stage)),
       k_(&kernels_for(device)),
       max_B_(max_B),
-      max_T_(max_T) {
+      max_T_(max_T),
+      recompute_(recompute) {
   cfg_.validate();
   MESHLM_ASSERT(max_B > 0 && max_T > 0);
   MESHLM_ASSERT(stage.first_layer >= 0 && stage_layers_ >= 0 && stage.end(cfg) <= cfg.n_layer, "stage layers [",
@@ -257,12 +289,31 @@ const float* GPT::stage_output() const {
 
 const float* GPT::stage_input_grad() const { return a_->dresidual; }
 
+void GPT::forward_block(int64_t l, const float* params, const float* residual) {
+  const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, Cl = Cl_, Hl = Hl_, Fl = Fl_;
+  const float eps = cfg_.layer_norm_epsilon;
+  const KernelTable& k = *k_;
+  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
+  const BlockParams& w = p.blocks[size_t(l)];
+  Acts::Layer& x = a_->layers[size_t(l)];
+  k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
+  k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
+  k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
+  row_parallel_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, Cl, C);
+  k.residual_forward(x.residual2, x.residual2, residual, N * C);
+  k.layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2_w, w.ln2_b, N, C, eps);
+  k.linear_forward(x.fch, x.ln2, w.fc_w, w.fc_b, N, C, Fl, WeightLayout::in_out);  // column-parallel
+  k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
+  row_parallel_forward(x.residual3, x.fch_gelu, w.fcproj_w, w.fcproj_b, N, Fl, C);
+  k.residual_forward(x.residual3, x.residual3, x.residual2, N * C);
+}
+
 float GPT::forward_stage(const float* params, const int32_t* inputs, const float* x_in, const int32_t* targets,
                          int64_t B, int64_t T) {
   MESHLM_ASSERT(B > 0 && T > 0 && B * T <= max_B_ * max_T_ && T <= max_T_, "micro-batch ", B, "x", T,
                 " larger than allocated ", max_B_, "x", max_T_);
   // Attention buffers are laid out for max_B·max_T; a smaller batch uses a prefix of them.
-  const int64_t N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_, Vl = vocab_.rows;
+  const int64_t N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Vl = vocab_.rows;
   const float eps = cfg_.layer_norm_epsilon;
   const KernelTable& k = *k_;
   Acts& a = *a_;
@@ -283,19 +334,8 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   }
   const float* residual = a.encoded;
   for (int64_t l = 0; l < stage_layers_; ++l) {
-    const BlockParams& w = p.blocks[size_t(l)];
-    Acts::Layer& x = a.layers[size_t(l)];
-    k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
-    k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
-    k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
-    row_parallel_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, Cl, C);
-    k.residual_forward(x.residual2, x.residual2, residual, N * C);
-    k.layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2_w, w.ln2_b, N, C, eps);
-    k.linear_forward(x.fch, x.ln2, w.fc_w, w.fc_b, N, C, Fl, WeightLayout::in_out);  // column-parallel
-    k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
-    row_parallel_forward(x.residual3, x.fch_gelu, w.fcproj_w, w.fcproj_b, N, Fl, C);
-    k.residual_forward(x.residual3, x.residual3, x.residual2, N * C);
-    residual = x.residual3;
+    forward_block(l, params, residual);
+    residual = a.layers[size_t(l)].residual3;
   }
   valid_ = 0;
   if (!stage_.last) {
@@ -346,6 +386,13 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     const BlockParams& dw = g.blocks[size_t(l)];
     Acts::Layer& x = a.layers[size_t(l)];
     const float* residual = l == 0 ? a.encoded : a.layers[size_t(l - 1)].residual3;
+    // Recomputation: rebuild what the forward pass did not keep, with the same kernels.
+    if (recompute_ == Recompute::full) {
+      forward_block(l, params, residual);
+    } else if (recompute_ == Recompute::selective) {
+      k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
+      k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
+    }
     // MLP: dresidual holds d(residual3); the residual add passes it to both branches.
     k.linear_backward(a.d_4c, dw.fcproj_w, dw.fcproj_b, a.dresidual, x.fch_gelu, w.fcproj_w, N, Fl, C,
                       WeightLayout::in_out);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "meshlm/core/buffer.hpp"
 #include "meshlm/kernels/kernels.hpp"
@@ -30,6 +31,15 @@ namespace meshlm {
 
 class KVCache;
 
+// Activation recomputation: what the forward pass keeps for the backward pass.
+//   none       every block's activations
+//   selective  all but the attention probabilities (B·H·T² per block) and the GELU output,
+//              which the backward pass recomputes from what was kept
+//   full       only each block's input; the backward pass reruns the block's forward
+// The results are bit-identical to `none` (the same kernels rerun on the same inputs).
+enum class Recompute : uint8_t { none, selective, full };
+Recompute parse_recompute(const std::string& name);  // "none" | "selective" | "full"; UserError otherwise
+
 class GPT {
  public:
   // Called by backward() as gradient ranges become final (see backward()).
@@ -39,7 +49,7 @@ class GPT {
   // `tp` (may be null: one process) must outlive the model; cfg.n_head % tp->size() == 0.
   // `stage`: the part of the model this instance runs (pipeline parallelism); see forward_stage.
   GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr,
-      const StageSpec& stage = StageSpec::whole());
+      const StageSpec& stage = StageSpec::whole(), Recompute recompute = Recompute::none);
   ~GPT();
   GPT(GPT&&) noexcept;
 
@@ -104,6 +114,8 @@ class GPT {
                          int64_t T) const;
   void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
                           int64_t T) const;
+  // Block l of the stage on its input `residual`, writing the layer's activation views.
+  void forward_block(int64_t l, const float* params, const float* residual);
   GPTConfig cfg_;
   TpCollectives* tp_;
   int64_t Cl_, Hl_, Fl_;  // this rank's attention width, heads and MLP width
@@ -113,6 +125,7 @@ class GPT {
   ParamLayout layout_;
   const KernelTable* k_;
   int64_t max_B_, max_T_;
+  Recompute recompute_;
   int64_t B_ = 0, T_ = 0, valid_ = 0;
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;

@@ -42,6 +42,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.threads", &t.threads, "CPU threads (0 = all)"},
       {"train.log_every", &t.log_every, "steps between log lines"},
       {"train.device", &t.device, "cpu or cuda"},
+      {"train.recompute", &t.recompute, "activation recomputation: none, selective (attention and GELU) or full"},
       {"optim.name", &o.name, "adamw, adam, sgd or adagrad"},
       {"optim.beta1", &o.beta1, "Adam/AdamW first-moment decay"},
       {"optim.beta2", &o.beta2, "Adam/AdamW second-moment decay"},
@@ -111,6 +112,8 @@ void RunConfig::validate() const {
   if (!(train.grad_clip >= 0)) throw UserError(cat("train.grad_clip must not be negative, got ", train.grad_clip));
   if (!(train.val_fraction > 0 && train.val_fraction < 1))
     throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
+  if (train.recompute != "none" && train.recompute != "selective" && train.recompute != "full")
+    throw UserError(cat("train.recompute must be none, selective or full, got '", train.recompute, "'"));
   if (train.device != "cpu" && train.device != "cuda")
     throw UserError(cat("train.device must be cpu or cuda, got '", train.device, "'"));
 }

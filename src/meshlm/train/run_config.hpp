@@ -36,6 +36,7 @@ struct TrainConfig {
   int64_t threads = 0;           // CPU threads; 0 = all
   int64_t log_every = 1;
   std::string device = "cpu";
+  std::string recompute = "none";  // activation recomputation: none | selective | full
 
   int64_t T(const GPTConfig& m) const { return block_size > 0 ? block_size : m.n_positions; }
 };

@@ -50,7 +50,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       T_(cfg.train.T(cfg.model)),
       sampler_(uint64_t(cfg.train.seed), checked_windows(data, T_)),
       model_(cfg.model, std::max<int64_t>(1, (cfg.train.micro_batch + cfg.parallel.dp - 1) / cfg.parallel.dp), T_,
-             parse_device(cfg.train.device), tp_group_.get(), stage_),
+             parse_device(cfg.train.device), tp_group_.get(), stage_, parse_recompute(cfg.train.recompute)),
       global_layout_(gpt_param_specs(cfg.model)) {
   Communicator& dp = mesh_->dp();
   const int ranks = dp.size(), rank = dp.rank();
@@ -83,7 +83,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     const int64_t slots = max_in_flight(ops_);
     for (int64_t i = 1; i < slots; ++i)
       extra_slots_.push_back(std::make_unique<GPT>(cfg.model, std::max<int64_t>(1, (B_ + ranks - 1) / ranks), T_,
-                                                   parse_device(cfg.train.device), tp_group_.get(), stage_));
+                                                   parse_device(cfg.train.device), tp_group_.get(), stage_,
+                                                   parse_recompute(cfg.train.recompute)));
     slot_inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     slot_targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     const size_t act = size_t(rows_.count * T_ * cfg.model.n_embd);
