@@ -32,6 +32,7 @@
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/tokenizer.hpp"
+#include "meshlm/data/word_id_cache.hpp"
 
 namespace meshlm {
 
@@ -45,21 +46,8 @@ constexpr const char* kModelFile = "tokenizer.model";
 constexpr size_t kMaxTrainChunk = 4096;
 
 // Per-thread cache of word -> ids (see the top of the file).
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-struct WordCache {
-  uint64_t owner = 0;  // serial number of the tokenizer the entries belong to
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> index;
-  std::vector<int32_t> ids;  // the cached ids, back to back
+using WordCache = WordIdCache;
 
-  void reset(uint64_t new_owner) {
-    owner = new_owner;
-    index.clear();
-    ids.clear();
-  }
-};
 thread_local WordCache t_cache;
 std::atomic<uint64_t> g_serial{0};
 constexpr size_t kMaxCachedWord = 64;

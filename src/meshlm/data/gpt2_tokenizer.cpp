@@ -20,6 +20,7 @@
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/tokenizer.hpp"
+#include "meshlm/data/word_id_cache.hpp"
 
 namespace meshlm {
 
@@ -223,24 +224,8 @@ class MergeTable {
 
 // ---- Per-thread cache of pre-token -> ids ------------------------------------------------
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
+using PieceCache = WordIdCache;
 
-struct PieceCache {
-  uint64_t owner = 0;  // serial number of the tokenizer the entries belong to
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> index;
-  std::vector<int32_t> ids;  // the cached ids, back to back
-
-  void reset(uint64_t new_owner) {
-    owner = new_owner;
-    index.clear();
-    ids.clear();
-  }
-};
-
-// One cache per thread: encode() stays const and thread-safe without locks.
 thread_local PieceCache t_cache;
 std::atomic<uint64_t> g_serial{0};
 
