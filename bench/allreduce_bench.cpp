@@ -1,7 +1,9 @@
 // All-reduce benchmark: our ring (ring_all_reduce over isend/irecv) against the MPI library's
 // MPI_Allreduce, on f32 buffers from 1 KiB to 256 MiB. The two alternate at every size so that
 // machine noise hits both; each sample is the slowest rank's time, and the table reports
-// medians, with bus bandwidth = size/time · 2(n−1)/n (the bytes each rank must move).
+// medians, with bus bandwidth = size/time · 2(n−1)/n (the bytes each rank must move). For f32
+// buffers a third column times the compressed ring (bf16 on the wire, ring_all_reduce_compressed),
+// its bus bandwidth counted on the f32 size, so cmp/ring is the speed-up over the f32 ring.
 //   mpirun -np N meshlm_allreduce_bench [--min-kib K] [--max-mib M] [--reps R] [--dtype f32|bf16]
 #include <algorithm>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/error.hpp"
 
 using namespace meshlm;
@@ -20,6 +23,23 @@ namespace {
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Seconds per call of `reduce`: `iters` back to back, the slowest rank's time.
+template <class F>
+double timed(Communicator& c, int iters, F&& reduce) {
+  c.barrier();
+  const double t0 = now_s();
+  for (int i = 0; i < iters; ++i) reduce();
+  float dt = float(now_s() - t0);
+  c.all_reduce(&dt, 1, DType::f32, ReduceOp::max);
+  return double(dt) / iters;
+}
+
+double sample_compressed(Communicator& c, void* data, int64_t count, int iters) {
+  return timed(c, iters, [&] {
+    ring_all_reduce_compressed(c, static_cast<float*>(data), count, DType::bf16, ReduceOp::sum);
+  });
 }
 
 // Seconds per all_reduce: `iters` back to back, the slowest rank's time.
@@ -78,6 +98,18 @@ bool correct(Communicator& c, std::vector<unsigned char>& buf, int64_t count, DT
     }
   }
   c.set_allreduce_algo(AllReduceAlgo::native);
+  if (t == DType::f32) {  // the compressed ring: small integers are exact in bf16
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = float(c.rank() + 1);
+      std::memcpy(buf.data() + 4 * i, &v, 4);
+    }
+    ring_all_reduce_compressed(c, reinterpret_cast<float*>(buf.data()), count, DType::bf16, ReduceOp::sum);
+    for (int64_t i : {int64_t(0), count / 2, count - 1}) {
+      float got;
+      std::memcpy(&got, buf.data() + 4 * i, 4);
+      ok = ok && got == want;
+    }
+  }
   return ok;
 }
 
@@ -109,8 +141,10 @@ int main(int argc, char** argv) {
   if (root) {
     std::printf("all-reduce %s sum, %d ranks, median of %d samples (each the slowest rank)\n",
                 std::string(dtype_name(dtype)).c_str(), n, reps);
-    std::printf("%9s %12s %12s %12s %12s %8s\n", "size", "ring ms", "ring GB/s", "native ms", "native GB/s",
+    std::printf("%9s %12s %12s %12s %12s %8s", "size", "ring ms", "ring GB/s", "native ms", "native GB/s",
                 "ring/nat");
+    if (dtype == DType::f32) std::printf(" %12s %12s %8s", "cmp ms", "cmp GB/s", "cmp/ring");
+    std::printf("\n");
   }
   std::vector<unsigned char> buf(static_cast<size_t>(max_bytes), 0);
   // Timed on zeros: repeated sums stay finite and never denormal.
@@ -128,16 +162,25 @@ int main(int argc, char** argv) {
     c.all_reduce(&iters_f, 1, DType::f32, ReduceOp::max);  // every rank the same count
     const int iters = int(iters_f);
     sample(c, AllReduceAlgo::ring, buf.data(), count, dtype, 1);  // warm-up
-    std::vector<double> ring, native;
+    const bool with_cmp = dtype == DType::f32;
+    if (with_cmp) sample_compressed(c, buf.data(), count, 1);  // warm-up
+    std::vector<double> ring, native, cmp;
     for (int r = 0; r < reps; ++r) {
       ring.push_back(sample(c, AllReduceAlgo::ring, buf.data(), count, dtype, iters));
       native.push_back(sample(c, AllReduceAlgo::native, buf.data(), count, dtype, iters));
+      if (with_cmp) cmp.push_back(sample_compressed(c, buf.data(), count, iters));
     }
     const double tr = median(ring), tn = median(native);
     const double factor = n > 1 ? 2.0 * (n - 1) / n : 0.0;
-    if (root)
-      std::printf("%9s %12.3f %12.2f %12.3f %12.2f %8.2f\n", human(bytes).c_str(), tr * 1e3,
+    if (root) {
+      std::printf("%9s %12.3f %12.2f %12.3f %12.2f %8.2f", human(bytes).c_str(), tr * 1e3,
                   double(bytes) / tr * factor / 1e9, tn * 1e3, double(bytes) / tn * factor / 1e9, tn / tr);
+      if (with_cmp) {
+        const double tc = median(cmp);
+        std::printf(" %12.3f %12.2f %8.2f", tc * 1e3, double(bytes) / tc * factor / 1e9, tr / tc);
+      }
+      std::printf("\n");
+    }
     std::fflush(stdout);
   }
   return status;

@@ -1,7 +1,7 @@
 // Training-step benchmark: forward, backward, clipping and AdamW on synthetic tokens for a
 // config of shared/bench-configs.md. Prints one JSON line (for bench/compare_pytorch.sh)
 // after a human-readable summary.
-//   meshlm_step_bench CONFIG.toml [--threads N] [--steps N] [--warmup N]
+//   meshlm_step_bench CONFIG.toml [--threads N] [--steps N] [--warmup N] [--precision fp32|bf16|fp16]
 #include <omp.h>
 
 #include <algorithm>
@@ -22,14 +22,16 @@ using namespace meshlm;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s CONFIG.toml [--threads N] [--steps N] [--warmup N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CONFIG.toml [--threads N] [--steps N] [--warmup N] [--precision P]\n", argv[0]);
     return 2;
   }
   int threads = 1, steps = 10, warmup = 2;
+  std::string precision = "fp32";
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--warmup")) warmup = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--precision")) precision = argv[i + 1];
   }
   try {
     RunConfig cfg;
@@ -38,7 +40,7 @@ int main(int argc, char** argv) {
     omp_set_num_threads(threads);
     const GPTConfig& m = cfg.model;
     const int64_t B = cfg.train.micro_batch, T = cfg.train.T(m);
-    GPT model(m, B, T);
+    GPT model(m, B, T, Device::cpu, nullptr, StageSpec::whole(), Recompute::none, parse_precision(precision));
     std::vector<float> params(model.num_params()), grads(model.num_params());
     init_params(model.layout(), m, 1, params);
     auto opt = make_optimizer(cfg.optim, model.num_params());
@@ -68,9 +70,9 @@ int main(int argc, char** argv) {
     const double L = double(m.n_layer), H = double(m.n_head), Q = double(m.head_size()), Tq = double(T);
     const double flops_palm = (6 * n_params + 12 * L * H * Q * Tq) * tokens;
     const double flops_llmc = (6 * n_params + 6 * L * double(m.n_embd) * Tq) * tokens;
-    std::printf("meshlm %s: %d threads, %.0f params, B %lld T %lld: median %.1f ms/step (min %.1f, max %.1f, %zu steps), "
+    std::printf("meshlm %s %s: %d threads, %.0f params, B %lld T %lld: median %.1f ms/step (min %.1f, max %.1f, %zu steps), "
                 "%.0f tok/s, %.1f GFLOP/s (PaLM accounting; %.1f llm.c), loss %.4f\n",
-                argv[1], threads, n_params, (long long)B, (long long)T, median, ms.front(), ms.back(), ms.size(),
+                argv[1], precision.c_str(), threads, n_params, (long long)B, (long long)T, median, ms.front(), ms.back(), ms.size(),
                 tokens / median * 1e3, flops_palm / median / 1e6, flops_llmc / median / 1e6, loss);
     std::printf("{\"system\": \"meshlm\", \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, "
                 "\"gflops_palm\": %.2f}\n",

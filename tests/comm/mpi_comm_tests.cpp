@@ -4,10 +4,12 @@
 // the first collective; main() makes the ranks agree on the verdict.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <numeric>
@@ -408,6 +410,313 @@ TEST(MpiComm, MpiErrorsThrowWithCallAndLocation) {
   const std::vector<int64_t> wrong(size_t(world().size()) + 1, 0);
   EXPECT_THROW(world().all_gather(&x, &x, wrong, DType::f32), InternalError);
   EXPECT_THROW(world().all_reduce(&x, 1, DType::u16, ReduceOp::sum), InternalError);
+}
+
+// ---- The compressed ring: f32 buffers, bf16/f16 messages -------------------------------------
+
+constexpr DType kWires[] = {DType::bf16, DType::f16};
+
+// The unit roundoff of a wire type: rounding to nearest moves a value by at most u·|value|
+// (bf16 keeps 8 significant bits, f16 11). Truncation would move it by up to 2u.
+double unit_roundoff(DType wire) { return wire == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11); }
+
+float wire_round(DType wire, float v) {
+  return wire == DType::bf16 ? bf16_to_f32(f32_to_bf16(v)) : f16_to_f32(f32_to_f16(v));
+}
+
+// The compressed ring's documented order, emulated: a segment's reduction starts on rank
+// `start` (all-reduce: segment s starts on rank s; reduce-scatter: on rank s+1) and moves right;
+// each hop sends the partial result rounded to the wire type, the receiver combines it with its
+// own f32 value in f32, and the last rank rounds the result (after avg's division) once more.
+// With one rank nothing travels and the value is untouched.
+template <class X>
+float ring_emulation(DType wire, ReduceOp op, int n, int start, X x) {
+  if (n == 1) return x(0);
+  float p = x(start);
+  for (int h = 1; h < n; ++h) {
+    const float in = wire_round(wire, p), mine = x((start + h) % n);
+    p = op == ReduceOp::max ? std::max(mine, in) : mine + in;
+  }
+  if (op == ReduceOp::avg) p /= float(n);
+  return wire_round(wire, p);
+}
+
+// Inputs with all 24 bits of an f32 significand, mixed signs and magnitudes 2^-3..2^4, so that
+// every hop really rounds.
+float noisy(int q, int64_t i) {
+  uint32_t x = uint32_t(i) * 2654435761u ^ (uint32_t(q) + 1u) * 2246822519u;
+  x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
+  const float m = 1.0f + float(x & 0xffffffu) / 16777216.0f;  // [1, 2)
+  return ((x >> 31) ? -m : m) * std::ldexp(1.0f, int((x >> 24) & 7u) - 3);
+}
+
+// The error bound of a compressed sum over n ranks. Each of the n roundings (n−1 hops and the
+// owner's) moves a partial sum p_k by at most u·|p_k|, and |p_k| ≤ (1+u)^k·Σ|x|, so
+//   |result − Σx| ≤ n·u·(1+u)^n·Σ|x|  (+ the f32 additions' n·2^-24·Σ|x|, negligible);
+// 1 + 2^-6 covers (1+u)^n for n ≤ 4. With one rank the result is exact.
+double sum_bound(DType wire, int n, double abs_sum) {
+  if (n == 1) return 0;
+  return (n * unit_roundoff(wire) * (1 + std::ldexp(1.0, -6)) + n * std::ldexp(1.0, -23)) * abs_sum;
+}
+
+// Bit-level comparison of f32 results.
+::testing::AssertionResult same_floats(const std::vector<float>& got, const std::vector<float>& want,
+                                       int64_t offset = 0) {
+  for (size_t i = 0; i < got.size(); ++i)
+    if (std::memcmp(&got[i], &want[i], 4) != 0)
+      return ::testing::AssertionFailure() << "element " << offset + int64_t(i) << ": got " << got[i] << ", want "
+                                           << want[i];
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult identical_across_ranks(const std::vector<float>& v) {
+  Buf b(DType::f32, int64_t(v.size()));
+  if (!v.empty()) std::memcpy(b.data(), v.data(), v.size() * 4);
+  return identical_across_ranks(b);
+}
+
+// Checks one compressed all-reduce of inputs x(q, i) against its emulation, the exact sum and
+// the other ranks.
+template <class X>
+void check_compressed_all_reduce(DType wire, ReduceOp op, int64_t count, int64_t chunk_bytes, X x) {
+  const int n = world().size(), r = world().rank();
+  std::vector<float> data(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) data[size_t(i)] = x(r, i);
+  ring_all_reduce_compressed(world(), data.data(), count, wire, op, chunk_bytes);
+  EXPECT_TRUE(identical_across_ranks(data));
+  const auto seg = even_counts(count, n);
+  std::vector<float> want(static_cast<size_t>(count));
+  int64_t worst = -1;
+  double worst_ratio = 0;
+  int64_t i0 = 0;
+  for (int s = 0; s < n; i0 += seg[size_t(s)], ++s)
+    for (int64_t i = i0; i < i0 + seg[size_t(s)]; ++i) {
+      want[size_t(i)] = ring_emulation(wire, op, n, s, [&](int q) { return x(q, i); });
+      if (op != ReduceOp::sum) continue;
+      double exact = 0, abs_sum = 0;
+      for (int q = 0; q < n; ++q) exact += x(q, i), abs_sum += std::abs(double(x(q, i)));
+      const double err = std::abs(double(data[size_t(i)]) - exact), bound = sum_bound(wire, n, abs_sum);
+      if (err > bound && err / bound > worst_ratio) worst = i, worst_ratio = err / bound;
+    }
+  EXPECT_EQ(worst, -1) << "error above the bound by " << worst_ratio << "x at element " << worst;
+  EXPECT_TRUE(same_floats(data, want));
+}
+
+TEST(CompressedRing, AllReduceFollowsTheRingOrderBitForBitOnEveryRank) {
+  for (DType wire : kWires)
+    for (ReduceOp op : kOps)
+      for (int64_t count : {int64_t(0), int64_t(1), int64_t(2), int64_t(3), int64_t(7), int64_t(1000),
+                            (int64_t(1) << 20) + 3}) {
+        if (count > 1000 && (op != ReduceOp::sum || wire != DType::bf16)) continue;
+        SCOPED_TRACE(::testing::Message() << dtype_name(wire) << " " << op_name(op) << " count " << count);
+        check_compressed_all_reduce(wire, op, count, kRingChunkBytes, noisy);
+      }
+}
+
+// Chunks of 1, 3 and 32 elements: many chunks per segment, so receives overlap folds and
+// chunks are forwarded to the next step before their segment is complete.
+TEST(CompressedRing, TinyChunksPipelineCorrectly) {
+  for (int64_t chunk_bytes : {2, 6, 64})
+    for (int64_t count : {int64_t(5), int64_t(1001)}) {
+      SCOPED_TRACE(::testing::Message() << "chunk " << chunk_bytes << " bytes, count " << count);
+      check_compressed_all_reduce(DType::bf16, ReduceOp::sum, count, chunk_bytes, noisy);
+    }
+}
+
+// Inputs and every partial sum are small integers, which both wire types hold exactly, so the
+// result must be the exact sum (and, for avg, the f32 quotient rounded once).
+TEST(CompressedRing, ExactWhenEveryPartialResultIsRepresentable) {
+  const int n = world().size(), r = world().rank();
+  auto x = [](int q, int64_t i) { return float(int64_t(q) * 3 + i % 17) - 8.0f; };
+  for (DType wire : kWires)
+    for (ReduceOp op : kOps) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(wire) << " " << op_name(op));
+      const int64_t count = 999;
+      std::vector<float> data(static_cast<size_t>(count)), want(static_cast<size_t>(count));
+      for (int64_t i = 0; i < count; ++i) {
+        data[size_t(i)] = x(r, i);
+        float s = op == ReduceOp::max ? x(0, i) : 0.0f;
+        for (int q = 0; q < n; ++q) s = op == ReduceOp::max ? std::max(s, x(q, i)) : s + x(q, i);
+        want[size_t(i)] = op == ReduceOp::avg ? wire_round(wire, s / float(n)) : s;
+      }
+      ring_all_reduce_compressed(world(), data.data(), count, wire, op, 64);
+      EXPECT_TRUE(same_floats(data, want));
+    }
+}
+
+// Rounding to nearest, not toward zero: each element has one non-zero contributor, so its
+// partial results are 0 or the one rounded value, and the result is that value rounded once.
+// The expected values are written out by hand (independent of the conversion functions).
+TEST(CompressedRing, RoundsToNearestEvenNotTowardZero) {
+  const int n = world().size(), r = world().rank();
+  struct Case {
+    DType wire;
+    float in, out;  // out: `in` rounded to nearest even in `wire`
+  };
+  const Case cases[] = {
+      {DType::bf16, 1.0f + 3.0f / 512, 1.0f + 1.0f / 128},            // 0.75 ulp: up (truncation: 1)
+      {DType::bf16, -(1.0f + 3.0f / 512), -(1.0f + 1.0f / 128)},      // and down for negatives
+      {DType::bf16, 1.0f + 1.0f / 512, 1.0f},                         // 0.25 ulp: down
+      {DType::bf16, 1.0f + 1.0f / 256, 1.0f},                         // tie: to even
+      {DType::bf16, 1.0f + 3.0f / 256, 1.0f + 2.0f / 128},            // tie: to even (up)
+      {DType::bf16, 0x1p-5f * (1.0f + 3.0f / 512), 0x1p-5f * (1.0f + 1.0f / 128)},  // other exponents
+      {DType::bf16, 0x1p20f * (1.0f - 3.0f / 1024), 0x1p20f * (1.0f - 1.0f / 256)},
+      {DType::f16, 1.0f + 3.0f / 4096, 1.0f + 1.0f / 1024},           // 0.75 ulp: up
+      {DType::f16, -(1.0f + 1.0f / 4096), -1.0f},                     // 0.25 ulp: down
+  };
+  const int64_t count = 41;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(c.wire) << " " << c.in);
+    std::vector<float> data(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) data[size_t(i)] = i % n == r ? c.in : 0.0f;
+    ring_all_reduce_compressed(world(), data.data(), count, c.wire, ReduceOp::sum);
+    for (int64_t i = 0; i < count; ++i) EXPECT_EQ(data[size_t(i)], n == 1 ? c.in : c.out) << "element " << i;
+  }
+}
+
+// Inputs all positive: the signed errors of round-to-nearest average out, while truncation
+// (or any rounding with a direction) would bias every element the same way by ~u per hop.
+TEST(CompressedRing, SumsAreUnbiasedAndWithinTheBound) {
+  const int n = world().size(), r = world().rank();
+  auto x = [](int q, int64_t i) { return std::abs(noisy(q, i)); };
+  for (DType wire : kWires) {
+    SCOPED_TRACE(dtype_name(wire));
+    const int64_t count = 100003;
+    std::vector<float> data(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) data[size_t(i)] = x(r, i);
+    ring_all_reduce_compressed(world(), data.data(), count, wire, ReduceOp::sum);
+    double signed_err = 0, total = 0, worst = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      double exact = 0;
+      for (int q = 0; q < n; ++q) exact += x(q, i);
+      const double err = double(data[size_t(i)]) - exact;
+      signed_err += err;
+      total += exact;
+      if (n > 1) worst = std::max(worst, std::abs(err) / sum_bound(wire, n, exact));
+      else EXPECT_EQ(err, 0.0);
+    }
+    EXPECT_LE(worst, 1.0);
+    EXPECT_LE(std::abs(signed_err), unit_roundoff(wire) / 16 * total) << "mean relative error "
+                                                                      << signed_err / total;
+  }
+}
+
+// The reduce-scatter variant: rank r's part, starting on rank r+1, bit for bit as emulated and
+// within the bound; even, uneven and empty parts, fewer elements than ranks, in place or not.
+TEST(CompressedRing, ReduceScatterWithUnevenAndEmptyParts) {
+  const int n = world().size(), r = world().rank();
+  for (int64_t total : {int64_t(0), int64_t(1), int64_t(3), int64_t(7), int64_t(1000), int64_t(300007)}) {
+    std::vector<std::vector<int64_t>> layouts{even_counts(total, n)};
+    if (total >= 3 && total <= 1000) {
+      // Empty parts on even ranks (but the last), the larger parts last.
+      std::vector<int> holders;
+      for (int q = 0; q < n; ++q)
+        if (q % 2 == 1 || q == n - 1) holders.push_back(q);
+      const auto shares = even_counts(total, int(holders.size()));
+      std::vector<int64_t> c(size_t(n), 0);
+      for (size_t k = 0; k < holders.size(); ++k) c[size_t(holders[k])] = shares[holders.size() - 1 - k];
+      layouts.push_back(c);
+      std::vector<int64_t> one(size_t(n), 0);  // everything on rank 0
+      one[0] = total;
+      layouts.push_back(one);
+    }
+    for (const auto& counts : layouts)
+      for (DType wire : kWires)
+        for (ReduceOp op : kOps)
+          for (bool in_place : {false, true}) {
+            if (total > 1000 && (wire != DType::bf16 || op != ReduceOp::sum)) continue;
+            ::testing::Message layout;
+            for (int64_t c : counts) layout << c << " ";
+            SCOPED_TRACE(layout << dtype_name(wire) << " " << op_name(op) << (in_place ? " in place" : ""));
+            const int64_t offset = std::accumulate(counts.begin(), counts.begin() + r, int64_t(0));
+            const int64_t mine = counts[size_t(r)];
+            std::vector<float> send(static_cast<size_t>(total)), recv(static_cast<size_t>(mine), -1.0f);
+            for (int64_t i = 0; i < total; ++i) send[size_t(i)] = noisy(r, i);
+            float* out = in_place ? send.data() + offset : recv.data();
+            ring_reduce_scatter_compressed(world(), send.data(), out, counts, wire, op, 256);
+            if (in_place) std::copy(out, out + mine, recv.begin());
+            std::vector<float> want(static_cast<size_t>(mine));
+            bool within = true;
+            for (int64_t j = 0; j < mine; ++j) {
+              const int64_t i = offset + j;
+              want[size_t(j)] = ring_emulation(wire, op, n, (r + 1) % n, [&](int q) { return noisy(q, i); });
+              if (op != ReduceOp::sum) continue;
+              double exact = 0, abs_sum = 0;
+              for (int q = 0; q < n; ++q) exact += noisy(q, i), abs_sum += std::abs(double(noisy(q, i)));
+              within = within && std::abs(double(recv[size_t(j)]) - exact) <= sum_bound(wire, n, abs_sum);
+            }
+            EXPECT_TRUE(within);
+            EXPECT_TRUE(same_floats(recv, want, offset));
+          }
+  }
+}
+
+// A Communicator that forwards everything to another and counts the bytes sent point to point.
+class CountingCommunicator final : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner) : c_(inner) {}
+  int64_t bytes_sent = 0;
+
+  int rank() const override { return c_.rank(); }
+  int size() const override { return c_.size(); }
+  std::string backend() const override { return c_.backend(); }
+  void all_reduce(void* d, int64_t n, DType t, ReduceOp op) override { c_.all_reduce(d, n, t, op); }
+  std::unique_ptr<Request> all_reduce_async(void* d, int64_t n, DType t, ReduceOp op) override {
+    return c_.all_reduce_async(d, n, t, op);
+  }
+  void reduce_scatter(const void* s, void* r, std::span<const int64_t> c, DType t, ReduceOp op) override {
+    c_.reduce_scatter(s, r, c, t, op);
+  }
+  void all_gather(const void* s, void* r, std::span<const int64_t> c, DType t) override { c_.all_gather(s, r, c, t); }
+  void broadcast(void* d, int64_t n, DType t, int root) override { c_.broadcast(d, n, t, root); }
+  void send(const void* d, int64_t n, DType t, int dst, int tag) override {
+    bytes_sent += n * int64_t(dtype_size(t));
+    c_.send(d, n, t, dst, tag);
+  }
+  void recv(void* d, int64_t n, DType t, int src, int tag) override { c_.recv(d, n, t, src, tag); }
+  std::unique_ptr<Request> isend(const void* d, int64_t n, DType t, int dst, int tag) override {
+    bytes_sent += n * int64_t(dtype_size(t));
+    return c_.isend(d, n, t, dst, tag);
+  }
+  std::unique_ptr<Request> irecv(void* d, int64_t n, DType t, int src, int tag) override {
+    return c_.irecv(d, n, t, src, tag);
+  }
+  void barrier() override { c_.barrier(); }
+  std::unique_ptr<Communicator> split(int color, int key) override { return c_.split(color, key); }
+  [[noreturn]] void abort(int code) override {
+    c_.abort(code);
+    std::abort();  // not reached
+  }
+
+ private:
+  Communicator& c_;
+};
+
+TEST(CompressedRing, SendsHalfTheBytesOfTheF32Ring) {
+  const int n = world().size(), r = world().rank();
+  const int64_t count = 100003;
+  std::vector<float> data(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) data[size_t(i)] = noisy(r, i);
+  CountingCommunicator f32(world()), compressed(world()), scattered(world());
+  ring_all_reduce(f32, data.data(), count, DType::f32, ReduceOp::sum);
+  ring_all_reduce_compressed(compressed, data.data(), count, DType::bf16, ReduceOp::sum);
+  const auto counts = even_counts(count, n);
+  std::vector<float> part(static_cast<size_t>(counts[size_t(r)]));
+  ring_reduce_scatter_compressed(scattered, data.data(), part.data(), counts, DType::bf16, ReduceOp::sum);
+  // n−1 segments per phase: all but the one it finishes (r+1) in the reduce-scatter, all but
+  // the one it receives last (r+2) in the all-gather; the reduce-scatter alone finishes r.
+  auto all_but = [&](int s) { return count - counts[size_t(s % n)]; };
+  EXPECT_EQ(f32.bytes_sent, 4 * (all_but(r + 1) + all_but(r + 2)));
+  EXPECT_EQ(compressed.bytes_sent * 2, f32.bytes_sent);
+  EXPECT_EQ(scattered.bytes_sent, 2 * all_but(r));
+}
+
+TEST(CompressedRing, MisuseIsAnAssertion) {
+  float x = 1;
+  EXPECT_THROW(ring_all_reduce_compressed(world(), &x, 1, DType::f32, ReduceOp::sum), InternalError);
+  EXPECT_THROW(ring_all_reduce_compressed(world(), &x, -1, DType::bf16, ReduceOp::sum), InternalError);
+  const std::vector<int64_t> wrong(size_t(world().size()) + 1, 0);
+  EXPECT_THROW(ring_reduce_scatter_compressed(world(), &x, &x, wrong, DType::bf16, ReduceOp::sum), InternalError);
 }
 
 // Prints only failures, tagged with the rank: what non-zero ranks show.

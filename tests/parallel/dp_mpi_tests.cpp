@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/model/safetensors.hpp"
+#include "meshlm/parallel/data_parallel.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/trainer.hpp"
 #include "tests/parallel/mpi_training_support.hpp"
@@ -60,6 +62,22 @@ TEST(DataParallelAccumulation, TwoMicroStepsPerStepMatchOneProcess) {
   RunConfig cfg = layout(tiny(10), 2, "ring", 0.05);
   cfg.train.grad_accum = 2;
   expect_matches(train(cfg, g_world, 10), reference(cfg), "ZeRO-2 with grad_accum 2");
+}
+
+// --grad-reduce-dtype bf16: gradients travel rounded to bf16 (summed in f32), so the curve
+// follows one process to bf16's rounding of the gradients, not to f32's; every rank still
+// holds the same parameters.
+TEST(DataParallelBf16Gradients, TrainLikeOneProcessToBf16Rounding) {
+  for (int64_t zero : {0, 2}) {
+    RunConfig cfg = layout(tiny(), zero, "ring", 0.05);
+    cfg.parallel.grad_reduce_dtype = "bf16";
+    const Curve got = train(cfg, g_world, cfg.train.steps);
+    const Curve& want = reference(cfg);
+    for (size_t i = 0; i < want.losses.size(); ++i)
+      EXPECT_LE(std::abs(got.losses[i] - want.losses[i]), 2e-3f * want.losses[i]) << "ZeRO-" << zero << " step " << i + 1;
+    EXPECT_TRUE(same_on_every_rank(got.params)) << "ZeRO-" << zero;
+    if (g_world->size() > 1) EXPECT_NE(got.losses, want.losses) << "the gradients were not rounded";
+  }
 }
 
 TEST(DataParallelDeterminism, TheSameLayoutTwiceIsBitIdentical) {
@@ -145,6 +163,67 @@ TEST(DataParallelErrors, ABatchSmallerThanTheRanksOrAWrongDpIsAUserError) {
     cfg.train.micro_batch = g_world->size() - 1;
     EXPECT_THROW(Trainer(cfg, data(), g_world), UserError);
   }
+}
+
+// Gradients with bf16 on the wire: every bucket goes through the compressed ring (all-reduce,
+// or reduce-scatter with ZeRO-2) whatever the communicator's algorithm. Each sum is rounded to
+// bf16 at n points (n−1 hops and its owner), each moving it by at most 2^-8 of a partial sum
+// bounded by (1+2^-8)^k·Σ|g|, so |result − Σg| ≤ n·2^-8·(1+2^-6)·Σ|g| (+ n·2^-23·Σ|g| for the
+// f32 additions) for n ≤ 4; with one rank nothing travels and the gradients are untouched.
+TEST(GradientSyncWire, Bf16BucketsAreTheF32SumWithinTheBoundAndIdenticalOnEveryRank) {
+  const int n = g_world->size(), r = g_world->rank();
+  auto comm = g_world->split(0, r);
+  comm->set_allreduce_algo(AllReduceAlgo::native);  // not used with a bf16 wire
+  const size_t count = 20011;
+  // Full 24-bit significands, mixed signs, magnitudes 2^-12..2^-5: gradient-like, always rounded.
+  auto grad = [](int q, size_t i) {
+    uint32_t x = uint32_t(i) * 2654435761u ^ (uint32_t(q) + 7u) * 2246822519u;
+    x ^= x >> 15, x *= 2246822519u, x ^= x >> 13, x *= 3266489917u, x ^= x >> 16;
+    const float m = 1.0f + float(x & 0xffffffu) / 16777216.0f;
+    return ((x >> 31) ? -m : m) * std::ldexp(1.0f, int((x >> 24) & 7u) - 12);
+  };
+  for (bool scatter : {false, true})
+    for (size_t bucket : {size_t(997), count}) {
+      SCOPED_TRACE(cat(scatter ? "ZeRO-2" : "ZeRO-0", ", buckets of ", bucket));
+      std::vector<float> grads(count);
+      for (size_t i = 0; i < count; ++i) grads[i] = grad(r, i);
+      const StateRange shard = zero_shard(count, n, r);
+      std::vector<float> shard_out(shard.count, -1.0f);
+      GradientSync sync(*comm, count, bucket, scatter, DType::bf16);
+      sync.begin(grads.data(), scatter ? shard_out.data() : nullptr);
+      for (size_t offset = count; offset-- > 0;)
+        if (offset % 1000 == 0) sync.grads_ready(offset);
+      sync.wait();
+
+      const std::vector<float>& got = scatter ? shard_out : grads;
+      const size_t begin = scatter ? shard.begin : 0;
+      size_t outside = 0, unrounded = 0;
+      for (size_t j = 0; j < got.size(); ++j) {
+        double exact = 0, abs_sum = 0;
+        for (int q = 0; q < n; ++q) exact += grad(q, begin + j), abs_sum += std::abs(double(grad(q, begin + j)));
+        const double u = std::ldexp(1.0, -8);
+        const double bound = n == 1 ? 0.0 : n * (u * (1 + std::ldexp(1.0, -6)) + std::ldexp(1.0, -23)) * abs_sum;
+        outside += std::abs(double(got[j]) - exact) > bound;
+        unrounded += n > 1 && bf16_to_f32(f32_to_bf16(got[j])) != got[j];
+      }
+      EXPECT_EQ(outside, 0u) << "sums outside the bound";
+      EXPECT_EQ(unrounded, 0u) << "sums that are not bf16 values";
+      if (!scatter) {
+        EXPECT_TRUE(same_on_every_rank(grads)) << "ranks hold different gradients";
+      }
+      if (bucket != count) continue;
+      // One bucket: GradientSync adds nothing to the ring's own result.
+      std::vector<float> direct(count);
+      for (size_t i = 0; i < count; ++i) direct[i] = grad(r, i);
+      std::vector<float> part(shard.count);
+      if (scatter)
+        ring_reduce_scatter_compressed(*comm, direct.data(), part.data(), even_counts(int64_t(count), n), DType::bf16,
+                                       ReduceOp::sum);
+      else
+        ring_all_reduce_compressed(*comm, direct.data(), int64_t(count), DType::bf16, ReduceOp::sum);
+      const std::vector<float>& want = scatter ? part : direct;
+      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), got.size() * sizeof(float)));
+    }
 }
 
 }  // namespace

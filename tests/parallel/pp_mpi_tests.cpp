@@ -49,6 +49,48 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
   }
 }
 
+// Mixed precision on every axis of the mesh (pp at 2 ranks, tp 2 × pp 2 at 4, dp 2 × tp 2 × pp 2
+// at 8): fp16 from a loss scale of 2^40 skips the same steps on every rank as one process does
+// (the decision comes from the global gradient norm, which every rank computes identically),
+// and bf16 and fp16 curves follow the one-process curve of the same precision. Low-precision
+// products round operands that differ in the last f32 bits between layouts, so the curves agree
+// to 1e-3 rather than fp32's 1e-5.
+TEST(Pipeline, MixedPrecisionAgreesAcrossRanksAndWithOneProcess) {
+  const int n = g_world->size();
+  const int64_t tp = n >= 4 ? 2 : 1, dp = n / (2 * tp);
+  for (const char* precision : {"fp16", "bf16"}) {
+    RunConfig cfg = piped(dp, tp, 2, "1f1b", 12);
+    cfg.train.precision = precision;
+    cfg.train.loss_scale = 0x1p40;
+    std::vector<float> scales, skipped, losses;
+    {
+      Trainer t(cfg, data(), g_world);
+      for (int64_t i = 0; i < cfg.train.steps; ++i) {
+        const StepStats s = t.step();
+        scales.push_back(s.loss_scale);
+        skipped.push_back(s.skipped ? 1.0f : 0.0f);
+        losses.push_back(s.loss);
+      }
+    }
+    const std::string what = cat(precision, " at dp ", dp, " x tp ", tp, " x pp 2");
+    EXPECT_TRUE(same_on_every_rank(scales)) << what;
+    EXPECT_TRUE(same_on_every_rank(skipped)) << what;
+    std::vector<float> ref_scales, ref_skipped;
+    RunConfig one = cfg;
+    one.parallel = ParallelConfig{};
+    Trainer single(one, data());
+    for (int64_t i = 0; i < cfg.train.steps; ++i) {
+      const StepStats s = single.step();
+      ref_scales.push_back(s.loss_scale);
+      ref_skipped.push_back(s.skipped ? 1.0f : 0.0f);
+      EXPECT_LE(std::abs(losses[size_t(i)] - s.loss), 1e-3f * s.loss) << what << ": loss of step " << i + 1;
+    }
+    EXPECT_EQ(scales, ref_scales) << what;
+    EXPECT_EQ(skipped, ref_skipped) << what;
+    if (precision == std::string("fp16")) EXPECT_GE(single.state().skipped_steps, 5) << what;
+  }
+}
+
 TEST(Pipeline, OneF1BHoldsAtMostPMicroBatchesGPipeAllOfThem) {
   for (int P : {2, 4})
     for (int s = 0; s < P; ++s) {

@@ -15,34 +15,15 @@
 #include "meshlm/data/window_sampler.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/trainer.hpp"
+#include "training_data.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path temp_dir() {
-  fs::path d = fs::temp_directory_path() / ("meshlm_train_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
-
-// The King James Bible from the Debian package bible-kjv (installed by scripts/install-deps.sh).
-fs::path kjv_text() {
-  static fs::path path = [] {
-    fs::path p = temp_dir() / "kjv.txt";
-    std::string cmd = std::string("bash ") + MESHLM_SOURCE_DIR + "/scripts/kjv-text.sh " + p.string();
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    return p;
-  }();
-  return path;
-}
-
-RunConfig tiny_config() {
-  RunConfig cfg;
-  apply_toml_file(cfg, fs::path(MESHLM_SOURCE_DIR) / "configs/tiny.toml");
-  return cfg;
-}
+using testing_data::kjv_text;
+using testing_data::temp_dir;
+using testing_data::tiny_config;
 
 // Entropy (nats) of the byte distribution of the validation part: the lowest cross-entropy a
 // model that ignores context can reach on it.

@@ -191,10 +191,13 @@ int train_on(Communicator& comm, const TrainArgs& args) {
   const int64_t T = cfg.train.T(cfg.model);
   if (root) {
     std::printf("meshlm train: %zu parameters (%lld layers, %lld heads, n_embd %lld), batch %lld x %lld tokens x %lld "
-                "accum, %d threads%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
+                "accum, %s, %d threads%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
                 trainer.global_layout().total(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
                 (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
-                (long long)cfg.train.grad_accum, omp_get_max_threads(), many ? " per rank" : "", args.data.c_str(),
+                (long long)cfg.train.grad_accum,
+                cfg.train.precision == "fp16" ? cat("fp16 (loss scale ", cfg.train.loss_scale, ")").c_str()
+                                              : cfg.train.precision.c_str(),
+                omp_get_max_threads(), many ? " per rank" : "", args.data.c_str(),
                 (long long)data.size(Split::train), (long long)data.size(Split::val),
                 std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
                 resume_from ? cat("; resuming from ", resume_from->dir.string()).c_str() : "");
@@ -202,7 +205,8 @@ int train_on(Communicator& comm, const TrainArgs& args) {
       std::printf("mesh: %d ranks = dp %lld x pp %lld x tp %lld; %s all-reduce, %g MiB buckets, ZeRO-%lld; rank 0 "
                   "computes %lld of %lld sequences per micro-batch%s\n",
                   comm.size(), (long long)cfg.parallel.dp, (long long)cfg.parallel.pp, (long long)cfg.parallel.tp,
-                  cfg.parallel.allreduce.c_str(), cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
+                  cfg.parallel.grad_reduce_dtype == "bf16" ? "ring (bf16 on the wire)" : cfg.parallel.allreduce.c_str(),
+                  cfg.parallel.bucket_mb, (long long)cfg.parallel.zero,
                   (long long)trainer.rows().count, (long long)cfg.train.micro_batch,
                   cfg.parallel.pp > 1 ? cat("; ", cfg.parallel.pp_schedule, " schedule").c_str() : "");
   }
@@ -288,6 +292,7 @@ int train_on(Communicator& comm, const TrainArgs& args) {
       comm_part += " | idle";
       for (double f : st.pipe_idle) comm_part += cat(" ", std::lround(f * 100), "%");
     }
+    if (st.loss_scale > 0) comm_part += cat(" | scale ", st.loss_scale, st.skipped ? " | skipped: gradients overflowed" : "");
     if (tty) {
       std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
                   (long long)st.step, (long long)cfg.train.steps, st.loss, last_val, st.lr, st.tokens_per_s, st.ms,
@@ -427,9 +432,13 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--pp-schedule", "parallel.pp_schedule", "pipeline schedule: 1f1b or gpipe");
   add_parallel_option(cmd, args, "--recompute", "train.recompute",
                       "activation recomputation: none, selective (attention, GELU) or full (whole blocks)");
+  add_parallel_option(cmd, args, "--precision", "train.precision",
+                      "matrix products in fp32, bf16 or fp16 (fp16 with dynamic loss scaling); weights stay fp32");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
   add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
+  add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
+                      "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");
   cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");
   cmd->allow_extras();
   return {cmd, [args, cmd] {

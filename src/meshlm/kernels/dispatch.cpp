@@ -4,15 +4,28 @@
 
 namespace meshlm {
 
-const KernelTable& kernels_for(Device device) {
-  static const KernelTable cpu_table{
-      cpu::embedding_forward, cpu::embedding_backward, cpu::layernorm_forward,     cpu::layernorm_backward,
-      cpu::linear_forward,    cpu::linear_backward,    cpu::attention_forward,     cpu::attention_backward,
-      cpu::gelu_forward,      cpu::gelu_backward,      cpu::residual_forward,      cpu::cross_entropy_forward,
+namespace {
+template <Precision P>
+const KernelTable& cpu_table() {
+  static const KernelTable table{
+      cpu::embedding_forward,    cpu::embedding_backward,    cpu::layernorm_forward,     cpu::layernorm_backward,
+      cpu::linear_forward<P>,    cpu::linear_backward<P>,    cpu::attention_forward<P>,  cpu::attention_backward<P>,
+      cpu::gelu_forward,         cpu::gelu_backward,         cpu::residual_forward,      cpu::cross_entropy_forward,
       cpu::cross_entropy_backward, cpu::attention_cached_forward,
   };
+  return table;
+}
+}  // namespace
+
+const KernelTable& kernels_for(Device device, Precision precision) {
   switch (device) {
-    case Device::cpu: return cpu_table;
+    case Device::cpu:
+      switch (precision) {
+        case Precision::fp32: return cpu_table<Precision::fp32>();
+        case Precision::bf16: return cpu_table<Precision::bf16>();
+        case Precision::fp16: return cpu_table<Precision::fp16>();
+      }
+      break;
     case Device::cuda: break;
   }
   throw UserError(cat("no kernels for device '", device_name(device), "' in this build"));

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "meshlm/core/device.hpp"
+#include "meshlm/core/precision.hpp"
 
 namespace meshlm {
 
@@ -75,7 +76,9 @@ struct KernelTable {
                                    int64_t Tn, int64_t pos, int64_t max_T, int64_t C, int64_t H);
 };
 
-// The kernels of a device; throws UserError if this build has no backend for it.
-const KernelTable& kernels_for(Device device);
+// The kernels of a device in a precision (the matrix products of linear layers and attention
+// take that precision's operands; every other kernel is f32 throughout); throws UserError if
+// this build has no backend for the device.
+const KernelTable& kernels_for(Device device, Precision precision = Precision::fp32);
 
 }  // namespace meshlm

@@ -127,7 +127,7 @@ Recompute parse_recompute(const std::string& name) {
 }
 
 GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp,
-         const StageSpec& stage, Recompute recompute)
+         const StageSpec& stage, Recompute recompute, Precision precision)
     : cfg_(cfg),
       tp_(tp && tp->size() > 1 ? tp : nullptr),
       Cl_(cfg.n_embd / tp_size()),
@@ -137,7 +137,8 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
       stage_(stage),
       stage_layers_(stage.end(cfg) - stage.first_layer),
       layout_(shard_specs(cfg, tp_, stage)),
-      k_(&kernels_for(device)),
+      k_(&kernels_for(device, precision)),
+      precision_(precision),
       max_B_(max_B),
       max_T_(max_T),
       recompute_(recompute) {

@@ -48,8 +48,10 @@ class GPT {
   // max_B × max_T is the largest micro-batch forward() accepts (max_T ≤ n_positions).
   // `tp` (may be null: one process) must outlive the model; cfg.n_head % tp->size() == 0.
   // `stage`: the part of the model this instance runs (pipeline parallelism); see forward_stage.
+  // `precision`: of the matrix products (core/precision.hpp); activations stay f32 either way.
   GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr,
-      const StageSpec& stage = StageSpec::whole(), Recompute recompute = Recompute::none);
+      const StageSpec& stage = StageSpec::whole(), Recompute recompute = Recompute::none,
+      Precision precision = Precision::fp32);
   ~GPT();
   GPT(GPT&&) noexcept;
 
@@ -61,6 +63,7 @@ class GPT {
   // The shape a KVCache for forward_cached must have: the config with this rank's heads.
   GPTConfig cache_config() const;
   size_t activation_bytes() const;
+  Precision precision() const { return precision_; }
 
   // Runs the model on inputs[B,T]. With targets[B,T] (entries < 0 are ignored) returns the
   // mean cross-entropy over the valid targets; without targets returns 0 and only the
@@ -124,6 +127,7 @@ class GPT {
   int64_t stage_layers_;  // blocks in this stage
   ParamLayout layout_;
   const KernelTable* k_;
+  Precision precision_;
   int64_t max_B_, max_T_;
   Recompute recompute_;
   int64_t B_ = 0, T_ = 0, valid_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/timer.hpp"
 
@@ -15,6 +16,8 @@ void ParallelConfig::validate() const {
     throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", pp_schedule, "'"));
   if (zero < 0 || zero > 2) throw UserError(cat("parallel.zero must be 0, 1 or 2, got ", zero));
   parse_allreduce_algo(allreduce);
+  if (grad_reduce_dtype != "f32" && grad_reduce_dtype != "bf16")
+    throw UserError(cat("parallel.grad_reduce_dtype must be f32 or bf16, got '", grad_reduce_dtype, "'"));
   if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));
 }
 
@@ -39,9 +42,11 @@ std::vector<ParamRange> ranges_in_shard(std::span<const ParamRange> ranges, Stat
   return out;
 }
 
-GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter)
-    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter) {
+GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire)
+    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire) {
   MESHLM_ASSERT(bucket_elems > 0, "empty gradient buckets");
+  MESHLM_ASSERT(wire == DType::f32 || wire == DType::bf16 || wire == DType::f16, "gradients cannot travel as ",
+                dtype_name(wire));
   for (size_t end = n; end > 0; end -= std::min(end, bucket_elems)) bucket_begin_.push_back(end - std::min(end, bucket_elems));
   if (reduce_scatter_) {
     for (int r = 0; r < comm_.size(); ++r) shard_counts_.push_back(int64_t(zero_shard(n, comm_.size(), r).count));
@@ -118,8 +123,12 @@ void GradientSync::worker() {
 void GradientSync::reduce_bucket(size_t k) {
   const size_t begin = bucket_begin_[k], end = k == 0 ? n_ : bucket_begin_[k - 1];
   float* data = grads_ + begin;
+  const bool compressed = wire_ != DType::f32;
   if (!reduce_scatter_) {
-    comm_.all_reduce(data, int64_t(end - begin), DType::f32, ReduceOp::sum);
+    if (compressed)
+      ring_all_reduce_compressed(comm_, data, int64_t(end - begin), wire_, ReduceOp::sum);
+    else
+      comm_.all_reduce(data, int64_t(end - begin), DType::f32, ReduceOp::sum);
     return;
   }
   // Each rank receives the part of [begin, end) inside its shard; shards are contiguous and in
@@ -134,7 +143,10 @@ void GradientSync::reduce_bucket(size_t k) {
     shard_begin = shard_end;
   }
   float* out = counts[size_t(comm_.rank())] > 0 ? shard_out_ + (mine - shard_.begin) : shard_out_;
-  comm_.reduce_scatter(data, out, counts, DType::f32, ReduceOp::sum);
+  if (compressed)
+    ring_reduce_scatter_compressed(comm_, data, out, counts, wire_, ReduceOp::sum);
+  else
+    comm_.reduce_scatter(data, out, counts, DType::f32, ReduceOp::sum);
 }
 
 }  // namespace meshlm

@@ -31,6 +31,7 @@ struct ParallelConfig {
   std::string allreduce = "ring";  // ring (ours) or native (MPI's)
   double bucket_mb = 25.0;         // gradient bucket size in MiB
   bool overlap = true;             // reduce buckets during the backward pass (false: after it)
+  std::string grad_reduce_dtype = "f32";  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
   // Throws UserError naming the first invalid key ("parallel.<field>").
   void validate() const;
 };
@@ -63,9 +64,15 @@ struct MemoryPerRank {
 //
 // `comm` is used from the communication thread only while a reduction runs: give it a group
 // of its own (Communicator::split) so that it never interleaves with the caller's collectives.
+//
+// `wire` is the type gradients travel in: f32 uses comm's all_reduce (with its algorithm) or
+// reduce_scatter; bf16 or f16 send every bucket through our compressed ring
+// (ring_all_reduce_compressed / ring_reduce_scatter_compressed), whatever comm's algorithm:
+// half the bytes, sums still accumulated in f32, results rounded to `wire` (identical on every
+// rank for the all-reduce).
 class GradientSync {
  public:
-  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter);
+  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire = DType::f32);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
@@ -88,6 +95,7 @@ class GradientSync {
   Communicator& comm_;
   size_t n_;
   bool reduce_scatter_;
+  DType wire_;
   std::vector<size_t> bucket_begin_;  // bucket k covers [bucket_begin_[k], k == 0 ? n : bucket_begin_[k-1])
   std::vector<int64_t> shard_counts_;
   StateRange shard_{0, 0};

@@ -102,6 +102,12 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
     j["best_step"] = st.best_step;
     j["evals_without_improvement"] = st.evals_without_improvement;
     j["optimizer_steps"] = trainer.optimizer().steps();
+    j["skipped_steps"] = st.skipped_steps;
+    if (st.loss_scaler)
+      j["loss_scaler"] = {{"scale", st.loss_scaler->scale},
+                          {"good_steps", st.loss_scaler->good_steps},
+                          {"hysteresis_left", st.loss_scaler->hysteresis_left},
+                          {"skipped", st.loss_scaler->skipped}};
     j["data"] = data_description;
     j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
                                                       trainer.config().train.grad_accum}};
@@ -161,6 +167,14 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
         j.at("best_val_loss").is_null() ? std::numeric_limits<float>::infinity() : j.at("best_val_loss").get<float>();
     info.state.best_step = j.at("best_step").get<int64_t>();
     info.state.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
+    info.state.skipped_steps = j.value("skipped_steps", int64_t(0));
+    if (j.contains("loss_scaler")) {
+      const auto& ls = j.at("loss_scaler");
+      info.state.loss_scaler = LossScalerState{ls.at("scale").get<float>(), ls.at("good_steps").get<int64_t>(),
+                                               ls.at("hysteresis_left").get<int64_t>(), ls.at("skipped").get<int64_t>()};
+      if (!(info.state.loss_scaler->scale > 0) || !std::isfinite(info.state.loss_scaler->scale))
+        throw UserError(cat("trainer state ", file.string(), " has an invalid loss scale"));
+    }
     info.data = j.at("data").get<std::string>();
     info.tokenizer = j.at("tokenizer").at("kind").get<std::string>();
     info.config = config_from_json(j.at("config").dump(), file.string());
@@ -168,6 +182,8 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
     throw UserError(cat("trainer state ", file.string(), " is missing a field or has a wrong type"));
   }
   if (info.state.step < 0) throw UserError(cat("trainer state ", file.string(), " has a negative step"));
+  if (info.state.skipped_steps < 0 || info.state.skipped_steps > info.state.step)
+    throw UserError(cat("trainer state ", file.string(), " has an invalid skipped_steps"));
   return info;
 }
 

@@ -7,6 +7,7 @@
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/precision.hpp"
 
 namespace meshlm {
 
@@ -43,6 +44,11 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.log_every", &t.log_every, "steps between log lines"},
       {"train.device", &t.device, "cpu or cuda"},
       {"train.recompute", &t.recompute, "activation recomputation: none, selective (attention and GELU) or full"},
+      {"train.precision", &t.precision, "matrix products in fp32, bf16 or fp16 (master weights stay fp32)"},
+      {"train.loss_scale", &t.loss_scale, "fp16: initial loss scale"},
+      {"train.loss_scale_window", &t.loss_scale_window, "fp16: steps without overflow before the scale doubles"},
+      {"train.loss_scale_hysteresis", &t.loss_scale_hysteresis, "fp16: overflows tolerated before the scale halves"},
+      {"train.loss_scale_min", &t.loss_scale_min, "fp16: smallest loss scale (an overflow there is an error)"},
       {"optim.name", &o.name, "adamw, adam, sgd or adagrad"},
       {"optim.beta1", &o.beta1, "Adam/AdamW first-moment decay"},
       {"optim.beta2", &o.beta2, "Adam/AdamW second-moment decay"},
@@ -64,6 +70,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.allreduce", &p.allreduce, "gradient all-reduce: ring (ours) or native (MPI's)"},
       {"parallel.bucket_mb", &p.bucket_mb, "gradient bucket size in MiB"},
       {"parallel.overlap", &p.overlap, "reduce gradient buckets while the backward pass runs (false: after it)"},
+      {"parallel.grad_reduce_dtype", &p.grad_reduce_dtype, "gradients travel as f32 or bf16 (summed in f32 by our ring)"},
   };
 }
 
@@ -114,6 +121,8 @@ void RunConfig::validate() const {
     throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
   if (train.recompute != "none" && train.recompute != "selective" && train.recompute != "full")
     throw UserError(cat("train.recompute must be none, selective or full, got '", train.recompute, "'"));
+  parse_precision(train.precision, "train.precision");
+  train.loss_scaler().validate();
   if (train.device != "cpu" && train.device != "cuda")
     throw UserError(cat("train.device must be cpu or cuda, got '", train.device, "'"));
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "meshlm/model/config.hpp"
+#include "meshlm/optim/loss_scaler.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/optim/schedule.hpp"
 #include "meshlm/parallel/data_parallel.hpp"
@@ -37,6 +38,16 @@ struct TrainConfig {
   int64_t log_every = 1;
   std::string device = "cpu";
   std::string recompute = "none";  // activation recomputation: none | selective | full
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (core/precision.hpp)
+  // fp16 dynamic loss scaling (optim/loss_scaler.hpp)
+  double loss_scale = 65536.0;
+  int64_t loss_scale_window = 1000;
+  int64_t loss_scale_hysteresis = 2;
+  double loss_scale_min = 1.0;
+
+  LossScalerConfig loss_scaler() const {
+    return {float(loss_scale), loss_scale_window, loss_scale_hysteresis, float(loss_scale_min)};
+  }
 
   int64_t T(const GPTConfig& m) const { return block_size > 0 ? block_size : m.n_positions; }
 };

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/precision.hpp"
 #include "meshlm/core/timer.hpp"
 #include "meshlm/optim/clip.hpp"
 #include "meshlm/optim/schedule.hpp"
@@ -31,6 +32,7 @@ MeshShape mesh_shape(const ParallelConfig& p) { return {int(p.dp), int(p.pp), in
 
 Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm)
     : cfg_(cfg),
+      precision_(parse_precision(cfg.train.precision, "train.precision")),
       own_comm_(comm ? nullptr : make_self_communicator()),
       comm_(comm ? comm : own_comm_.get()),
       // Every check before the mesh's collectives depends only on the config, the same on
@@ -50,7 +52,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       T_(cfg.train.T(cfg.model)),
       sampler_(uint64_t(cfg.train.seed), checked_windows(data, T_)),
       model_(cfg.model, std::max<int64_t>(1, (cfg.train.micro_batch + cfg.parallel.dp - 1) / cfg.parallel.dp), T_,
-             parse_device(cfg.train.device), tp_group_.get(), stage_, parse_recompute(cfg.train.recompute)),
+             parse_device(cfg.train.device), tp_group_.get(), stage_, parse_recompute(cfg.train.recompute),
+             precision_),
       global_layout_(gpt_param_specs(cfg.model)) {
   Communicator& dp = mesh_->dp();
   const int ranks = dp.size(), rank = dp.rank();
@@ -74,7 +77,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     grad_comm_ = dp.split(0, rank);
     grad_comm_->set_allreduce_algo(parse_allreduce_algo(cfg.parallel.allreduce));
     const size_t bucket = std::max<size_t>(1, size_t(cfg.parallel.bucket_mb * 1024 * 1024 / sizeof(float)));
-    sync_ = std::make_unique<GradientSync>(*grad_comm_, n, bucket, shard_grads_);
+    sync_ = std::make_unique<GradientSync>(*grad_comm_, n, bucket, shard_grads_,
+                                           parse_dtype(cfg.parallel.grad_reduce_dtype, "parallel.grad_reduce_dtype"));
   }
   mesh_->tp().set_allreduce_algo(parse_allreduce_algo(cfg.parallel.allreduce));
   if (cfg.parallel.pp > 1) {
@@ -84,7 +88,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     for (int64_t i = 1; i < slots; ++i)
       extra_slots_.push_back(std::make_unique<GPT>(cfg.model, std::max<int64_t>(1, (B_ + ranks - 1) / ranks), T_,
                                                    parse_device(cfg.train.device), tp_group_.get(), stage_,
-                                                   parse_recompute(cfg.train.recompute)));
+                                                   parse_recompute(cfg.train.recompute), precision_));
     slot_inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     slot_targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     const size_t act = size_t(rows_.count * T_ * cfg.model.n_embd);
@@ -96,6 +100,10 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
   }
   init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), params_.f32(), model_.tp_size(),
               model_.tp_rank());
+  if (precision_ == Precision::fp16) {
+    scaler_ = std::make_unique<LossScaler>(cfg.train.loss_scaler());
+    state_.loss_scaler = scaler_->state();
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -188,7 +196,10 @@ void Trainer::set_params(std::span<const float> params) {
 
 void Trainer::restore_state(const TrainerState& s) {
   state_ = s;
-  opt_->set_steps(s.step);
+  opt_->set_steps(s.step - s.skipped_steps);
+  // A checkpoint from an fp32/bf16 run starts fp16 from the configured scale.
+  if (scaler_ && s.loss_scaler) scaler_->restore(*s.loss_scaler);
+  state_.loss_scaler = scaler_ ? std::optional(scaler_->state()) : std::nullopt;
 }
 
 void Trainer::load_window(Split split, int64_t window, int32_t* inputs, int32_t* targets) {
@@ -246,6 +257,8 @@ StepStats Trainer::step() {
   const int64_t first_sample = state_.step * B_ * accum;
   const size_t n = model_.num_params();
   const bool zero2 = shard_grads_;
+  // fp16: the backward pass runs on the loss times the scale; the gradients are unscaled below.
+  loss_scale_ = scaler_ ? scaler_->scale() : 1.0f;
   if (zero2) grads_ = Buffer(Device::cpu, DType::f32, n);  // working buffer of this step's backward passes
   grads_.zero();
   // This rank's rows are a fraction share = rows/B of each micro-batch: its mean loss and
@@ -259,7 +272,7 @@ StepStats Trainer::step() {
       load_window(Split::train, sampler_.window(first_sample + micro * B_ + rows_.begin + b), inputs_.data() + b * T_,
                   targets_.data() + b * T_);
     loss += double(model_.forward(params_.data<float>(), inputs_.data(), targets_.data(), rows_.count, T_)) * share;
-    const float dloss = share / float(accum);
+    const float dloss = share / float(accum) * loss_scale_;
     if (sync_ && micro == accum - 1) {
       // Only the last micro-step communicates: the accumulated gradients are final bucket by bucket.
       sync_->begin(grads_.data<float>(), zero2 ? grad_shard_.data<float>() : nullptr);
@@ -286,15 +299,26 @@ StepStats Trainer::step() {
   float* grads = zero2 ? grad_shard_.data<float>() : grads_.data<float>() + shard_.begin;
   Communicator& dp = mesh_->dp();
   const StateRange norm_part = dp.size() > 1 ? zero_shard(n, dp.size(), dp.rank()) : StateRange{0, n};
-  const double norm =
+  // The norm of the scaled gradients; every rank computes the same value, so the scaler's
+  // decision (inf/NaN anywhere skips the step) is the same on every dp, tp and pp rank.
+  const double scaled_norm =
       gradient_norm(zero2 ? grad_shard_.data<float>() : grads_.data<float>() + norm_part.begin, norm_part);
+  const double norm = scaled_norm / double(loss_scale_);
   s.grad_norm = float(norm);
-  const float scale = clip_scale(norm, float(cfg_.train.grad_clip));
-  if (scale != 1.0f) scale_grads(grads, shard_.count, scale);
-
+  s.loss_scale = scaler_ ? loss_scale_ : 0.0f;
   s.lr = lr_at(cfg_.schedule(), float(cfg_.train.lr), state_.step);
-  opt_->step(params_.data<float>(), grads, shard_ranges_, s.lr);
-  if (shard_.count != n) {
+  const bool apply = !scaler_ || scaler_->update(std::isfinite(scaled_norm));
+  if (scaler_) {
+    state_.loss_scaler = scaler_->state();
+    if (!apply) ++state_.skipped_steps;
+  }
+  s.skipped = !apply;
+  if (apply) {
+    const float scale = clip_scale(norm, float(cfg_.train.grad_clip)) / loss_scale_;
+    if (scale != 1.0f) scale_grads(grads, shard_.count, scale);
+    opt_->step(params_.data<float>(), grads, shard_ranges_, s.lr);
+  }
+  if (apply && shard_.count != n) {
     const std::vector<int64_t> counts = even_counts(int64_t(n), dp.size());
     dp.all_gather(params_.data<float>() + shard_.begin, params_.data<float>(), counts, DType::f32);
   }
@@ -352,7 +376,7 @@ double Trainer::run_pipeline(double& comm_wait_s, double& pipe_wait_s) {
       continue;
     }
     if (!stage_.last) receive(grad_in_.data(), stage + 1, accum + op.micro);
-    const float dloss = share / float(accum);
+    const float dloss = share / float(accum) * loss_scale_;
     const bool final = k + 1 == ops_.size();  // the step's last backward: gradients become final
     // The input gradient goes to the previous stage as soon as the backward pass is done, and
     // before the tied embedding's all-reduce, which the first stage joins only after it.

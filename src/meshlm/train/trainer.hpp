@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "meshlm/data/token_source.hpp"
 #include "meshlm/data/window_sampler.hpp"
 #include "meshlm/model/gpt.hpp"
+#include "meshlm/optim/loss_scaler.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/parallel/data_parallel.hpp"
 #include "meshlm/parallel/device_mesh.hpp"
@@ -46,6 +48,8 @@ struct StepStats {
   double comm_ms = 0;  // time waiting for gradient communication after the backward pass (data parallel)
   int64_t tp_allreduce_bytes = 0;  // bytes this rank handed to tensor-parallel all-reduces in the step
   std::vector<double> pipe_idle;   // per pipeline stage: fraction of the step spent waiting for a neighbour
+  float loss_scale = 0;            // fp16: the scale this step's backward ran with (0: no loss scaling)
+  bool skipped = false;            // fp16: the gradients overflowed, the optimizer step was skipped
 };
 
 struct EvalStats {
@@ -60,6 +64,10 @@ struct TrainerState {
   float best_val_loss = std::numeric_limits<float>::infinity();
   int64_t best_step = -1;
   int64_t evals_without_improvement = 0;
+  // fp16: steps skipped on overflowing gradients (the optimizer did not count them) and the
+  // loss scaler's state.
+  int64_t skipped_steps = 0;
+  std::optional<LossScalerState> loss_scaler;
 };
 
 class Trainer {
@@ -112,6 +120,7 @@ class Trainer {
   // Restores one state buffer from its whole-model values (this rank copies its shard).
   void load_optimizer_state(const std::string& name, std::span<const float> whole);
   const TrainerState& state() const { return state_; }
+  Precision precision() const { return precision_; }
   void restore_state(const TrainerState& s);
   int64_t tokens_per_step() const { return B_ * T_ * cfg_.train.grad_accum; }
 
@@ -132,6 +141,9 @@ class Trainer {
   std::vector<float> assemble_global(const float* local);
 
   RunConfig cfg_;
+  Precision precision_;
+  std::unique_ptr<LossScaler> scaler_;  // fp16 only
+  float loss_scale_ = 1;                // of the step in progress
   std::unique_ptr<Communicator> own_comm_;  // the self group when no communicator was given
   Communicator* comm_;
   std::unique_ptr<DeviceMesh> mesh_;

@@ -27,8 +27,9 @@ struct Layout {
   MatrixRef att_t(const float* p) const { return {p, H * T * T, T * T, 1, T}; }
 };
 
-GemmArgs batched(const Layout& L, int64_t M, int64_t N, int64_t K) {
+GemmArgs batched(const Layout& L, int64_t M, int64_t N, int64_t K, Precision p) {
   GemmArgs g;
+  g.compute = p;
   g.b0 = L.B;
   g.b1 = L.H;
   g.M = M;
@@ -53,11 +54,12 @@ void set_out_att(GemmArgs& g, const Layout& L, float* p) {
 
 }  // namespace
 
+template <Precision P>
 void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H) {
   const Layout L{B, T, C, H, C / H};
   const float scale = 1.0f / std::sqrt(float(L.hs));
   {  // S = s·Q·Kᵀ
-    GemmArgs g = batched(L, T, T, L.hs);
+    GemmArgs g = batched(L, T, T, L.hs, P);
     g.A = L.heads(qkv, 3 * C, 0);
     g.B = L.heads_t(qkv, 3 * C, C);
     g.alpha = scale;
@@ -82,7 +84,7 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
     for (int64_t j = i + 1; j < T; ++j) p[j] = 0.0f;
   }
   {  // O = P·V
-    GemmArgs g = batched(L, T, L.hs, T);
+    GemmArgs g = batched(L, T, L.hs, T, P);
     g.A = L.att(att);
     g.B = L.heads(qkv, 3 * C, 2 * C);
     set_out_heads(g, L, out, C, 0);
@@ -90,19 +92,20 @@ void attention_forward(float* out, float* att, const float* qkv, int64_t B, int6
   }
 }
 
+template <Precision P>
 void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att, int64_t B,
                         int64_t T, int64_t C, int64_t H) {
   const Layout L{B, T, C, H, C / H};
   const float scale = 1.0f / std::sqrt(float(L.hs));
   {  // dP = dO·Vᵀ
-    GemmArgs g = batched(L, T, T, L.hs);
+    GemmArgs g = batched(L, T, T, L.hs, P);
     g.A = L.heads(dout, C, 0);
     g.B = L.heads_t(qkv, 3 * C, 2 * C);
     set_out_att(g, L, datt);
     gemm(g);
   }
   {  // dV = Pᵀ·dO
-    GemmArgs g = batched(L, T, L.hs, T);
+    GemmArgs g = batched(L, T, L.hs, T, P);
     g.A = L.att_t(att);
     g.B = L.heads(dout, C, 0);
     set_out_heads(g, L, dqkv, 3 * C, 2 * C);
@@ -121,7 +124,7 @@ void attention_backward(float* dqkv, float* datt, const float* dout, const float
     for (int64_t j = i + 1; j < T; ++j) d[j] = 0.0f;
   }
   {  // dQ = s·dS·K
-    GemmArgs g = batched(L, T, L.hs, T);
+    GemmArgs g = batched(L, T, L.hs, T, P);
     g.A = L.att(datt);
     g.B = L.heads(qkv, 3 * C, C);
     g.alpha = scale;
@@ -129,7 +132,7 @@ void attention_backward(float* dqkv, float* datt, const float* dout, const float
     gemm(g);
   }
   {  // dK = s·dSᵀ·Q
-    GemmArgs g = batched(L, T, L.hs, T);
+    GemmArgs g = batched(L, T, L.hs, T, P);
     g.A = L.att_t(datt);
     g.B = L.heads(qkv, 3 * C, 0);
     g.alpha = scale;
@@ -137,5 +140,14 @@ void attention_backward(float* dqkv, float* datt, const float* dout, const float
     gemm(g);
   }
 }
+
+#define MESHLM_INSTANTIATE(P)                                                                                \
+  template void attention_forward<P>(float*, float*, const float*, int64_t, int64_t, int64_t, int64_t);         \
+  template void attention_backward<P>(float*, float*, const float*, const float*, const float*, int64_t, int64_t, \
+                                      int64_t, int64_t);
+MESHLM_INSTANTIATE(Precision::fp32)
+MESHLM_INSTANTIATE(Precision::bf16)
+MESHLM_INSTANTIATE(Precision::fp16)
+#undef MESHLM_INSTANTIATE
 
 }  // namespace meshlm::cpu

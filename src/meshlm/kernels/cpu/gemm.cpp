@@ -3,11 +3,13 @@
 #include <array>
 #include <cstring>
 #include <unordered_map>
+#include <vector>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/kernels/cpu/convert.hpp"
 
 namespace meshlm::cpu {
 
@@ -40,16 +42,17 @@ Key key_of(const GemmArgs& g) {
   std::memcpy(&alpha_bits, &g.alpha, 4);
   return {g.b0,     g.b1,     g.M,      g.N,       g.K,       g.A.s_b0,      g.A.s_b1,
           g.A.s_row, g.A.s_col, g.B.s_b0, g.B.s_b1,  g.B.s_row, g.B.s_col,     g.c_b0,
-          g.c_b1,   g.c_row,  g.bias != nullptr, g.accumulate, int64_t(alpha_bits), 0, 0};
+          g.c_b1,   g.c_row,  g.bias != nullptr, g.accumulate, int64_t(alpha_bits), int64_t(g.compute), 0};
 }
 
 Cached make_primitive(const GemmArgs& g) {
   // Batch strides of a size-1 batch dimension are irrelevant; oneDNN still wants them sane.
   auto bs = [](int64_t n, int64_t s, int64_t fallback) { return n == 1 ? fallback : s; };
   const int64_t a_span = g.M * g.K, b_span = g.K * g.N, c_span = g.M * g.N;
-  dnnl::memory::desc a({g.b0, g.b1, g.M, g.K}, dt::f32,
+  const dt in = g.compute == Precision::bf16 ? dt::bf16 : dt::f32;
+  dnnl::memory::desc a({g.b0, g.b1, g.M, g.K}, in,
                        {bs(g.b0, g.A.s_b0, g.b1 * a_span), bs(g.b1, g.A.s_b1, a_span), g.A.s_row, g.A.s_col});
-  dnnl::memory::desc b({g.b0, g.b1, g.K, g.N}, dt::f32,
+  dnnl::memory::desc b({g.b0, g.b1, g.K, g.N}, in,
                        {bs(g.b0, g.B.s_b0, g.b1 * b_span), bs(g.b1, g.B.s_b1, b_span), g.B.s_row, g.B.s_col});
   dnnl::memory::desc c({g.b0, g.b1, g.M, g.N}, dt::f32,
                        {bs(g.b0, g.c_b0, g.b1 * c_span), bs(g.b1, g.c_b1, c_span), g.c_row, 1});
@@ -67,6 +70,28 @@ Cached make_primitive(const GemmArgs& g) {
   return {dnnl::matmul(pd), a, b, c, bias};
 }
 
+// Elements from the first to the last one an operand view touches (its strides are positive).
+int64_t extent(const MatrixRef& m, int64_t b0, int64_t b1, int64_t rows, int64_t cols) {
+  return 1 + (b0 - 1) * m.s_b0 + (b1 - 1) * m.s_b1 + (rows - 1) * m.s_row + (cols - 1) * m.s_col;
+}
+
+// A low-precision copy of an operand's whole extent, so the view's strides still apply.
+// Thread-local scratch: grows to the largest operand and is reused.
+const void* lowered(const MatrixRef& m, int64_t n, Precision p, int slot) {
+  if (p == Precision::bf16) {
+    thread_local std::vector<uint16_t> scratch[2];
+    std::vector<uint16_t>& s = scratch[slot];
+    if (s.size() < size_t(n)) s.resize(size_t(n));
+    to_bf16(m.ptr, s.data(), n);
+    return s.data();
+  }
+  thread_local std::vector<float> scratch[2];
+  std::vector<float>& s = scratch[slot];
+  if (s.size() < size_t(n)) s.resize(size_t(n));
+  round_through_f16(m.ptr, s.data(), n);
+  return s.data();
+}
+
 }  // namespace
 
 void gemm(const GemmArgs& g) {
@@ -81,8 +106,14 @@ void gemm(const GemmArgs& g) {
     if (it == cache.end()) it = cache.emplace(key, make_primitive(g)).first;
     p = &it->second;
   }
-  dnnl::memory a(p->a, engine(), const_cast<float*>(g.A.ptr));
-  dnnl::memory b(p->b, engine(), const_cast<float*>(g.B.ptr));
+  const void* a_ptr = g.A.ptr;
+  const void* b_ptr = g.B.ptr;
+  if (g.compute != Precision::fp32) {
+    a_ptr = lowered(g.A, extent(g.A, g.b0, g.b1, g.M, g.K), g.compute, 0);
+    b_ptr = lowered(g.B, extent(g.B, g.b0, g.b1, g.K, g.N), g.compute, 1);
+  }
+  dnnl::memory a(p->a, engine(), const_cast<void*>(a_ptr));
+  dnnl::memory b(p->b, engine(), const_cast<void*>(b_ptr));
   dnnl::memory c(p->c, engine(), g.C);
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}};
   if (g.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias, engine(), const_cast<float*>(g.bias)));

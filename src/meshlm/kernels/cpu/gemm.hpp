@@ -4,7 +4,14 @@
 // Every operand is described by its four strides, so transposes and views into fused
 // buffers (the q/k/v thirds of a QKV activation) need no copies. Primitives are created
 // once per distinct shape and cached.
+//
+// `compute` selects the operands' precision: bf16 rounds A and B to bf16 and runs oneDNN's
+// bf16 matmul (AVX512_BF16 dot products, f32 accumulation, f32 C); fp16 rounds them through
+// f16 (its precision and range, overflow to inf) and multiplies in f32, since CPUs without
+// AVX512_FP16 have no f16 matmul. C, bias and alpha stay f32.
 #include <cstdint>
+
+#include "meshlm/core/precision.hpp"
 
 namespace meshlm::cpu {
 
@@ -21,6 +28,7 @@ struct GemmArgs {
   const float* bias = nullptr;            // [N], or null
   float alpha = 1.0f;
   bool accumulate = false;
+  Precision compute = Precision::fp32;
 };
 
 void gemm(const GemmArgs& args);

@@ -6,6 +6,7 @@
 
 namespace meshlm::cpu {
 
+template <Precision P>
 void linear_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
                     int64_t OC, WeightLayout layout) {
   GemmArgs g;
@@ -17,9 +18,11 @@ void linear_forward(float* out, const float* inp, const float* w, const float* b
   g.C = out;
   g.c_row = OC;
   g.bias = bias;
+  g.compute = P;
   gemm(g);
 }
 
+template <Precision P>
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                      int64_t N, int64_t IC, int64_t OC, WeightLayout layout) {
   if (dinp) {
@@ -31,6 +34,7 @@ void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, co
     g.B = layout == WeightLayout::in_out ? transposed(w, OC) : rows(w, IC);
     g.C = dinp;
     g.c_row = IC;
+    g.compute = P;
     gemm(g);
   }
   if (dw) {
@@ -51,6 +55,7 @@ void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, co
       g.B = rows(inp, IC);
       g.c_row = IC;
     }
+    g.compute = P;
     gemm(g);
   }
   if (dbias) {
@@ -62,5 +67,15 @@ void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, co
     });
   }
 }
+
+#define MESHLM_INSTANTIATE(P)                                                                              \
+  template void linear_forward<P>(float*, const float*, const float*, const float*, int64_t, int64_t, int64_t,  \
+                                  WeightLayout);                                                                \
+  template void linear_backward<P>(float*, float*, float*, const float*, const float*, const float*, int64_t,  \
+                                   int64_t, int64_t, WeightLayout);
+MESHLM_INSTANTIATE(Precision::fp32)
+MESHLM_INSTANTIATE(Precision::bf16)
+MESHLM_INSTANTIATE(Precision::fp16)
+#undef MESHLM_INSTANTIATE
 
 }  // namespace meshlm::cpu

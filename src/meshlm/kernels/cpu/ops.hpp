@@ -1,7 +1,9 @@
 #pragma once
 // The CPU implementations behind KernelTable (see kernels/kernels.hpp for the contracts).
+// The matrix-product kernels come in each Precision (instantiated for all three).
 #include <cstdint>
 
+#include "meshlm/core/precision.hpp"
 #include "meshlm/kernels/kernels.hpp"
 
 namespace meshlm::cpu {
@@ -14,11 +16,15 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
                        int64_t N, int64_t C, float eps);
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
                         const float* mean, const float* rstd, int64_t N, int64_t C);
+template <Precision P>
 void linear_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
                     int64_t OC, WeightLayout layout);
+template <Precision P>
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                      int64_t N, int64_t IC, int64_t OC, WeightLayout layout);
+template <Precision P>
 void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
+template <Precision P>
 void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att, int64_t B,
                         int64_t T, int64_t C, int64_t H);
 void gelu_forward(float* out, const float* inp, int64_t N);
