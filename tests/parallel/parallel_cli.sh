@@ -54,7 +54,20 @@ rc=$?
 grep -q "rank 1 (dp 0, pp 1, tp 0): blocks 1-1 + head" "$work/out" || fail "--pp 2: no stage layout in: $(cat "$work/out")"
 grep -q "^step 3/3 .*| idle [0-9]*% [0-9]*%" "$work/out" || fail "--pp 2: no idle figures in: $(grep '^step' "$work/out")"
 
-# 5. Launch mistakes.
+# 5. ZeRO-3 with bf16 products and bf16 gradients on the wire; fp16 shows its loss scale.
+timeout 120 "$meshlm" train --nproc 2 --zero 3 --precision bf16 --grad-reduce-dtype bf16 "${small[@]}" "${data[@]}" --train.steps 3 --out "$work/z3" > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "--zero 3: exit code $rc: $(cat "$work/err")"
+grep -q "parameters .* (shard; layers gathered while in use)" "$work/out" || fail "--zero 3: no shard memory line in: $(cat "$work/out")"
+grep -q "^ZeRO-3: gathered parameters peak at" "$work/out" || fail "--zero 3: no gathered peak line in: $(cat "$work/out")"
+grep -q "bf16, " "$work/out" || fail "--precision bf16 not reported in: $(head -1 "$work/out")"
+[ -f "$work/z3/model.safetensors" ] || fail "--zero 3: no final model"
+timeout 120 "$meshlm" train --precision fp16 --train.loss_scale 1099511627776 "${small[@]}" "${data[@]}" --train.steps 2 > "$work/out" 2> "$work/err"
+rc=$?
+[ $rc -eq 0 ] || fail "--precision fp16: exit code $rc: $(cat "$work/err")"
+grep -q "^step 1/2 .*| scale 1.09951e+12 | skipped: gradients overflowed" "$work/out" || fail "fp16: no skipped step in: $(grep '^step' "$work/out")"
+
+# 6. Launch mistakes.
 expect_error() {
   local name=$1 pattern=$2
   shift 2
@@ -72,7 +85,9 @@ expect_error "mpirun without --dp" "dp.*1.*2 processes" "${mpirun[@]}" "$meshlm"
 expect_error "--dp 3 under 2 ranks" "dp.*3.*2 processes" "${mpirun[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --train.steps 2 --dp 3
 expect_error "micro_batch < ranks" "micro_batch.*3.*ranks" "$meshlm" train --nproc 3 "${small[@]}" "${data[@]}" --train.steps 2 --train.micro_batch 2
 expect_error "missing data" "not found|no such|missing" "$meshlm" train --nproc 2 "${small[@]}" --data "$work/missing.txt"
-expect_error "bad ZeRO stage" "parallel.zero" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --zero 3
+expect_error "bad ZeRO stage" "parallel.zero" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --zero 4
+expect_error "bad precision" "train.precision.*fp8" "$meshlm" train "${small[@]}" "${data[@]}" --precision fp8
+expect_error "bad gradient dtype" "parallel.grad_reduce_dtype" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}" --grad-reduce-dtype f16
 expect_error "--nproc under mpirun" "nproc" "${mpirun[@]}" "$meshlm" train --nproc 2 "${small[@]}" "${data[@]}"
 mpirun3=(mpirun -np 3 --oversubscribe --bind-to none)
 expect_error "heads not divisible by tp" "n_head.*4.*parallel.tp.*3" "${mpirun3[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --tp 3

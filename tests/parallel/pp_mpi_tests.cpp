@@ -42,10 +42,16 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
     cfg.parallel.zero = 2;
     cfg.parallel.pp_layers = "3,1";
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x pp 2, ZeRO-2, layers 3,1");
+    cfg.parallel.zero = 3;
+    cfg.parallel.pp_schedule = "gpipe";
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x pp 2, ZeRO-3, gpipe, layers 3,1");
   }
   if (n == 8) {
-    const RunConfig cfg = piped(2, 2, 2, "1f1b");
+    RunConfig cfg = piped(2, 2, 2, "1f1b");
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x tp 2 x pp 2");
+    cfg.parallel.zero = 3;
+    cfg.train.recompute = "full";  // a recomputed block gathers its parameters once for forward and backward
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x tp 2 x pp 2, ZeRO-3, full recompute");
   }
 }
 

@@ -72,8 +72,11 @@ TEST(ParallelConfig, InvalidKeysAreUserErrorsNamingThem) {
     return std::string();
   };
   ParallelConfig c;
-  c.zero = 3;
+  c.zero = 4;
   EXPECT_NE(message(c).find("parallel.zero"), std::string::npos);
+  c = {};
+  c.grad_reduce_dtype = "f16";
+  EXPECT_NE(message(c).find("parallel.grad_reduce_dtype"), std::string::npos);
   c = {};
   c.dp = 0;
   EXPECT_NE(message(c).find("parallel.dp"), std::string::npos);

@@ -178,7 +178,7 @@ TEST(TensorParallelTraining, TwentyStepsOfTheTinyConfigMatchOneProcess) {
 TEST(TensorParallelTraining, DataAndTensorParallelTogetherMatchOneProcess) {
   const int n = g_world->size();
   if (n % 2 != 0 || n < 4) GTEST_SKIP() << "needs 4 ranks";
-  for (int64_t zero : {0, 2}) {
+  for (int64_t zero : {0, 2, 3}) {
     const RunConfig cfg = mesh_layout(tiny(), 2, n / 2, zero);
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), cat("dp 2 x tp ", n / 2, ", ZeRO-", zero));
   }

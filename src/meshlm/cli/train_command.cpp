@@ -221,7 +221,8 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     std::copy(mine, mine + 4, all.begin());
   }
   if (root) {
-    const bool zero2 = cfg.parallel.zero == 2 && cfg.parallel.dp > 1;
+    const bool zero2 = cfg.parallel.zero >= 2 && cfg.parallel.dp > 1;
+    const bool zero3 = cfg.parallel.zero == 3 && cfg.parallel.dp > 1;
     const MeshShape shape{int(cfg.parallel.dp), int(cfg.parallel.pp), int(cfg.parallel.tp)};
     for (int r = 0; r < comm.size(); ++r) {
       const MeshCoords c = mesh_coords(shape, r);
@@ -231,9 +232,12 @@ int train_on(Communicator& comm, const TrainArgs& args) {
       if (many)
         where = cat("rank ", r, " (dp ", c.dp, ", pp ", c.pp, ", tp ", c.tp, "): blocks ", st.first_layer, "-",
                     st.end_layer - 1, st.first ? " + embeddings" : "", st.last ? " + head" : "", "; ");
-      std::printf("%smemory per rank: parameters %s, gradients %s%s, optimizer state %s, activations %s\n",
-                  where.c_str(), mib(size_t(x[0])).c_str(), mib(size_t(x[1])).c_str(),
-                  zero2 ? cat(" (+ ", mib(size_t(x[0])), " working buffer during backward)").c_str() : "",
+      std::printf("%smemory per rank: parameters %s%s, gradients %s%s, optimizer state %s, activations %s\n",
+                  where.c_str(), mib(size_t(x[0])).c_str(), zero3 ? " (shard; layers gathered while in use)" : "",
+                  mib(size_t(x[1])).c_str(),
+                  zero3   ? " (+ working gradients during backward, freed bucket by bucket)"
+                  : zero2 ? cat(" (+ ", mib(size_t(x[0])), " working buffer during backward)").c_str()
+                          : "",
                   mib(size_t(x[2])).c_str(), mib(size_t(x[3])).c_str());
     }
     std::fflush(stdout);
@@ -282,6 +286,7 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
       throw UserError(cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics->step(st);
+
     recent_ms.push_back(st.ms);
     if (recent_ms.size() > 20) recent_ms.erase(recent_ms.begin());
     std::vector<double> sorted = recent_ms;
@@ -340,6 +345,10 @@ int train_on(Communicator& comm, const TrainArgs& args) {
     }
   }
   if (tty) std::printf("\n");
+  if (const ShardedParams* zp = trainer.sharded_params(); zp && root)
+    std::printf("ZeRO-3: gathered parameters peak at %s on rank 0 (%lld all-gathers, %lld of the layers found "
+                "prefetched)\n",
+                mib(zp->peak_gathered_bytes()).c_str(), (long long)zp->gathers(), (long long)zp->prefetch_hits());
   if (!stopped_early) {
     const bool best = run_eval();
     if (last_saved != trainer.state().step) save(best);
@@ -434,7 +443,7 @@ Command register_train(CLI::App& app) {
                       "activation recomputation: none, selective (attention, GELU) or full (whole blocks)");
   add_parallel_option(cmd, args, "--precision", "train.precision",
                       "matrix products in fp32, bf16 or fp16 (fp16 with dynamic loss scaling); weights stay fp32");
-  add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded) or 2 (and gradients)");
+  add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded), 2 (and gradients) or 3 (and parameters)");
   add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",

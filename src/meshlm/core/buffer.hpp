@@ -15,6 +15,11 @@ class Buffer {
  public:
   Buffer() = default;
   Buffer(Device device, DType dtype, size_t count);
+  // A buffer whose memory is taken from the OS page by page as it is first written (reads of
+  // untouched memory give zeros), and whose pages can be given back with discard(): the
+  // full-size parameter and gradient buffers of ZeRO-3, of which only the parts in use are
+  // resident.
+  static Buffer paged(Device device, DType dtype, size_t count);
   ~Buffer();
   Buffer(Buffer&& o) noexcept { swap(o); }
   Buffer& operator=(Buffer&& o) noexcept {
@@ -49,6 +54,11 @@ class Buffer {
     return {data<float>(), count_};
   }
   void zero();
+  // Paged buffers: returns the whole pages inside elements [begin, end) to the OS; they read
+  // as zeros afterwards. Elements sharing a page with the outside of the range are kept.
+  // Returns the bytes given back. A no-op (0) on a buffer that is not paged.
+  size_t discard(size_t begin, size_t end);
+  bool is_paged() const { return paged_; }
 
  private:
   void swap(Buffer& o) noexcept;
@@ -56,6 +66,7 @@ class Buffer {
   DType dtype_ = DType::f32;
   size_t count_ = 0;
   void* data_ = nullptr;
+  bool paged_ = false;
 };
 
 }  // namespace meshlm

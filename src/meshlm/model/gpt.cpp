@@ -148,6 +148,16 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
                 stage.first_layer, ", ", stage.end(cfg), ") of ", cfg.n_layer);
   if (max_T > cfg.n_positions)
     throw UserError(cat("sequence length ", max_T, " exceeds model.n_positions (", cfg.n_positions, ")"));
+  auto range_of = [&](const std::string& first, const std::string& last) {
+    const ParamView* a = layout_.find(first);
+    const ParamView* b = layout_.find(last);
+    return a && b ? FlatRange{a->offset, b->offset + b->numel} : FlatRange{};
+  };
+  wpe_range_ = range_of("wpe.weight", "wpe.weight");
+  wte_range_ = range_of("wte.weight", "wte.weight");
+  lnf_range_ = range_of("ln_f.weight", "ln_f.bias");
+  for (int64_t l = stage.first_layer; l < stage.end(cfg); ++l)
+    block_ranges_.push_back(range_of(cat("h.", l, ".ln_1.weight"), cat("h.", l, ".mlp.c_proj.bias")));
   buf_ = Buffer(device, DType::f32, carve(max_B, max_T, nullptr, nullptr));
   a_ = std::make_unique<Acts>();
   carve(max_B, max_T, buf_.data<float>(), a_.get());
@@ -328,14 +338,20 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
     for (int64_t i = 0; i < N; ++i)
       if (inputs[i] < 0 || inputs[i] >= V)
         throw UserError(cat("token id ", inputs[i], " is outside the vocabulary [0, ", V, ")"));
+    acquire(wte_range_);
+    acquire(wpe_range_);
     embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T);
+    release(wpe_range_);
+    release(wte_range_);
   } else {
     MESHLM_ASSERT(x_in != nullptr, "a pipeline stage after the first needs its input activations");
     std::copy_n(x_in, N * C, a.encoded);
   }
   const float* residual = a.encoded;
   for (int64_t l = 0; l < stage_layers_; ++l) {
+    acquire(block_ranges_[size_t(l)]);
     forward_block(l, params, residual);
+    release(block_ranges_[size_t(l)]);
     residual = a.layers[size_t(l)].residual3;
   }
   valid_ = 0;
@@ -343,8 +359,12 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
     backward_ready_ = true;
     return 0.0f;
   }
+  acquire(lnf_range_);
+  acquire(wte_range_);
   k.layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnf_w, p.lnf_b, N, C, eps);
   k.linear_forward(a.logits, a.lnf, p.wte, nullptr, N, C, Vl, WeightLayout::out_in);
+  release(wte_range_);
+  release(lnf_range_);
   if (!targets) return 0.0f;
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] >= V) throw UserError(cat("target id ", targets[i], " is outside the vocabulary [0, ", V, ")"));
@@ -372,11 +392,15 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
     if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
     else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
+    acquire(lnf_range_);
+    acquire(wte_range_);
     k.linear_backward(a.d_c, g.wte, nullptr, a.logits, a.lnf, p.wte, N, C, Vl, WeightLayout::out_in);
+    release(wte_range_);
     copy_to_tp_backward(tp_, a.d_c, N * C);  // ln_f's output feeds every rank's vocabulary slice
     const float* last = stage_layers_ > 0 ? a.layers.back().residual3 : a.encoded;
     std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
     k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
+    release(lnf_range_);
   } else {
     MESHLM_ASSERT(d_out != nullptr, "a pipeline stage before the last needs the gradient of its output");
     std::copy_n(d_out, N * C, a.dresidual);
@@ -387,6 +411,7 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     const BlockParams& dw = g.blocks[size_t(l)];
     Acts::Layer& x = a.layers[size_t(l)];
     const float* residual = l == 0 ? a.encoded : a.layers[size_t(l - 1)].residual3;
+    acquire(block_ranges_[size_t(l)]);
     // Recomputation: rebuild what the forward pass did not keep, with the same kernels.
     if (recompute_ == Recompute::full) {
       forward_block(l, params, residual);
@@ -409,6 +434,7 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * Cl, WeightLayout::in_out);
     copy_to_tp_backward(tp_, a.d_c, N * C);
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);
+    release(block_ranges_[size_t(l)]);
     // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
     if (on_ready) on_ready(size_t(dw.ln1_w - grads));
   }
@@ -435,6 +461,7 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
       throw UserError(cat("token id ", tokens[i], " is outside the vocabulary [0, ", V, ")"));
   const float eps = cfg_.layer_norm_epsilon;
   const KernelTable& k = *k_;
+  MESHLM_ASSERT(!gate_, "generation runs on a model whose parameters are all present (no ZeRO-3 gate)");
   GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
 
   // Activations of the Tn new tokens only (the past lives in the cache), with the same

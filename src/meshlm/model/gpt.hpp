@@ -20,10 +20,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "meshlm/core/buffer.hpp"
 #include "meshlm/kernels/kernels.hpp"
 #include "meshlm/model/config.hpp"
+#include "meshlm/model/param_gate.hpp"
 #include "meshlm/model/param_spec.hpp"
 #include "meshlm/model/tensor_parallel.hpp"
 
@@ -64,6 +66,9 @@ class GPT {
   GPTConfig cache_config() const;
   size_t activation_bytes() const;
   Precision precision() const { return precision_; }
+  // ZeRO-3: parameters are read only between gate->acquire and gate->release of their range
+  // (nullptr: always present). The gate must outlive the model's forward/backward calls.
+  void set_param_gate(ParamGate* gate) { gate_ = gate; }
 
   // Runs the model on inputs[B,T]. With targets[B,T] (entries < 0 are ignored) returns the
   // mean cross-entropy over the valid targets; without targets returns 0 and only the
@@ -128,6 +133,17 @@ class GPT {
   ParamLayout layout_;
   const KernelTable* k_;
   Precision precision_;
+  ParamGate* gate_ = nullptr;
+  // The flat ranges the gate is asked for (disjoint): the token embedding (also the tied
+  // head), the position embedding, each block of the stage, ln_f.
+  FlatRange wte_range_, wpe_range_, lnf_range_;
+  std::vector<FlatRange> block_ranges_;
+  void acquire(FlatRange r) const {
+    if (gate_ && r.size() > 0) gate_->acquire(r);
+  }
+  void release(FlatRange r) const {
+    if (gate_ && r.size() > 0) gate_->release(r);
+  }
   int64_t max_B_, max_T_;
   Recompute recompute_;
   int64_t B_ = 0, T_ = 0, valid_ = 0;

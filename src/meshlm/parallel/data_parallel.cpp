@@ -14,7 +14,7 @@ void ParallelConfig::validate() const {
   if (pp < 1) throw UserError(cat("parallel.pp must be at least 1, got ", pp));
   if (pp_schedule != "gpipe" && pp_schedule != "1f1b")
     throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", pp_schedule, "'"));
-  if (zero < 0 || zero > 2) throw UserError(cat("parallel.zero must be 0, 1 or 2, got ", zero));
+  if (zero < 0 || zero > 3) throw UserError(cat("parallel.zero must be 0, 1, 2 or 3, got ", zero));
   parse_allreduce_algo(allreduce);
   if (grad_reduce_dtype != "f32" && grad_reduce_dtype != "bf16")
     throw UserError(cat("parallel.grad_reduce_dtype must be f32 or bf16, got '", grad_reduce_dtype, "'"));
@@ -107,6 +107,7 @@ void GradientSync::worker() {
     if (!failed) {
       try {
         reduce_bucket(k);
+        if (bucket_done_) bucket_done_(bucket_begin_[k], k == 0 ? n_ : bucket_begin_[k - 1]);
       } catch (...) {
         err = std::current_exception();
       }

@@ -27,7 +27,8 @@ struct ParallelConfig {
   int64_t pp = 1;                  // pipeline stages
   std::string pp_schedule = "1f1b";  // gpipe or 1f1b
   std::string pp_layers;           // blocks per stage, e.g. "2,3,3"; empty = balanced by compute
-  int64_t zero = 0;                // ZeRO stage: 0, 1 or 2
+  int64_t zero = 0;                // ZeRO stage: 0, 1, 2 or 3 (parameters sharded too: parallel/sharded_params.hpp)
+  bool reshard_after_forward = true;  // ZeRO-3: drop gathered parameters after each use (false: keep them for the step)
   std::string allreduce = "ring";  // ring (ours) or native (MPI's)
   double bucket_mb = 25.0;         // gradient bucket size in MiB
   bool overlap = true;             // reduce buckets during the backward pass (false: after it)
@@ -87,6 +88,9 @@ class GradientSync {
 
   size_t buckets() const { return bucket_begin_.size(); }
   double comm_seconds() const { return comm_seconds_; }  // time spent communicating, last wait()
+  // Called on the communication thread with each bucket's range [begin, end) once it has been
+  // reduced (ZeRO-3 gives the working gradient pages of a reduce-scattered bucket back).
+  void on_bucket_done(std::function<void(size_t begin, size_t end)> f) { bucket_done_ = std::move(f); }
 
  private:
   void worker();
@@ -110,6 +114,7 @@ class GradientSync {
   bool stop_ = false;
   std::exception_ptr error_;
   double comm_seconds_ = 0;
+  std::function<void(size_t, size_t)> bucket_done_;
   std::thread thread_;
 };
 

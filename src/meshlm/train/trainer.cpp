@@ -63,8 +63,9 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
   rows_ = row_slice(B_, ranks, rank);
   const size_t n = model_.num_params();
   shard_ = cfg.parallel.zero >= 1 ? zero_shard(n, ranks, rank) : StateRange{0, n};
-  params_ = Buffer(Device::cpu, DType::f32, n);
-  shard_grads_ = cfg.parallel.zero == 2 && ranks > 1;  // alone, the shard is the whole buffer
+  const bool zero3 = cfg.parallel.zero == 3 && ranks > 1;
+  params_ = zero3 ? Buffer::paged(Device::cpu, DType::f32, n) : Buffer(Device::cpu, DType::f32, n);
+  shard_grads_ = cfg.parallel.zero >= 2 && ranks > 1;  // alone, the shard is the whole buffer
   if (!shard_grads_) grads_ = Buffer(Device::cpu, DType::f32, n);
   else grad_shard_ = Buffer(Device::cpu, DType::f32, shard_.count);
   opt_ = make_optimizer(cfg.optim, shard_);
@@ -79,6 +80,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     const size_t bucket = std::max<size_t>(1, size_t(cfg.parallel.bucket_mb * 1024 * 1024 / sizeof(float)));
     sync_ = std::make_unique<GradientSync>(*grad_comm_, n, bucket, shard_grads_,
                                            parse_dtype(cfg.parallel.grad_reduce_dtype, "parallel.grad_reduce_dtype"));
+    // ZeRO-3: a reduce-scattered bucket's working gradients are not needed any more.
+    if (zero3) sync_->on_bucket_done([this](size_t b, size_t e) { grads_.discard(b, e); });
   }
   mesh_->tp().set_allreduce_algo(parse_allreduce_algo(cfg.parallel.allreduce));
   if (cfg.parallel.pp > 1) {
@@ -100,6 +103,13 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
   }
   init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), params_.f32(), model_.tp_size(),
               model_.tp_rank());
+  if (zero3) {
+    gather_comm_ = dp.split(0, rank);
+    sharded_ = std::make_unique<ShardedParams>(*gather_comm_, params_, true, cfg.parallel.reshard_after_forward);
+    sharded_->flush();  // keep only this rank's shard of the initial parameters
+    model_.set_param_gate(sharded_.get());
+    for (auto& m : extra_slots_) m->set_param_gate(sharded_.get());
+  }
   if (precision_ == Precision::fp16) {
     scaler_ = std::make_unique<LossScaler>(cfg.train.loss_scaler());
     state_.loss_scaler = scaler_->state();
@@ -114,7 +124,7 @@ size_t Trainer::activation_bytes() const {
 
 MemoryPerRank Trainer::memory() const {
   MemoryPerRank m;
-  m.params = params_.size() * sizeof(float);
+  m.params = (sharded_ ? shard_.count : params_.size()) * sizeof(float);
   m.grads = (shard_grads_ ? shard_.count : model_.num_params()) * sizeof(float);
   for (auto& [name, buf] : opt_->state()) m.optimizer += buf->size() * sizeof(float);
   return m;
@@ -157,7 +167,13 @@ std::vector<float> Trainer::assemble_global(const float* local) {
   return whole;
 }
 
-std::vector<float> Trainer::global_params() { return assemble_global(params_.data<float>()); }
+std::vector<float> Trainer::global_params() {
+  if (!sharded_) return assemble_global(params_.data<float>());
+  sharded_->gather_all();
+  std::vector<float> whole = assemble_global(params_.data<float>());
+  sharded_->flush();
+  return whole;
+}
 
 std::vector<std::pair<std::string, std::vector<float>>> Trainer::gathered_optimizer_state() {
   std::vector<std::pair<std::string, std::vector<float>>> out;
@@ -192,6 +208,7 @@ void Trainer::set_params(std::span<const float> params) {
                 global_layout_.total());
   global_to_shard(model_.layout(), global_layout_, model_.tp_size(), model_.tp_rank(), params.data(),
                   params_.data<float>());
+  if (sharded_) sharded_->flush();
 }
 
 void Trainer::restore_state(const TrainerState& s) {
@@ -259,7 +276,9 @@ StepStats Trainer::step() {
   const bool zero2 = shard_grads_;
   // fp16: the backward pass runs on the loss times the scale; the gradients are unscaled below.
   loss_scale_ = scaler_ ? scaler_->scale() : 1.0f;
-  if (zero2) grads_ = Buffer(Device::cpu, DType::f32, n);  // working buffer of this step's backward passes
+  // Working buffer of this step's backward passes; ZeRO-3's is paged, each bucket's pages
+  // given back once reduce-scattered.
+  if (zero2) grads_ = sharded_ ? Buffer::paged(Device::cpu, DType::f32, n) : Buffer(Device::cpu, DType::f32, n);
   grads_.zero();
   // This rank's rows are a fraction share = rows/B of each micro-batch: its mean loss and
   // gradient weighted by share and summed over ranks give the whole micro-batch's.
@@ -318,7 +337,9 @@ StepStats Trainer::step() {
     if (scale != 1.0f) scale_grads(grads, shard_.count, scale);
     opt_->step(params_.data<float>(), grads, shard_ranges_, s.lr);
   }
-  if (apply && shard_.count != n) {
+  if (sharded_) {
+    sharded_->flush();  // gathered copies are stale now: the next use gathers the new shards
+  } else if (apply && shard_.count != n) {
     const std::vector<int64_t> counts = even_counts(int64_t(n), dp.size());
     dp.all_gather(params_.data<float>() + shard_.begin, params_.data<float>(), counts, DType::f32);
   }
@@ -424,13 +445,17 @@ EvalStats Trainer::evaluate_pipelined(Split split, int64_t max_tokens) {
   int32_t* targets = slot_targets_[0].data();
   double loss_sum = 0.0;
   int64_t tokens = 0;
-  for (int64_t w0 = mine.begin; w0 < mine.begin + mine.count; w0 += cap) {
-    const int64_t rows = std::min(cap, mine.begin + mine.count - w0);
-    for (int64_t b = 0; b < rows; ++b) load_window(split, w0 + b, inputs + b * T, targets + b * T);
+  // ZeRO-3: every dp rank runs as many batches as the busiest (surplus ones not counted).
+  const int64_t batches = std::max(eval_batches(split, budget), (mine.count + cap - 1) / cap);
+  for (int64_t i = 0; i < batches; ++i) {
+    const int64_t w0 = mine.begin + i * cap;
+    const bool counted = w0 < mine.begin + mine.count;
+    const int64_t rows = counted ? std::min(cap, mine.begin + mine.count - w0) : 1;
+    for (int64_t b = 0; b < rows; ++b) load_window(split, counted ? w0 + b : 0, inputs + b * T, targets + b * T);
     if (!stage_.first) pp.recv(act_in_.data(), rows * T * C, DType::f32, stage - 1, kEvalTag);
     const float l = model_.forward_stage(params_.data<float>(), inputs, act_in_.data(), targets, rows, T);
     if (!stage_.last) pp.send(model_.stage_output(), rows * T * C, DType::f32, stage + 1, kEvalTag);
-    else loss_sum += double(l) * double(rows * T), tokens += rows * T;
+    else if (counted) loss_sum += double(l) * double(rows * T), tokens += rows * T;
   }
   float sums[1] = {float(loss_sum)};
   sum_over_ranks(sums);
@@ -441,11 +466,26 @@ EvalStats Trainer::evaluate_pipelined(Split split, int64_t max_tokens) {
   return {state_.step, sums[0] / float(count), count};
 }
 
+int64_t Trainer::eval_batches(Split split, int64_t budget) {
+  if (!sharded_) return 0;  // each rank runs as many batches as its share needs
+  Communicator& dp = mesh_->dp();
+  const RowSlice mine = row_slice(eval_windows(data_, split, T_, budget), dp.size(), dp.rank());
+  int32_t batches = int32_t((mine.count + rows_.count - 1) / rows_.count);
+  dp.all_reduce(&batches, 1, DType::i32, ReduceOp::max);
+  return batches;
+}
+
 EvalStats Trainer::evaluate(Split split, int64_t max_tokens) {
+  EvalStats e = evaluate_ranks(split, max_tokens);
+  if (sharded_) sharded_->flush();  // drop what the evaluation gathered
+  return e;
+}
+
+EvalStats Trainer::evaluate_ranks(Split split, int64_t max_tokens) {
   if (!ops_.empty()) return evaluate_pipelined(split, max_tokens);
-  EvalResult r = evaluate_model(model_, params_.data<float>(), data_, split, rows_.count, T_,
-                                max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens, mesh_->dp().size(),
-                                mesh_->dp().rank());
+  const int64_t budget = max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens;
+  EvalResult r = evaluate_model(model_, params_.data<float>(), data_, split, rows_.count, T_, budget,
+                                mesh_->dp().size(), mesh_->dp().rank(), eval_batches(split, budget));
   float loss_sum[1] = {float(r.loss * double(r.tokens))};
   sum_over_ranks(loss_sum);
   int32_t tokens = int32_t(r.tokens);

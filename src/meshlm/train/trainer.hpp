@@ -15,7 +15,9 @@
 // gradient weighted by its share of the rows, and the gradients are summed in buckets during
 // the last micro-step's backward pass. With ZeRO 1/2 each rank updates its shard of the flat
 // parameters (and keeps only that shard's optimizer state, and with stage 2 only that shard's
-// reduced gradients); the updated shards are then all-gathered. Loss, gradient norm and
+// reduced gradients); the updated shards are then all-gathered. With ZeRO-3 they are not: each
+// rank keeps only its shard, and the model gathers each layer's parameters when it needs them
+// (parallel/sharded_params.hpp). Loss, gradient norm and
 // evaluations are reduced over the ranks, so every rank sees the numbers one process would.
 #include <cstdint>
 #include <limits>
@@ -34,6 +36,7 @@
 #include "meshlm/parallel/data_parallel.hpp"
 #include "meshlm/parallel/device_mesh.hpp"
 #include "meshlm/parallel/pipeline.hpp"
+#include "meshlm/parallel/sharded_params.hpp"
 #include "meshlm/train/run_config.hpp"
 
 namespace meshlm {
@@ -121,6 +124,8 @@ class Trainer {
   void load_optimizer_state(const std::string& name, std::span<const float> whole);
   const TrainerState& state() const { return state_; }
   Precision precision() const { return precision_; }
+  // ZeRO-3's parameter gathering (null unless parallel.zero = 3 over more than one dp rank).
+  const ShardedParams* sharded_params() const { return sharded_.get(); }
   void restore_state(const TrainerState& s);
   int64_t tokens_per_step() const { return B_ * T_ * cfg_.train.grad_accum; }
 
@@ -134,6 +139,9 @@ class Trainer {
   // over micro-batches (and, with dp > 1, over ranks); returns the stage's weighted loss.
   double run_pipeline(double& comm_wait_s, double& pipe_wait_s);
   EvalStats evaluate_pipelined(Split split, int64_t max_tokens);
+  EvalStats evaluate_ranks(Split split, int64_t max_tokens);  // evaluate() before ZeRO-3's flush
+  // ZeRO-3: the evaluation batches every dp rank runs (the most any rank needs); 0 otherwise.
+  int64_t eval_batches(Split split, int64_t budget);
   // Sums the tied embedding's gradient between the first and last stage.
   void sum_tied_embedding(float* grads);
   GPT& slot(size_t i) { return i == 0 ? model_ : *extra_slots_[i - 1]; }
@@ -166,7 +174,9 @@ class Trainer {
   std::vector<ParamLayout> stage_layouts_;  // each stage's tensors, whole (for checkpoints)
   Buffer params_, grads_;  // grads_: with ZeRO-2 a working buffer, allocated only during a step
   Buffer grad_shard_;      // ZeRO-2: this rank's reduced gradient shard
-  bool shard_grads_ = false;  // ZeRO-2 over more than one rank
+  bool shard_grads_ = false;  // ZeRO-2 or 3 over more than one rank
+  std::unique_ptr<Communicator> gather_comm_;  // ZeRO-3: a duplicate of the dp group for the gather thread
+  std::unique_ptr<ShardedParams> sharded_;     // ZeRO-3: params_ is paged, this rank keeps shard_
   std::unique_ptr<Optimizer> opt_;
   std::vector<ParamRange> ranges_, shard_ranges_;
   std::unique_ptr<GradientSync> sync_;
