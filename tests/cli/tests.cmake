@@ -8,3 +8,6 @@ add_test(NAME cli.interrupt COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/interrupt.sh 
 set_tests_properties(cli.interrupt PROPERTIES TIMEOUT 300)
 
 add_test(NAME cli.help_documented COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/help_documented.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
+
+add_test(NAME cli.bench COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/bench.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
+set_tests_properties(cli.bench PROPERTIES TIMEOUT 300)

@@ -20,6 +20,7 @@ Command register_prepare(CLI::App& app);
 Command register_eval(CLI::App& app);
 Command register_generate(CLI::App& app);
 Command register_keys(CLI::App& app);
+Command register_bench(CLI::App& app);
 
 using Overrides = std::vector<std::pair<std::string, std::string>>;
 // Turns leftover arguments "--a.b v" / "--a.b=v" into (key, value) pairs; anything else is a UserError.

@@ -1,7 +1,6 @@
 #include "meshlm/data/prepare.hpp"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/process_memory.hpp"
 #include "meshlm/core/rng.hpp"
 #include "meshlm/data/token_shard.hpp"
 #include "meshlm/data/tokenizer.hpp"
@@ -104,12 +104,6 @@ void check_utf8_file(const fs::path& path) {
   std::string_view piece;
   uint64_t offset = 0;
   while (reader.next(piece, offset)) check_utf8(piece, offset, path);
-}
-
-int64_t peak_rss_bytes() {
-  struct rusage ru {};
-  if (::getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  return int64_t(ru.ru_maxrss) * 1024;  // Linux reports kilobytes
 }
 
 std::unique_ptr<Tokenizer> build_tokenizer(const PrepareOptions& o, const std::vector<fs::path>& files) {

@@ -1,6 +1,10 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/kernels/cpu/ops.hpp"
 #include "meshlm/kernels/kernels.hpp"
+#include "meshlm/kernels/profile.hpp"
+
+#include <array>
+#include <chrono>
 
 namespace meshlm {
 
@@ -15,15 +19,78 @@ const KernelTable& cpu_table() {
   };
   return table;
 }
+
+// Profiling: every entry of a timed table calls the same entry of the plain table between two
+// clock reads. One wrapper per (precision, entry), generated from the entry's own type.
+#define MESHLM_KERNEL_ENTRIES(X)                                                                            \
+  X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(linear_forward) \
+  X(linear_backward) X(attention_forward) X(attention_backward) X(gelu_forward) X(gelu_backward)          \
+  X(residual_forward) X(cross_entropy_forward) X(cross_entropy_backward) X(attention_cached_forward)
+
+enum OpIndex : size_t {
+#define MESHLM_INDEX(name) op_##name,
+  MESHLM_KERNEL_ENTRIES(MESHLM_INDEX)
+#undef MESHLM_INDEX
+  op_count
+};
+constexpr std::array<std::string_view, op_count> kOpNames = {
+#define MESHLM_NAME(name) #name,
+    MESHLM_KERNEL_ENTRIES(MESHLM_NAME)
+#undef MESHLM_NAME
+};
+
+bool g_profiling = false;
+std::array<double, op_count> g_seconds{};
+std::array<int64_t, op_count> g_calls{};
+
+template <Precision P, size_t I, auto Entry, class F>
+struct Timed;
+template <Precision P, size_t I, auto Entry, class... A>
+struct Timed<P, I, Entry, void (*)(A...)> {
+  static void call(A... args) {
+    const auto t0 = std::chrono::steady_clock::now();
+    (cpu_table<P>().*Entry)(args...);
+    g_seconds[I] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++g_calls[I];
+  }
+};
+
+template <Precision P>
+const KernelTable& timed_table() {
+#define MESHLM_TIMED(name) \
+  Timed<P, op_##name, &KernelTable::name, decltype(KernelTable::name)>::call,
+  static const KernelTable table{MESHLM_KERNEL_ENTRIES(MESHLM_TIMED)};
+#undef MESHLM_TIMED
+  return table;
+}
+
+template <Precision P>
+const KernelTable& cpu_kernels() {
+  return g_profiling ? timed_table<P>() : cpu_table<P>();
+}
 }  // namespace
+
+void set_kernel_profiling(bool on) { g_profiling = on; }
+bool kernel_profiling() { return g_profiling; }
+
+std::vector<OpTime> kernel_profile() {
+  std::vector<OpTime> out;
+  for (size_t i = 0; i < op_count; ++i) out.push_back({kOpNames[i], g_seconds[i], g_calls[i]});
+  return out;
+}
+
+void reset_kernel_profile() {
+  g_seconds.fill(0);
+  g_calls.fill(0);
+}
 
 const KernelTable& kernels_for(Device device, Precision precision) {
   switch (device) {
     case Device::cpu:
       switch (precision) {
-        case Precision::fp32: return cpu_table<Precision::fp32>();
-        case Precision::bf16: return cpu_table<Precision::bf16>();
-        case Precision::fp16: return cpu_table<Precision::fp16>();
+        case Precision::fp32: return cpu_kernels<Precision::fp32>();
+        case Precision::bf16: return cpu_kernels<Precision::bf16>();
+        case Precision::fp16: return cpu_kernels<Precision::fp16>();
       }
       break;
     case Device::cuda: break;

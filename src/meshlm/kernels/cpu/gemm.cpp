@@ -1,6 +1,8 @@
 #include "meshlm/kernels/cpu/gemm.hpp"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -119,6 +121,27 @@ void gemm(const GemmArgs& g) {
   if (g.bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p->bias, engine(), const_cast<float*>(g.bias)));
   p->prim.execute(stream(), args);
   stream().wait();
+}
+
+double gemm_peak_gflops(Precision p, int64_t n, int reps) {
+  const dt t = p == Precision::bf16 ? dt::bf16 : dt::f32;
+  const size_t esize = t == dt::bf16 ? 2 : 4;
+  dnnl::memory::desc a({n, n}, t, {n, 1}), b({n, n}, t, {n, 1}), c({n, n}, dt::f32, {n, 1});
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine());
+  dnnl::matmul prim(pd);
+  // Finite, non-zero operands: the bit pattern 0x3c00 repeated (in f32 and in bf16 alike).
+  std::vector<uint16_t> abuf(size_t(n * n) * esize / 2, 0x3c00), bbuf(abuf.size(), 0x3c00);
+  std::vector<float> cbuf(size_t(n * n));
+  dnnl::memory am(a, engine(), abuf.data()), bm(b, engine(), bbuf.data()), cm(c, engine(), cbuf.data());
+  double best = 0;
+  for (int r = 0; r <= reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    prim.execute(stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    stream().wait();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r > 0) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace meshlm::cpu

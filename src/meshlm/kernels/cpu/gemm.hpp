@@ -33,6 +33,12 @@ struct GemmArgs {
 
 void gemm(const GemmArgs& args);
 
+// This machine's matrix-product rate in a precision: the best of `reps` timed n×n×n products
+// (after one warm-up) of oneDNN's matmul on operands already in that precision (bf16 for
+// bf16; f32 for fp32 and fp16, which multiplies in f32 here), with the current OpenMP threads.
+// The peak that MFU figures are measured against.
+double gemm_peak_gflops(Precision p, int64_t n = 2048, int reps = 3);
+
 // Row-major helpers for the common 2-D case.
 inline MatrixRef rows(const float* p, int64_t ld) { return {p, 0, 0, ld, 1}; }        // X[i][j] = p[i·ld + j]
 inline MatrixRef transposed(const float* p, int64_t ld) { return {p, 0, 0, 1, ld}; }  // X[i][j] = p[j·ld + i]

@@ -1,0 +1,40 @@
+#pragma once
+// The training-step benchmark behind `meshlm bench` and bench/step_bench: forward, backward,
+// clipping and the optimizer step of one process on synthetic tokens (a fixed pseudo-random
+// sequence), timed step by step after warm-up, with the FLOP counts of
+// ../shared/bench-configs.md and the machine's load around the run.
+#include <cstdint>
+#include <vector>
+
+#include "meshlm/core/precision.hpp"
+#include "meshlm/kernels/profile.hpp"
+#include "meshlm/train/run_config.hpp"
+
+namespace meshlm {
+
+struct StepBenchmark {
+  int64_t params = 0;  // counted once (tied head), positions included, layout padding excluded
+  int64_t B = 0, T = 0;
+  std::vector<double> ms;  // timed steps, in order
+  float loss = 0;          // after the last step
+  double flops_palm = 0;   // per step: (6·N + 12·L·H·Q·T) · tokens
+  double flops_llmc = 0;   // per step: (6·N + 6·L·C·T) · tokens
+  double load_before = 0, load_after = 0;  // 1-minute load average of the machine
+  int64_t peak_rss_bytes = 0;  // the process's peak resident memory after the last step
+  // With profiling: kernel time per op, and the optimizer's and clipping's, over the timed steps.
+  std::vector<OpTime> ops;
+  double optimizer_s = 0, clip_s = 0;
+
+  double median_ms() const;
+  double tokens_per_s() const { return double(B * T) / median_ms() * 1e3; }
+};
+
+// Runs `warmup` + `steps` steps of cfg.model at micro-batch cfg.train.micro_batch × T with
+// cfg.optim; `profile` times every kernel (kernels/profile.hpp).
+StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int steps, int warmup,
+                                 bool profile = false);
+
+// The 1-minute load average (/proc/loadavg), or -1 where there is none.
+double load_average();
+
+}  // namespace meshlm
