@@ -32,7 +32,7 @@ for c in $configs; do
     for r in $(seq "$rounds"); do
       out=$(OMP_NUM_THREADS="$threads" "$build/bin/meshlm" bench --config "$cfg" --threads "$threads" --steps "$steps" \
             --precision "$p" "${overrides[@]}")
-      echo "$out" | sed -n '1,2p;4p'
+      echo "$out" | sed -n '1,2p;4,6p'
       ours+=("$(echo "$out" | field median_ms)")
       mfu+=("$(echo "$out" | field mfu)")
       our_mem=$(echo "$out" | field peak_rss_mib)

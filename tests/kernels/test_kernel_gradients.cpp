@@ -131,39 +131,83 @@ void check_linear(WeightLayout layout, bool with_bias) {
 TEST(KernelGradients, LinearInOut) { check_linear(WeightLayout::in_out, true); }
 TEST(KernelGradients, LinearOutInNoBias) { check_linear(WeightLayout::out_in, false); }
 
-TEST(KernelGradients, Attention) {
-  const int64_t B = 2, T = 5, H = 3, C = 12;
+// Attention against a plain reference (scores, causal softmax, P·V in double), and its
+// backward against finite differences, at sequence lengths that exercise the tiles: one
+// partial tile, exactly one, and several with a partial last one; head sizes below, at and
+// above a multiple of 16 (the padded and the in-place operand paths).
+struct AttentionShape {
+  int64_t B, T, H, C;
+};
+
+class AttentionKernel : public ::testing::TestWithParam<AttentionShape> {};
+
+std::vector<double> attention_reference(const Vec& qkv, int64_t B, int64_t T, int64_t C, int64_t H,
+                                        std::vector<double>* lse) {
+  const int64_t hs = C / H;
+  const double s = 1.0 / std::sqrt(double(hs));
+  std::vector<double> out(size_t(B * T * C));
+  lse->assign(size_t(B * H * T), 0.0);
+  auto at = [&](int64_t b, int64_t t, int64_t part, int64_t h, int64_t d) {
+    return double(qkv[size_t((b * T + t) * 3 * C + part * C + h * hs + d)]);
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        std::vector<double> p(size_t(i + 1));
+        double mx = -1e300;
+        for (int64_t j = 0; j <= i; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < hs; ++d) dot += at(b, i, 0, h, d) * at(b, j, 1, h, d);
+          p[size_t(j)] = s * dot;
+          mx = std::max(mx, p[size_t(j)]);
+        }
+        double sum = 0;
+        for (auto& v : p) sum += (v = std::exp(v - mx));
+        (*lse)[size_t((b * H + h) * T + i)] = mx + std::log(sum);
+        for (int64_t d = 0; d < hs; ++d) {
+          double o = 0;
+          for (int64_t j = 0; j <= i; ++j) o += p[size_t(j)] / sum * at(b, j, 2, h, d);
+          out[size_t((b * T + i) * C + h * hs + d)] = o;
+        }
+      }
+  return out;
+}
+
+TEST_P(AttentionKernel, MatchesReferenceAndFiniteDifferences) {
+  const auto [B, T, H, C] = GetParam();
   Vec qkv = randn(size_t(B * T * 3 * C), 15), R = randn(size_t(B * T * C), 16);
-  Vec out(R.size()), att = Vec(size_t(B * H * T * T)), datt(att.size());
+  Vec out(R.size()), lse(size_t(B * H * T));
   auto loss = [&] {
-    K().attention_forward(out.data(), att.data(), qkv.data(), B, T, C, H);
+    K().attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, H);
     return dot(out, R);
   };
   loss();
-  // Causality: probabilities above the diagonal are zero and rows sum to one.
-  for (int64_t r = 0; r < B * H * T; ++r) {
-    double s = 0;
-    for (int64_t j = 0; j < T; ++j) {
-      float p = att[size_t(r * T + j)];
-      if (j > r % T) {
-        EXPECT_EQ(p, 0.0f);
-      }
-      s += p;
-    }
-    EXPECT_NEAR(s, 1.0, 1e-5);
-  }
-  Vec dqkv(qkv.size());
-  K().attention_backward(dqkv.data(), datt.data(), R.data(), qkv.data(), att.data(), B, T, C, H);
-  expect_gradient("dqkv", qkv, dqkv, loss, 1000);
+  std::vector<double> ref_lse;
+  const std::vector<double> ref = attention_reference(qkv, B, T, C, H, &ref_lse);
+  for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(out[i], ref[i], 2e-6 * (1 + std::abs(ref[i]))) << i;
+  for (size_t i = 0; i < ref_lse.size(); ++i) ASSERT_NEAR(lse[i], ref_lse[i], 2e-6 * (1 + std::abs(ref_lse[i]))) << i;
+  Vec dqkv(qkv.size(), std::nanf(""));  // every element must be written
+  K().attention_backward(dqkv.data(), R.data(), qkv.data(), out.data(), lse.data(), B, T, C, H);
+  for (size_t i = 0; i < dqkv.size(); ++i) ASSERT_TRUE(std::isfinite(dqkv[i])) << "dqkv[" << i << "] not written";
+  expect_gradient("dqkv", qkv, dqkv, loss, T > 64 ? 300 : 1000);
 }
 
+INSTANTIATE_TEST_SUITE_P(Tiles, AttentionKernel,
+                         ::testing::Values(AttentionShape{2, 5, 3, 12}, AttentionShape{1, 64, 2, 32},
+                                           AttentionShape{2, 150, 2, 40}, AttentionShape{1, 130, 1, 64},
+                                           AttentionShape{1, 70, 2, 136}, AttentionShape{1, 100, 2, 256}),
+                         [](const auto& info) {
+                           const AttentionShape& s = info.param;
+                           return "T" + std::to_string(s.T) + "_hs" + std::to_string(s.C / s.H);
+                         });
+
 TEST(KernelGradients, AttentionOutputIgnoresTheFuture) {
-  const int64_t B = 1, T = 6, H = 2, C = 8;
-  Vec qkv = randn(size_t(B * T * 3 * C), 17), out = Vec(size_t(B * T * C)), att = Vec(size_t(B * H * T * T));
-  K().attention_forward(out.data(), att.data(), qkv.data(), B, T, C, H);
+  const int64_t B = 1, T = 70, H = 2, C = 8;
+  Vec qkv = randn(size_t(B * T * 3 * C), 17), out = Vec(size_t(B * T * C)), lse = Vec(size_t(B * H * T));
+  K().attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, H);
   Vec before = out;
   for (int64_t c = 0; c < 3 * C; ++c) qkv[size_t((T - 1) * 3 * C + c)] += 3.0f;  // change the last token only
-  K().attention_forward(out.data(), att.data(), qkv.data(), B, T, C, H);
+  K().attention_forward(out.data(), lse.data(), qkv.data(), B, T, C, H);
   for (int64_t i = 0; i < (T - 1) * C; ++i) EXPECT_EQ(out[size_t(i)], before[size_t(i)]);
 }
 

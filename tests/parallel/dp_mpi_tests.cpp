@@ -77,7 +77,9 @@ TEST(DataParallelBf16Gradients, TrainLikeOneProcessToBf16Rounding) {
     for (size_t i = 0; i < want.losses.size(); ++i)
       EXPECT_LE(std::abs(got.losses[i] - want.losses[i]), 2e-3f * want.losses[i]) << "ZeRO-" << zero << " step " << i + 1;
     EXPECT_TRUE(same_on_every_rank(got.params)) << "ZeRO-" << zero;
-    if (g_world->size() > 1) EXPECT_NE(got.losses, want.losses) << "the gradients were not rounded";
+    if (g_world->size() > 1) {
+      EXPECT_NE(got.losses, want.losses) << "the gradients were not rounded";
+    }
   }
 }
 

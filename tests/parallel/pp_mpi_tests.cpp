@@ -60,12 +60,15 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
 // (the decision comes from the global gradient norm, which every rank computes identically),
 // and bf16 and fp16 curves follow the one-process curve of the same precision. Low-precision
 // products round operands that differ in the last f32 bits between layouts, so the curves agree
-// to 1e-3 rather than fp32's 1e-5.
+// to 1e-3 rather than fp32's 1e-5. The learning rate is a third of the tiny config's: at 3e-3
+// this run has a loss spike at step 7 (in fp32 too), which amplifies bf16's rounding
+// differences to a few 1e-3 for the steps after it.
 TEST(Pipeline, MixedPrecisionAgreesAcrossRanksAndWithOneProcess) {
   const int n = g_world->size();
   const int64_t tp = n >= 4 ? 2 : 1, dp = n / (2 * tp);
   for (const char* precision : {"fp16", "bf16"}) {
     RunConfig cfg = piped(dp, tp, 2, "1f1b", 12);
+    cfg.train.lr = 1e-3;  // no loss spike (see above)
     cfg.train.precision = precision;
     cfg.train.loss_scale = 0x1p40;
     std::vector<float> scales, skipped, losses;
@@ -93,7 +96,9 @@ TEST(Pipeline, MixedPrecisionAgreesAcrossRanksAndWithOneProcess) {
     }
     EXPECT_EQ(scales, ref_scales) << what;
     EXPECT_EQ(skipped, ref_skipped) << what;
-    if (precision == std::string("fp16")) EXPECT_GE(single.state().skipped_steps, 5) << what;
+    if (precision == std::string("fp16")) {
+      EXPECT_GE(single.state().skipped_steps, 5) << what;
+    }
   }
 }
 

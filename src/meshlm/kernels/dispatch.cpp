@@ -13,7 +13,7 @@ template <Precision P>
 const KernelTable& cpu_table() {
   static const KernelTable table{
       cpu::embedding_forward,    cpu::embedding_backward,    cpu::layernorm_forward,     cpu::layernorm_backward,
-      cpu::linear_forward<P>,    cpu::linear_backward<P>,    cpu::attention_forward<P>,  cpu::attention_backward<P>,
+      cpu::linear_forward<P>,    cpu::linear_backward<P>,    cpu::attention_forward,     cpu::attention_backward,
       cpu::gelu_forward,         cpu::gelu_backward,         cpu::residual_forward,      cpu::cross_entropy_forward,
       cpu::cross_entropy_backward, cpu::attention_cached_forward,
   };

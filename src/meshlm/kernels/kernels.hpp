@@ -40,11 +40,12 @@ struct KernelTable {
                           int64_t N, int64_t IC, int64_t OC, WeightLayout layout);
 
   // Causal multi-head self-attention over the fused projection qkv[B,T,3C] (q | k | v, each
-  // C = H·hs wide, head h at columns h·hs). out[B,T,C]; att[B,H,T,T] saves the softmax
-  // probabilities (zero above the diagonal).
-  void (*attention_forward)(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
-  // dqkv[B,T,3C] written; datt[B,H,T,T] is scratch.
-  void (*attention_backward)(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att,
+  // C = H·hs wide, head h at columns h·hs). out[B,T,C]; lse[B,H,T] keeps each query's
+  // log-sum-exp of its scaled scores for the backward. The T×T probabilities are never
+  // stored: memory grows with T, not T².
+  void (*attention_forward)(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
+  // dqkv[B,T,3C] written, from the output's gradient and the forward's qkv, out and lse.
+  void (*attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
                              int64_t B, int64_t T, int64_t C, int64_t H);
 
   // GELU, tanh approximation (GPT-2's "gelu_new").
@@ -76,8 +77,8 @@ struct KernelTable {
                                    int64_t Tn, int64_t pos, int64_t max_T, int64_t C, int64_t H);
 };
 
-// The kernels of a device in a precision (the matrix products of linear layers and attention
-// take that precision's operands; every other kernel is f32 throughout); throws UserError if
+// The kernels of a device in a precision (the matrix products of the linear layers take that
+// precision's operands; attention and every other kernel are f32 throughout); throws UserError if
 // this build has no backend for the device.
 const KernelTable& kernels_for(Device device, Precision precision = Precision::fp32);
 

@@ -14,7 +14,7 @@ namespace meshlm {
 // Named views into the one activation buffer. Per layer: what the backward needs.
 struct GPT::Acts {
   struct Layer {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *residual2;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att_lse, *atty, *residual2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
   };
   float* encoded;
@@ -22,7 +22,7 @@ struct GPT::Acts {
   float *lnf, *lnf_mean, *lnf_rstd, *logits, *losses, *lse;
   float* ce_sums;  // tensor parallelism: per row the sum of exponentials and the target logit
   // Backward scratch, reused by every layer.
-  float *dresidual, *d_c, *d_4c, *dqkv, *datt;
+  float *dresidual, *d_c, *d_4c, *dqkv;
 };
 
 namespace {
@@ -48,7 +48,7 @@ class Carver {
 size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   const size_t N = size_t(B * T), C = size_t(cfg_.n_embd), Cl = size_t(Cl_), Fl = size_t(Fl_);
   const size_t Vl = size_t(vocab_.rows);
-  const size_t att = size_t(B * Hl_ * T * T);
+  const size_t att_lse = size_t(B * Hl_ * T);
   Carver cv(base);
   GPT::Acts tmp;
   GPT::Acts& x = a ? *a : tmp;
@@ -57,15 +57,13 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   // With recomputation, the views that are not kept point into one shared block workspace.
   Acts::Layer work{};
   const bool full = recompute_ == Recompute::full, selective = recompute_ == Recompute::selective;
-  if (full || selective) {
-    work.att = cv.take(att);
-    work.fch_gelu = cv.take(N * Fl);
-  }
+  if (full || selective) work.fch_gelu = cv.take(N * Fl);
   if (full) {
     work.ln1 = cv.take(N * C);
     work.ln1_mean = cv.take(N);
     work.ln1_rstd = cv.take(N);
     work.qkv = cv.take(N * 3 * Cl);
+    work.att_lse = cv.take(att_lse);
     work.atty = cv.take(N * Cl);
     work.residual2 = cv.take(N * C);
     work.ln2 = cv.take(N * C);
@@ -80,6 +78,7 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
       l.ln1_mean = cv.take(N);
       l.ln1_rstd = cv.take(N);
       l.qkv = cv.take(N * 3 * Cl);
+      l.att_lse = cv.take(att_lse);
       l.atty = cv.take(N * Cl);
       l.residual2 = cv.take(N * C);
       l.ln2 = cv.take(N * C);
@@ -87,10 +86,7 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
       l.ln2_rstd = cv.take(N);
       l.fch = cv.take(N * Fl);
     }
-    if (!full && !selective) {
-      l.att = cv.take(att);
-      l.fch_gelu = cv.take(N * Fl);
-    }
+    if (!full && !selective) l.fch_gelu = cv.take(N * Fl);
     l.residual3 = cv.take(N * C);  // the next block's input: always kept
   }
   x.lnf = cv.take(N * C);
@@ -104,7 +100,6 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   x.d_c = cv.take(N * C);
   x.d_4c = cv.take(N * Fl);
   x.dqkv = cv.take(N * 3 * Cl);
-  x.datt = cv.take(att);
   return cv.used();
 }
 
@@ -309,7 +304,7 @@ void GPT::forward_block(int64_t l, const float* params, const float* residual) {
   Acts::Layer& x = a_->layers[size_t(l)];
   k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
   k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
-  k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
+  k.attention_forward(x.atty, x.att_lse, x.qkv, B, T, Cl, Hl);
   row_parallel_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, Cl, C);
   k.residual_forward(x.residual2, x.residual2, residual, N * C);
   k.layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2_w, w.ln2_b, N, C, eps);
@@ -416,7 +411,6 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     if (recompute_ == Recompute::full) {
       forward_block(l, params, residual);
     } else if (recompute_ == Recompute::selective) {
-      k.attention_forward(x.atty, x.att, x.qkv, B, T, Cl, Hl);
       k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
     }
     // MLP: dresidual holds d(residual3); the residual add passes it to both branches.
@@ -430,7 +424,7 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     // Attention: dresidual now holds d(residual2).
     k.linear_backward(a.d_c, dw.attproj_w, dw.attproj_b, a.dresidual, x.atty, w.attproj_w, N, Cl, C,
                       WeightLayout::in_out);
-    k.attention_backward(a.dqkv, a.datt, a.d_c, x.qkv, x.att, B, T, Cl, Hl);
+    k.attention_backward(a.dqkv, a.d_c, x.qkv, x.atty, x.att_lse, B, T, Cl, Hl);
     k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * Cl, WeightLayout::in_out);
     copy_to_tp_backward(tp_, a.d_c, N * C);
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);

@@ -35,8 +35,9 @@ class KVCache;
 
 // Activation recomputation: what the forward pass keeps for the backward pass.
 //   none       every block's activations
-//   selective  all but the attention probabilities (B·H·T² per block) and the GELU output,
-//              which the backward pass recomputes from what was kept
+//   selective  all but the GELU output (B·T·4C per block), which the backward pass
+//              recomputes (attention never stores its T×T probabilities in any mode: the
+//              tiled kernel keeps one log-sum-exp per query and recomputes them per tile)
 //   full       only each block's input; the backward pass reruns the block's forward
 // The results are bit-identical to `none` (the same kernels rerun on the same inputs).
 enum class Recompute : uint8_t { none, selective, full };

@@ -43,7 +43,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.threads", &t.threads, "CPU threads (0 = all)"},
       {"train.log_every", &t.log_every, "steps between log lines"},
       {"train.device", &t.device, "cpu or cuda"},
-      {"train.recompute", &t.recompute, "activation recomputation: none, selective (attention and GELU) or full"},
+      {"train.recompute", &t.recompute, "activation recomputation: none, selective (the GELU output; the default) or full"},
       {"train.precision", &t.precision, "matrix products in fp32, bf16 or fp16 (master weights stay fp32)"},
       {"train.loss_scale", &t.loss_scale, "fp16: initial loss scale"},
       {"train.loss_scale_window", &t.loss_scale_window, "fp16: steps without overflow before the scale doubles"},

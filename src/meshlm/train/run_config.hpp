@@ -37,7 +37,7 @@ struct TrainConfig {
   int64_t threads = 0;           // CPU threads; 0 = all
   int64_t log_every = 1;
   std::string device = "cpu";
-  std::string recompute = "none";  // activation recomputation: none | selective | full
+  std::string recompute = "selective";  // activation recomputation: none | selective | full
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (core/precision.hpp)
   // fp16 dynamic loss scaling (optim/loss_scaler.hpp)
   double loss_scale = 65536.0;

@@ -6,15 +6,17 @@
 // plain loops. Keys are cached transposed ([hs, max_T] per head) so the scores vectorise
 // over positions with each dot product still one FMA chain in d order (gathering from
 // [max_T, hs] rows instead is ~3× slower at 1k positions).
-// The arithmetic is attention_forward's on the same rows whenever its oneDNN GEMMs
-// accumulate in k order and scale the result (see kernels.hpp): the same chains, the same
-// softmax loop, and P·V accumulated over keys in order (attention_forward's extra
-// zero-probability columns leave its sums unchanged).
+// The arithmetic is attention_forward's on the same rows (attention_tile.hpp): the same
+// tiles of keys, FMA chains, online-softmax updates and P·V accumulated over keys in order
+// (attention_forward's extra zero-probability columns on the diagonal tile leave its sums
+// unchanged), so decoding reproduces the forward pass bit for bit.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
+#include "meshlm/kernels/cpu/attention_tile.hpp"
 #include "meshlm/kernels/cpu/ops.hpp"
 #include "meshlm/kernels/cpu/vec_math.hpp"
 
@@ -22,12 +24,13 @@ namespace meshlm::cpu {
 
 namespace {
 
-// o[0,W) = Σ_{j<L} p_j·V[j, 0..W) (row stride ld), each column one FMA chain in j order.
+// o[0,W) (+)= Σ_{j<L} p_j·V[j, 0..W) (row stride ld), each column one FMA chain in j order.
 // A compile-time width keeps the accumulators in registers (a loop over o[] in memory runs
 // at store-to-load latency, 2× slower at 1k positions).
 template <int W>
-int64_t pv_columns(float* o, const float* p, const float* V, int64_t L, int64_t ld) {
+int64_t pv_columns(float* o, const float* p, const float* V, int64_t L, int64_t ld, bool accumulate) {
   float a[W] = {};
+  if (accumulate) std::memcpy(a, o, sizeof(a));
   for (int64_t j = 0; j < L; ++j) {
     const float pj = p[j];
     const float* v = V + j * ld;
@@ -60,7 +63,7 @@ void attention_cached_forward(float* out, float* kcache, float* vcache, const fl
 
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(pos + Tn));  // per thread: P for one query
+    std::vector<float> scores(static_cast<size_t>(kAttentionTile));  // per thread: one tile of P
     std::vector<float> acc(static_cast<size_t>(hs));
 #pragma omp for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; ++b)
@@ -70,39 +73,40 @@ void attention_cached_forward(float* out, float* kcache, float* vcache, const fl
           const float* q = qkv + (b * Tn + t) * 3 * C + h * hs;
           const float* Kt = kcache + (b * H + h) * hs * max_T;
           const float* V = vcache + (b * H + h) * max_T * hs;
-          float* p = scores.data();
-          // S_j = s·(one FMA chain over d), all keys at once.
-          std::fill(p, p + i + 1, 0.0f);
-          for (int64_t d = 0; d < hs; ++d) {
-            const float qd = q[d];
-            const float* kd = Kt + d * max_T;
-#pragma omp simd
-            for (int64_t j = 0; j <= i; ++j) p[j] = std::fma(qd, kd[j], p[j]);
-          }
-#pragma omp simd
-          for (int64_t j = 0; j <= i; ++j) p[j] = scale * p[j];
-          // Softmax over j ≤ i, written exactly as in attention_forward (same reduction).
-          float m = p[0];
-          for (int64_t j = 1; j <= i; ++j) m = p[j] > m ? p[j] : m;
-          float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j <= i; ++j) {
-            p[j] = exp_fast(p[j] - m);
-            sum += p[j];
-          }
-          const float inv = 1.0f / sum;
-#pragma omp simd
-          for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
-          // o = Σ_j P_j·v_j, keys in order, in column blocks held in registers.
           float* o = acc.data();
-          for (int64_t d0 = 0; d0 < hs;) {
-            const int64_t w = hs - d0;
-            const float* Vd = V + d0;
-            if (w >= 64) d0 += pv_columns<64>(o + d0, p, Vd, i + 1, hs);
-            else if (w >= 32) d0 += pv_columns<32>(o + d0, p, Vd, i + 1, hs);
-            else if (w >= 16) d0 += pv_columns<16>(o + d0, p, Vd, i + 1, hs);
-            else d0 += pv_columns<1>(o + d0, p, Vd, i + 1, hs);
+          float m = -std::numeric_limits<float>::infinity(), l = 0.0f;
+          for (int64_t j0 = 0; j0 <= i; j0 += kAttentionTile) {
+            const int64_t n = std::min(kAttentionTile, i + 1 - j0);
+            float* p = scores.data();
+            // S_j = s·(one FMA chain over d), the tile's keys at once.
+            std::fill(p, p + n, 0.0f);
+            for (int64_t d = 0; d < hs; ++d) {
+              const float qd = q[d];
+              const float* kd = Kt + d * max_T + j0;
+#pragma omp simd
+              for (int64_t j = 0; j < n; ++j) p[j] = std::fma(qd, kd[j], p[j]);
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < n; ++j) p[j] *= scale;
+            float mx = p[0];
+            for (int64_t j = 1; j < n; ++j) mx = std::max(mx, p[j]);
+            const float corr = online_softmax_update(m, l, mx, exp_and_sum(p, n, std::max(mx, m)));
+            if (j0 > 0)
+#pragma omp simd
+              for (int64_t d = 0; d < hs; ++d) o[d] *= corr;
+            // o += Σ_j P_j·v_j, keys in order, in column blocks held in registers.
+            const float* Vj = V + j0 * hs;
+            for (int64_t d0 = 0; d0 < hs;) {
+              const int64_t w = hs - d0;
+              if (w >= 64) d0 += pv_columns<64>(o + d0, p, Vj + d0, n, hs, j0 > 0);
+              else if (w >= 32) d0 += pv_columns<32>(o + d0, p, Vj + d0, n, hs, j0 > 0);
+              else if (w >= 16) d0 += pv_columns<16>(o + d0, p, Vj + d0, n, hs, j0 > 0);
+              else d0 += pv_columns<1>(o + d0, p, Vj + d0, n, hs, j0 > 0);
+            }
           }
+          const float inv = 1.0f / l;
+#pragma omp simd
+          for (int64_t d = 0; d < hs; ++d) o[d] *= inv;
           std::memcpy(out + (b * Tn + t) * C + h * hs, o, size_t(hs) * sizeof(float));
         }
   }

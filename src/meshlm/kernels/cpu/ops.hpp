@@ -1,6 +1,6 @@
 #pragma once
 // The CPU implementations behind KernelTable (see kernels/kernels.hpp for the contracts).
-// The matrix-product kernels come in each Precision (instantiated for all three).
+// The linear layers' matrix products come in each Precision (instantiated for all three).
 #include <cstdint>
 
 #include "meshlm/core/precision.hpp"
@@ -22,10 +22,8 @@ void linear_forward(float* out, const float* inp, const float* w, const float* b
 template <Precision P>
 void linear_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                      int64_t N, int64_t IC, int64_t OC, WeightLayout layout);
-template <Precision P>
-void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
-template <Precision P>
-void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att, int64_t B,
+void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H);
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t B,
                         int64_t T, int64_t C, int64_t H);
 void gelu_forward(float* out, const float* inp, int64_t N);
 void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);

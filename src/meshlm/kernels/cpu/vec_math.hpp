@@ -5,6 +5,10 @@
 #include <bit>
 #include <cstdint>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace meshlm::cpu {
 
 #pragma omp declare simd notinbranch
@@ -32,5 +36,31 @@ inline float tanh_fast(float x) {
   // tanh(x) = 1 − 2/(e^{2x} + 1); saturates correctly at both ends.
   return 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f);
 }
+
+#if defined(__AVX512F__)
+// exp_fast on 16 lanes with explicit AVX-512 (fused multiply-adds, and scalef for the 2^n
+// factor): for loops too short for the vectoriser's main loop (a 64-wide attention tile with
+// a ragged causal edge), where masked lanes replace its scalar remainder.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.0f));
+  const __m512 n =
+      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// The lanes [0, n) of a 16-lane step (n ≥ 16: all lanes; n ≤ 0: none).
+inline __mmask16 first_lanes(int64_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+#endif
 
 }  // namespace meshlm::cpu
