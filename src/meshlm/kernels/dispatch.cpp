@@ -1,10 +1,10 @@
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/timer.hpp"
 #include "meshlm/kernels/cpu/ops.hpp"
 #include "meshlm/kernels/kernels.hpp"
 #include "meshlm/kernels/profile.hpp"
 
 #include <array>
-#include <chrono>
 
 namespace meshlm {
 
@@ -48,9 +48,9 @@ struct Timed;
 template <Precision P, size_t I, auto Entry, class... A>
 struct Timed<P, I, Entry, void (*)(A...)> {
   static void call(A... args) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Timer t;
     (cpu_table<P>().*Entry)(args...);
-    g_seconds[I] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    g_seconds[I] += t.seconds();
     ++g_calls[I];
   }
 };
@@ -71,7 +71,6 @@ const KernelTable& cpu_kernels() {
 }  // namespace
 
 void set_kernel_profiling(bool on) { g_profiling = on; }
-bool kernel_profiling() { return g_profiling; }
 
 std::vector<OpTime> kernel_profile() {
   std::vector<OpTime> out;

@@ -16,7 +16,6 @@ struct OpTime {
 };
 
 void set_kernel_profiling(bool on);
-bool kernel_profiling();
 // Totals since the last reset, in KernelTable order (ops never called included, with 0).
 std::vector<OpTime> kernel_profile();
 void reset_kernel_profile();

@@ -1,5 +1,5 @@
 #pragma once
-// The training-step benchmark behind `meshlm bench` and bench/step_bench: forward, backward,
+// The training-step benchmark behind `meshlm bench`: forward, backward,
 // clipping and the optimizer step of one process on synthetic tokens (a fixed pseudo-random
 // sequence), timed step by step after warm-up, with the FLOP counts of
 // ../shared/bench-configs.md and the machine's load around the run.

@@ -61,6 +61,22 @@ Operand as_b_operand(const float* src, int64_t ld, int64_t rows, int64_t hs, flo
   return {pad, pad16(hs)};
 }
 
+// row[j] ← exp(sc·row[j] − shift) for j < valid, 0 for valid ≤ j < n.
+void exp_scaled_shifted(float* row, int64_t valid, int64_t n, float sc, float shift) {
+#if defined(__AVX512F__)
+  const __m512 vsc = _mm512_set1_ps(sc), vshift = _mm512_set1_ps(shift);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 k = first_lanes(valid - j);
+    const __m512 e = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vsc, vshift));
+    _mm512_mask_storeu_ps(row + j, first_lanes(n - j), _mm512_maskz_mov_ps(k, e));
+  }
+#else
+#pragma omp simd
+  for (int64_t j = 0; j < valid; ++j) row[j] = exp_fast(row[j] * sc - shift);
+  std::fill(row + valid, row + n, 0.0f);
+#endif
+}
+
 // row[j] ← sc·row[j] for j < n; returns their maximum.
 float scale_and_max(float* row, int64_t n, float sc) {
 #if defined(__AVX512F__)
@@ -84,36 +100,7 @@ float scale_and_max(float* row, int64_t n, float sc) {
 #endif
 }
 
-// row[j] ← exp(sc·row[j] − shift) for j < valid, 0 for valid ≤ j < n.
-void exp_scaled_shifted(float* row, int64_t valid, int64_t n, float sc, float shift) {
-#if defined(__AVX512F__)
-  const __m512 vsc = _mm512_set1_ps(sc), vshift = _mm512_set1_ps(shift);
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 k = first_lanes(valid - j);
-    const __m512 e = exp16(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), vsc, vshift));
-    _mm512_mask_storeu_ps(row + j, first_lanes(n - j), _mm512_maskz_mov_ps(k, e));
-  }
-#else
-#pragma omp simd
-  for (int64_t j = 0; j < valid; ++j) row[j] = exp_fast(row[j] * sc - shift);
-  std::fill(row + valid, row + n, 0.0f);
-#endif
-}
-
-struct Shape {
-  int64_t B, T, C, H, hs, hp, W, blocks;
-  float scale;
-  Shape(int64_t B_, int64_t T_, int64_t C_, int64_t H_)
-      : B(B_), T(T_), C(C_), H(H_), hs(C_ / H_), hp(pad16(C_ / H_)), W(3 * C_), blocks((T_ + kTile - 1) / kTile),
-        scale(1.0f / std::sqrt(float(C_ / H_))) {}
-  // Row t of batch b, head h, in the q (part 0), k (1) or v (2) third of qkv.
-  const float* qkv_row(const float* qkv, int64_t b, int64_t t, int64_t h, int part) const {
-    return qkv + (b * T + t) * W + part * C + h * hs;
-  }
-};
-
-}  // namespace
-
+// row[j] ← exp(row[j] − mx) for j < n; returns their sum.
 float exp_and_sum(float* row, int64_t n, float mx) {
 #if defined(__AVX512F__)
   __m512 sum = _mm512_setzero_ps();
@@ -136,10 +123,25 @@ float exp_and_sum(float* row, int64_t n, float mx) {
 #endif
 }
 
-float online_softmax_update(float& m, float& l, float tile_max, float tile_sum) {
-  const float m_new = tile_max > m ? tile_max : m;
+struct Shape {
+  int64_t B, T, C, H, hs, hp, W, blocks;
+  float scale;
+  Shape(int64_t B_, int64_t T_, int64_t C_, int64_t H_)
+      : B(B_), T(T_), C(C_), H(H_), hs(C_ / H_), hp(pad16(C_ / H_)), W(3 * C_), blocks((T_ + kTile - 1) / kTile),
+        scale(1.0f / std::sqrt(float(C_ / H_))) {}
+  // Row t of batch b, head h, in the q (part 0), k (1) or v (2) third of qkv.
+  const float* qkv_row(const float* qkv, int64_t b, int64_t t, int64_t h, int part) const {
+    return qkv + (b * T + t) * W + part * C + h * hs;
+  }
+};
+
+}  // namespace
+
+float online_softmax_tile(float* row, int64_t n, float scale, float& m, float& l) {
+  const float m_new = std::max(m, scale_and_max(row, n, scale));
+  const float sum = exp_and_sum(row, n, m_new);
   const float corr = m == -std::numeric_limits<float>::infinity() ? 0.0f : exp_fast(m - m_new);
-  l = l * corr + tile_sum;
+  l = l * corr + sum;
   m = m_new;
   return corr;
 }
@@ -169,8 +171,7 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
         for (int64_t r = 0; r < nq; ++r) {
           float* row = s + r * kTile;
           const int64_t valid = jb < ib ? nk : r + 1;  // the diagonal tile: keys up to the query
-          const float mx = scale_and_max(row, valid, S.scale);
-          const float corr = online_softmax_update(m[r], l[r], mx, exp_and_sum(row, valid, std::max(mx, m[r])));
+          const float corr = online_softmax_tile(row, valid, S.scale, m[r], l[r]);
           std::fill(row + valid, row + nk, 0.0f);
           if (jb > 0) {
             float* a = acc + r * S.hp;

@@ -78,7 +78,7 @@ void attention_cached_forward(float* out, float* kcache, float* vcache, const fl
           for (int64_t j0 = 0; j0 <= i; j0 += kAttentionTile) {
             const int64_t n = std::min(kAttentionTile, i + 1 - j0);
             float* p = scores.data();
-            // S_j = s·(one FMA chain over d), the tile's keys at once.
+            // q·k_j (one FMA chain over d), the tile's keys at once; the scale comes in the softmax step.
             std::fill(p, p + n, 0.0f);
             for (int64_t d = 0; d < hs; ++d) {
               const float qd = q[d];
@@ -86,11 +86,7 @@ void attention_cached_forward(float* out, float* kcache, float* vcache, const fl
 #pragma omp simd
               for (int64_t j = 0; j < n; ++j) p[j] = std::fma(qd, kd[j], p[j]);
             }
-#pragma omp simd
-            for (int64_t j = 0; j < n; ++j) p[j] *= scale;
-            float mx = p[0];
-            for (int64_t j = 1; j < n; ++j) mx = std::max(mx, p[j]);
-            const float corr = online_softmax_update(m, l, mx, exp_and_sum(p, n, std::max(mx, m)));
+            const float corr = online_softmax_tile(p, n, scale, m, l);
             if (j0 > 0)
 #pragma omp simd
               for (int64_t d = 0; d < hs; ++d) o[d] *= corr;

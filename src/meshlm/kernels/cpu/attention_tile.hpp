@@ -12,13 +12,10 @@ namespace meshlm::cpu {
 
 constexpr int64_t kAttentionTile = 64;
 
-// row[0,n) ← exp(row[j] − mx); returns their sum. One function (not inlined into either
-// caller) so that both reduce in exactly the same order.
-float exp_and_sum(float* row, int64_t n, float mx);
-
-// Updates a query's running maximum m and sum l after a tile whose scores have maximum
-// tile_max and (after exp_and_sum) sum tile_sum; returns the factor e^(m−m') that rescales
-// the accumulated output (0 on the first tile, where m = −inf).
-float online_softmax_update(float& m, float& l, float tile_max, float tile_sum);
+// One tile's step for one query: row[0,n) holds its raw scores q·k_j. Scales them by
+// `scale`, updates the running maximum m and sum l, leaves P_j = exp(S_j − m') in row and
+// returns e^(m−m'), which rescales the accumulated output (0 on the first tile, m = −inf).
+// One function, not inlined into either caller, so both round and reduce identically.
+float online_softmax_tile(float* row, int64_t n, float scale, float& m, float& l);
 
 }  // namespace meshlm::cpu

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -11,6 +10,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/timer.hpp"
 #include "meshlm/kernels/cpu/convert.hpp"
 
 namespace meshlm::cpu {
@@ -135,10 +135,10 @@ double gemm_peak_gflops(Precision p, int64_t n, int reps) {
   dnnl::memory am(a, engine(), abuf.data()), bm(b, engine(), bbuf.data()), cm(c, engine(), cbuf.data());
   double best = 0;
   for (int r = 0; r <= reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const Timer t;
     prim.execute(stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
     stream().wait();
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = t.seconds();
     if (r > 0) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / s / 1e9);
   }
   return best;
