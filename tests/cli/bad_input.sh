@@ -62,6 +62,9 @@ expect heads_do_not_divide "divisible" train --data "$work/text.txt" $small --mo
 expect missing_data "not found" train --data "$work/missing.txt" $small
 expect empty_data "empty" train --data "$work/empty.txt" $small
 expect data_is_directory "directory" train --data "$work" $small
+expect unknown_device "device.*tpu" train --data "$work/text.txt" $small --device tpu
+# Without a GPU (or a CUDA build) the device is refused; with one, the trainer says it is not wired yet.
+expect cuda_device "cuda" train --data "$work/text.txt" $small --device cuda
 expect negative_steps "train.steps" train --data "$work/text.txt" $small --train.steps -1
 expect missing_data_option "data" train $small
 expect bad_optimizer "optimizer" train --data "$work/text.txt" $small --optim.name lion

@@ -16,6 +16,7 @@
 
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/comm/ring_all_reduce.hpp"
+#include "meshlm/core/device.hpp"
 #include "meshlm/model/safetensors.hpp"
 #include "meshlm/parallel/data_parallel.hpp"
 #include "meshlm/train/checkpoint.hpp"
@@ -58,6 +59,19 @@ INSTANTIATE_TEST_SUITE_P(Layouts, DataParallel,
                            return cat("zero", info.param.zero, "_", info.param.algo, "_",
                                       info.param.bucket_mb >= 1 ? "whole" : "small");
                          });
+
+// On the GPU: ranks sharing one GPU (NCCL refuses that) reduce through the MPI backend, which
+// moves GPU buffers through host memory; every layout trains like one process on the GPU.
+TEST(DataParallelCuda, RanksOnTheGpuMatchOneGpuProcess) {
+  if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
+  for (const int64_t zero : {0, 1, 2}) {
+    RunConfig cfg = layout(tiny(), zero, "native", 0.05);
+    cfg.train.device = "cuda";
+    const Curve got = train(cfg, g_world, cfg.train.steps);
+    expect_matches(got, reference(cfg), cat(g_world->size(), " ranks on the GPU, ZeRO-", zero));
+    EXPECT_TRUE(same_on_every_rank(got.params)) << "ranks hold different parameters";
+  }
+}
 
 TEST(DataParallelAccumulation, TwoMicroStepsPerStepMatchOneProcess) {
   RunConfig cfg = layout(tiny(10), 2, "ring", 0.05);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/core/device.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/kernels/cpu/gemm.hpp"
 #include "meshlm/train/step_benchmark.hpp"
@@ -22,8 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct BenchArgs {
-  std::string config, precision = "fp32";
+  std::string config, precision = "fp32", device = "cpu";
   int threads = 0, steps = 10, warmup = 2;
+  double peak_tflops = 0;
   bool profile = false;
   Overrides overrides;
 };
@@ -43,6 +45,38 @@ std::string quietness(double before, double after, int threads) {
   return load > threads + 0.5 ? "BUSY: other work shares the CPUs, figures are unreliable" : "quiet";
 }
 
+// H100 SXM's dense peaks (NVIDIA's data sheet): tensor cores for bf16/fp16, CUDA cores for fp32
+// (the fp32 path does not use TF32).
+double default_gpu_peak_tflops(Precision p) { return p == Precision::fp32 ? 67.0 : 989.0; }
+
+// The GPU run: the same steps and FLOP accounting; MFU against the data-sheet peak (or
+// --peak-tflops), memory as the GPU's own.
+int run_device_bench(const BenchArgs& a, const RunConfig& cfg, Precision precision, Device device) {
+  if (a.profile) throw UserError("--profile times CPU kernels only (GPU kernels run asynchronously)");
+  const StepBenchmark r = run_step_benchmark(cfg, precision, a.steps, a.warmup, false, device);
+  const double median = r.median_ms();
+  const double palm = r.flops_palm / median / 1e9, llmc = r.flops_llmc / median / 1e9;  // TFLOP/s
+  const double peak = a.peak_tflops > 0 ? a.peak_tflops : default_gpu_peak_tflops(precision);
+  const auto [lo, hi] = std::minmax_element(r.ms.begin(), r.ms.end());
+  const double gpu_mib = double(r.device_memory_bytes) / (1 << 20), rss_mib = double(r.peak_rss_bytes) / (1 << 20);
+  std::printf("meshlm bench: %s (%.1f M parameters, B %lld x T %lld), %s, on %s\n", a.config.c_str(),
+              double(r.params) / 1e6, (long long)r.B, (long long)r.T, std::string(precision_name(precision)).c_str(),
+              device_description(device).c_str());
+  std::printf("step: median %.2f ms (min %.2f, max %.2f over %zu steps after %d warm-up), %.0f tokens/s, loss %.4f\n",
+              median, *lo, *hi, r.ms.size(), a.warmup, r.tokens_per_s(), r.loss);
+  std::printf("GPU memory in use: %.0f MiB (the whole GPU, all processes); host: %.0f MiB resident\n", gpu_mib,
+              rss_mib);
+  std::printf("model FLOP/s: %.1f TFLOP/s (PaLM accounting); %.1f (llm.c) -> MFU %.1f%% of %.0f TFLOP/s%s\n", palm,
+              llmc, 100 * palm / peak, peak, a.peak_tflops > 0 ? "" : " (H100 SXM data sheet, dense)");
+  std::printf("{\"system\": \"meshlm\", \"device\": \"%s\", \"precision\": \"%s\", \"median_ms\": %.3f, "
+              "\"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, \"gflops_palm\": %.1f, "
+              "\"gflops_llmc\": %.1f, \"peak_gflops\": %.1f, \"mfu\": %.4f, \"peak_gpu_mib\": %.1f, "
+              "\"peak_rss_mib\": %.1f}\n",
+              std::string(device_name(device)).c_str(), std::string(precision_name(precision)).c_str(), median, *lo,
+              *hi, r.tokens_per_s(), palm * 1e3, llmc * 1e3, peak * 1e3, palm / peak, gpu_mib, rss_mib);
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
   RunConfig cfg;
   apply_toml_file(cfg, config_path(a.config));
@@ -52,6 +86,8 @@ int run_bench(const BenchArgs& a) {
   const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
   omp_set_num_threads(threads);
   const int cpus = int(std::thread::hardware_concurrency());
+  const Device device = parse_device(a.device);
+  if (device != Device::cpu) return run_device_bench(a, cfg, precision, device);
   // The peak is measured before and after the steps and the better taken: a neighbour's
   // burst during one measurement would otherwise inflate the MFU.
   const double peak_before = cpu::gemm_peak_gflops(precision);
@@ -108,6 +144,10 @@ Command register_bench(CLI::App& app) {
   cmd->add_option("--config", args->config, "a config name from configs/ (tiny, small, gpt2-124M) or a TOML file")
       ->required();
   cmd->add_option("--precision", args->precision, "fp32, bf16 or fp16");
+  cmd->add_option("--device", args->device, "cpu (default) or cuda");
+  cmd->add_option("--peak-tflops", args->peak_tflops,
+                  "cuda: the GPU's peak for MFU (default: H100 SXM dense, 989 bf16/fp16, 67 fp32)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", args->threads, "CPU threads (default: all)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--steps", args->steps, "timed steps (the median is reported)")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", args->warmup, "untimed steps first")->check(CLI::NonNegativeNumber);

@@ -441,6 +441,7 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--pp-schedule", "parallel.pp_schedule", "pipeline schedule: 1f1b or gpipe");
   add_parallel_option(cmd, args, "--recompute", "train.recompute",
                       "activation recomputation: none, selective (GELU outputs; default) or full (whole blocks)");
+  add_parallel_option(cmd, args, "--device", "train.device", "where the model runs: cpu (default) or cuda");
   add_parallel_option(cmd, args, "--precision", "train.precision",
                       "matrix products in fp32, bf16 or fp16 (fp16 with dynamic loss scaling); weights stay fp32");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded), 2 (and gradients) or 3 (and parameters)");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "meshlm/comm/async_queue.hpp"
+#include "meshlm/comm/host_stage.hpp"
 #include "meshlm/comm/mpi_request.hpp"
 #include "meshlm/comm/reduce_ops.hpp"
 #include "meshlm/comm/ring_all_reduce.hpp"
@@ -65,6 +66,42 @@ void finish_avg_any(void* data, int64_t count, DType dtype, int size) {
     finish_avg(static_cast<float*>(data), count, size);
 }
 
+// A point-to-point request on the host copy of a GPU buffer: keeps the copy alive while MPI uses
+// it and, for a receive, copies it to the GPU buffer once the message is in.
+class StagedRequest final : public Request {
+ public:
+  StagedRequest(std::unique_ptr<HostStage> host, std::unique_ptr<Request> inner, void* gpu_dst)
+      : host_(std::move(host)), inner_(std::move(inner)), gpu_dst_(gpu_dst) {}
+  // Waits, as MpiRequest does; a receive still lands in the GPU buffer.
+  ~StagedRequest() override {
+    if (done_) return;
+    try {
+      wait();
+    } catch (const std::exception& e) {
+      std::cerr << "meshlm: error in an MPI request that was never waited for: " << e.what() << "\n";
+    }
+  }
+  void wait() override {
+    if (done_) return;
+    done_ = true;  // a failed request is not waited for twice
+    inner_->wait();
+    if (gpu_dst_ != nullptr) host_->store(gpu_dst_);
+  }
+  bool test() override {
+    if (done_) return true;
+    if (!inner_->test()) return false;
+    done_ = true;
+    if (gpu_dst_ != nullptr) host_->store(gpu_dst_);
+    return true;
+  }
+
+ private:
+  std::unique_ptr<HostStage> host_;
+  std::unique_ptr<Request> inner_;
+  void* gpu_dst_;  // null for a send
+  bool done_ = false;
+};
+
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
@@ -95,6 +132,12 @@ void MpiCommunicator::all_reduce_with(AllReduceAlgo algo, void* data, int64_t co
 void MpiCommunicator::native_all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
   check_reduce(count, dtype);
   if (count == 0) return;
+  if (on_gpu(data)) {
+    HostStage host(data, size_t(count) * dtype_size(dtype), true);
+    native_all_reduce(host.data(), count, dtype, op);
+    host.store(data);
+    return;
+  }
   std::vector<float> wide;
   void* buf = data;
   DType type = dtype;
@@ -136,6 +179,17 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::span<con
   check_reduce(total, dtype);
   if (total == 0) return;
   const int64_t mine = icounts[size_t(rank_)];
+  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  if (send_gpu || recv_gpu) {
+    // Staged separately: an in-place call becomes two disjoint host buffers.
+    const size_t esize = dtype_size(dtype);
+    std::unique_ptr<HostStage> in, out;
+    if (send_gpu) in = std::make_unique<HostStage>(send, size_t(total) * esize, true);
+    if (recv_gpu) out = std::make_unique<HostStage>(recv, size_t(mine) * esize, false);
+    reduce_scatter(in ? in->data() : send, out ? out->data() : recv, counts, dtype, op);
+    if (out) out->store(recv);
+    return;
+  }
   if (is_half(dtype)) {
     std::vector<float> wide_send(static_cast<size_t>(total));
     std::vector<float> wide_recv(static_cast<size_t>(std::max<int64_t>(mine, 1)));
@@ -163,6 +217,17 @@ void MpiCommunicator::all_gather(const void* send, void* recv, std::span<const i
   int_layout(counts, size_, icounts, displs);
   const int64_t total = int64_t(displs.back()) + icounts.back();
   if (total == 0) return;
+  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  if (send_gpu || recv_gpu) {
+    // Staged separately: an in-place call becomes a gather from a separate buffer.
+    const size_t esize = dtype_size(dtype);
+    std::unique_ptr<HostStage> in, out;
+    if (send_gpu) in = std::make_unique<HostStage>(send, size_t(icounts[size_t(rank_)]) * esize, true);
+    if (recv_gpu) out = std::make_unique<HostStage>(recv, size_t(total) * esize, false);
+    all_gather(in ? in->data() : send, out ? out->data() : recv, counts, dtype);
+    if (out) out->store(recv);
+    return;
+  }
   const MPI_Datatype type = mpi_type(dtype);
   const char* mine = static_cast<const char*>(recv) + int64_t(displs[size_t(rank_)]) * int64_t(dtype_size(dtype));
   const void* sendbuf = send == mine ? MPI_IN_PLACE : send;
@@ -172,6 +237,12 @@ void MpiCommunicator::all_gather(const void* send, void* recv, std::span<const i
 void MpiCommunicator::broadcast(void* data, int64_t count, DType dtype, int root) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
+  if (on_gpu(data)) {
+    HostStage host(data, size_t(count) * esize, rank_ == root);
+    broadcast(host.data(), count, dtype, root);
+    if (rank_ != root) host.store(data);
+    return;
+  }
   for (int64_t off = 0; off < count; off += kMaxPiece) {
     const int n = int(std::min(kMaxPiece, count - off));
     MESHLM_MPI_CHECK(MPI_Bcast(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), root, comm_));
@@ -182,6 +253,11 @@ void MpiCommunicator::broadcast(void* data, int64_t count, DType dtype, int root
 void MpiCommunicator::send(const void* data, int64_t count, DType dtype, int dst, int tag) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
+  if (on_gpu(data)) {
+    HostStage host(data, size_t(count) * esize, true);
+    send(host.data(), count, dtype, dst, tag);
+    return;
+  }
   int64_t off = 0;
   do {
     const int n = int(std::min(kMaxPiece, count - off));
@@ -193,6 +269,12 @@ void MpiCommunicator::send(const void* data, int64_t count, DType dtype, int dst
 void MpiCommunicator::recv(void* data, int64_t count, DType dtype, int src, int tag) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
+  if (on_gpu(data)) {
+    HostStage host(data, size_t(count) * esize, false);
+    recv(host.data(), count, dtype, src, tag);
+    host.store(data);
+    return;
+  }
   int64_t off = 0;
   do {
     const int n = int(std::min(kMaxPiece, count - off));
@@ -204,6 +286,11 @@ void MpiCommunicator::recv(void* data, int64_t count, DType dtype, int src, int 
 std::unique_ptr<Request> MpiCommunicator::isend(const void* data, int64_t count, DType dtype, int dst, int tag) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
+  if (on_gpu(data)) {
+    auto host = std::make_unique<HostStage>(data, size_t(count) * esize, true);
+    auto inner = isend(host->data(), count, dtype, dst, tag);
+    return std::make_unique<StagedRequest>(std::move(host), std::move(inner), nullptr);
+  }
   std::vector<MPI_Request> reqs;
   int64_t off = 0;
   do {
@@ -219,6 +306,11 @@ std::unique_ptr<Request> MpiCommunicator::isend(const void* data, int64_t count,
 std::unique_ptr<Request> MpiCommunicator::irecv(void* data, int64_t count, DType dtype, int src, int tag) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
+  if (on_gpu(data)) {
+    auto host = std::make_unique<HostStage>(data, size_t(count) * esize, false);
+    auto inner = irecv(host->data(), count, dtype, src, tag);
+    return std::make_unique<StagedRequest>(std::move(host), std::move(inner), data);
+  }
   std::vector<MPI_Request> reqs;
   int64_t off = 0;
   do {

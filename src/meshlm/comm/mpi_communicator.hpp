@@ -3,6 +3,8 @@
 // bf16/f16 go through an f32 copy; i32 reduces as MPI_INT; avg is sum then division by size().
 // all_reduce_async runs on a background thread over a private duplicate of the communicator,
 // so the caller may keep issuing other operations on this one while requests are in flight.
+// GPU buffers are accepted and staged through host memory (host_stage.hpp): slower than NCCL,
+// but it lets several ranks share one GPU.
 #include <memory>
 #include <mutex>
 

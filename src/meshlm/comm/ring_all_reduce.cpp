@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "meshlm/comm/host_stage.hpp"
 #include "meshlm/comm/reduce_ops.hpp"
 #include "meshlm/core/error.hpp"
 
@@ -142,6 +143,12 @@ void ring_all_reduce(Communicator& comm, void* data, int64_t count, DType dtype,
   MESHLM_ASSERT(chunk_bytes > 0, "chunk_bytes = ", chunk_bytes);
   const int n = comm.size(), r = comm.rank();
   if (n == 1 || count == 0) return;
+  if (on_gpu(data)) {  // the ring reduces on the host
+    HostStage host(data, size_t(count) * dtype_size(dtype), true);
+    ring_all_reduce(comm, host.data(), count, dtype, op, chunk_bytes);
+    host.store(data);
+    return;
+  }
   const Segments seg = segments(even_counts(count, n));
   const int own = (r + 1) % n;  // the segment this rank finishes reducing
   const int64_t own_lo = seg.offset[size_t(own)], own_len = seg.count[size_t(own)];
@@ -173,6 +180,12 @@ void ring_all_reduce_compressed(Communicator& comm, float* data, int64_t count, 
   check_compressed(wire, chunk_bytes);
   const int n = comm.size(), r = comm.rank();
   if (n == 1 || count == 0) return;
+  if (on_gpu(data)) {  // the ring reduces on the host
+    HostStage host(data, size_t(count) * sizeof(float), true);
+    ring_all_reduce_compressed(comm, static_cast<float*>(host.data()), count, wire, op, chunk_bytes);
+    host.store(data);
+    return;
+  }
   const Segments seg = segments(even_counts(count, n));
   const int64_t chunk = chunk_elements(chunk_bytes, wire);
   // Every message of both phases is sent from (and, in the all-gather, received into) the wire
@@ -206,6 +219,16 @@ void ring_reduce_scatter_compressed(Communicator& comm, const float* send, float
   const auto at = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
   MESHLM_ASSERT(mine == 0 || recv == send + base || at(recv + mine) <= at(send) || at(send + total) <= at(recv),
                 "recv overlaps send other than at this rank's part");
+  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  if (send_gpu || recv_gpu) {  // the ring reduces on the host; in place becomes disjoint copies
+    std::unique_ptr<HostStage> in, out;
+    if (send_gpu) in = std::make_unique<HostStage>(send, size_t(total) * sizeof(float), true);
+    if (recv_gpu) out = std::make_unique<HostStage>(recv, size_t(mine) * sizeof(float), false);
+    ring_reduce_scatter_compressed(comm, in ? static_cast<const float*>(in->data()) : send,
+                                   out ? static_cast<float*>(out->data()) : recv, counts, wire, op, chunk_bytes);
+    if (out) out->store(recv);
+    return;
+  }
   if (n == 1) {  // nothing travels, so nothing is rounded
     if (recv != send && mine > 0) std::memmove(recv, send, size_t(mine) * sizeof(float));
     return;

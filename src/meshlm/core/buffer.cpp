@@ -10,11 +10,22 @@
 #include <new>
 #include <utility>
 
+#if MESHLM_HAVE_CUDA
+#include "meshlm/core/cuda/device_memory.hpp"
+#endif
+
 namespace meshlm {
 
 Buffer::Buffer(Device device, DType dtype, size_t count) : device_(device), dtype_(dtype), count_(count) {
-  if (device != Device::cpu) throw UserError(cat("device '", device_name(device), "' is not available in this build"));
   size_t bytes = count * dtype_size(dtype);
+  if (device == Device::cuda) {
+#if MESHLM_HAVE_CUDA
+    data_ = gpu::device_alloc(bytes);
+    return;
+#else
+    throw UserError("device 'cuda' is not available: this build has no CUDA backend");
+#endif
+  }
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   data_ = std::aligned_alloc(64, rounded);
@@ -23,7 +34,8 @@ Buffer::Buffer(Device device, DType dtype, size_t count) : device_(device), dtyp
 }
 
 Buffer Buffer::paged(Device device, DType dtype, size_t count) {
-  if (device != Device::cpu) throw UserError(cat("device '", device_name(device), "' is not available in this build"));
+  // GPU memory is not demand-paged: ZeRO-3's full-size views need the host's lazy pages.
+  if (device != Device::cpu) throw UserError("ZeRO-3 (paged parameter buffers) runs on the CPU only for now");
   Buffer b;
   b.device_ = device;
   b.dtype_ = dtype;
@@ -48,6 +60,12 @@ size_t Buffer::discard(size_t begin, size_t end) {
 }
 
 Buffer::~Buffer() {
+  if (device_ == Device::cuda) {
+#if MESHLM_HAVE_CUDA
+    gpu::device_free(data_);
+#endif
+    return;
+  }
   if (paged_) ::munmap(data_, std::max<size_t>(1, count_ * dtype_size(dtype_)));
   else std::free(data_);
 }
@@ -61,6 +79,12 @@ void Buffer::swap(Buffer& o) noexcept {
 }
 
 void Buffer::zero() {
+  if (device_ == Device::cuda) {
+#if MESHLM_HAVE_CUDA
+    gpu::device_zero(data_, bytes());
+#endif
+    return;
+  }
   if (paged_) {
     // Whole pages come back as zeros without being touched; the mapping starts on a page, so
     // only the tail of the last page needs clearing.

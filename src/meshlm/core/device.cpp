@@ -1,20 +1,99 @@
 #include "meshlm/core/device.hpp"
 
+#include <cstring>
+
 #include "meshlm/core/error.hpp"
+#if MESHLM_HAVE_CUDA
+#include "meshlm/core/cuda/context.hpp"
+#include "meshlm/core/cuda/device_memory.hpp"
+#endif
 
 namespace meshlm {
 
 std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
 
-bool device_available(Device d) { return d == Device::cpu; }
+bool built_with_cuda() {
+#if MESHLM_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool device_available(Device d) {
+  if (d == Device::cpu) return true;
+#if MESHLM_HAVE_CUDA
+  return gpu::device_count() > 0;
+#else
+  return false;
+#endif
+}
 
 Device parse_device(std::string_view name) {
   Device d;
   if (name == "cpu") d = Device::cpu;
   else if (name == "cuda") d = Device::cuda;
   else throw UserError(cat("unknown device '", name, "' (expected cpu or cuda)"));
-  if (!device_available(d)) throw UserError(cat("device '", name, "' is not available in this build"));
+  if (d == Device::cuda && !built_with_cuda())
+    throw UserError("device 'cuda' is not available: this build has no CUDA backend (configure with nvcc present)");
+  if (!device_available(d)) throw UserError("device 'cuda' is not available: no CUDA GPU found");
   return d;
+}
+
+Device device_of(const void* p) {
+#if MESHLM_HAVE_CUDA
+  if (p && gpu::is_device_pointer(p)) return Device::cuda;
+#endif
+  (void)p;
+  return Device::cpu;
+}
+
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_device == Device::cpu && src_device == Device::cpu) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+#if MESHLM_HAVE_CUDA
+  gpu::copy(dst, dst_device == Device::cuda, src, src_device == Device::cuda, bytes);
+#else
+  MESHLM_ASSERT(false, "CUDA memory in a build without CUDA");
+#endif
+}
+
+void device_synchronize(Device device) {
+#if MESHLM_HAVE_CUDA
+  if (device == Device::cuda) gpu::synchronize();
+#endif
+  (void)device;
+}
+
+std::string device_description(Device device) {
+#if MESHLM_HAVE_CUDA
+  if (device == Device::cuda) return gpu::device_description();
+#endif
+  return std::string(device_name(device));
+}
+
+int64_t device_memory_in_use(Device device) {
+#if MESHLM_HAVE_CUDA
+  if (device == Device::cuda) return gpu::memory_in_use();
+#endif
+  (void)device;
+  return 0;
+}
+
+void zero_bytes(void* p, Device device, size_t bytes) {
+  if (bytes == 0) return;
+  if (device == Device::cpu) {
+    std::memset(p, 0, bytes);
+    return;
+  }
+#if MESHLM_HAVE_CUDA
+  gpu::device_zero(p, bytes);
+#else
+  MESHLM_ASSERT(false, "CUDA memory in a build without CUDA");
+#endif
 }
 
 }  // namespace meshlm

@@ -6,6 +6,10 @@
 
 #include <array>
 
+#if MESHLM_HAVE_CUDA
+#include "meshlm/kernels/cuda/ops.hpp"
+#endif
+
 namespace meshlm {
 
 namespace {
@@ -92,7 +96,25 @@ const KernelTable& kernels_for(Device device, Precision precision) {
         case Precision::fp16: return cpu_kernels<Precision::fp16>();
       }
       break;
-    case Device::cuda: break;
+    case Device::cuda:
+#if MESHLM_HAVE_CUDA
+      // The per-op profile times host calls; GPU kernels are asynchronous, so it covers the CPU only.
+      if (device_available(Device::cuda)) return gpu::kernel_table(precision);
+#endif
+      break;
+  }
+  throw UserError(cat("no kernels for device '", device_name(device), "' in this build"));
+}
+
+const UpdateTable& update_kernels_for(Device device) {
+  static const UpdateTable cpu_updates{cpu::adam_update, cpu::sum_squares, cpu::scale};
+  switch (device) {
+    case Device::cpu: return cpu_updates;
+    case Device::cuda:
+#if MESHLM_HAVE_CUDA
+      if (device_available(Device::cuda)) return gpu::update_table();
+#endif
+      break;
   }
   throw UserError(cat("no kernels for device '", device_name(device), "' in this build"));
 }

@@ -77,6 +77,27 @@ struct KernelTable {
                                    int64_t Tn, int64_t pos, int64_t max_T, int64_t C, int64_t H);
 };
 
+// One Adam/AdamW step's scalars (computed by the optimizer in double, rounded to float as
+// PyTorch does). Adam: param_scale = 1, l2 = weight decay; AdamW: param_scale = 1 − lr·wd, l2 = 0.
+struct AdamScalars {
+  float param_scale, l2, b1, one_minus_b1, b2, one_minus_b2, neg_step_size, bias_correction2_sqrt, eps;
+};
+
+// Elementwise updates over ranges of the flat buffers: the optimizer step and gradient
+// clipping, on the memory's own device. Every device computes the same float operations in
+// the same order (PyTorch's, see optim/optimizer.hpp), so CPU and GPU updates agree bit for bit.
+struct UpdateTable {
+  // p, g, m (exp_avg), v (exp_avg_sq): n elements each, updated in place (g is read only).
+  void (*adam_update)(float* p, const float* g, float* m, float* v, int64_t n, const AdamScalars& s);
+  // Σ g[i]² in double, over fixed blocks of elements added in block order: the same value for
+  // any thread count (and on the GPU, the same for any launch).
+  double (*sum_squares)(const float* g, int64_t n);
+  // g[i] *= s
+  void (*scale)(float* g, int64_t n, float s);
+};
+
+const UpdateTable& update_kernels_for(Device device);
+
 // The kernels of a device in a precision (the matrix products of the linear layers take that
 // precision's operands; attention and every other kernel are f32 throughout); throws UserError if
 // this build has no backend for the device.

@@ -136,7 +136,8 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
       precision_(precision),
       max_B_(max_B),
       max_T_(max_T),
-      recompute_(recompute) {
+      recompute_(recompute),
+      device_(device) {
   cfg_.validate();
   MESHLM_ASSERT(max_B > 0 && max_T > 0);
   MESHLM_ASSERT(stage.first_layer >= 0 && stage_layers_ >= 0 && stage.end(cfg) <= cfg.n_layer, "stage layers [",
@@ -154,6 +155,8 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
   for (int64_t l = stage.first_layer; l < stage.end(cfg); ++l)
     block_ranges_.push_back(range_of(cat("h.", l, ".ln_1.weight"), cat("h.", l, ".mlp.c_proj.bias")));
   buf_ = Buffer(device, DType::f32, carve(max_B, max_T, nullptr, nullptr));
+  tokens_ = Buffer(device, DType::i32, size_t(2 * max_B * max_T));
+  host_losses_.resize(size_t(max_B * max_T));
   a_ = std::make_unique<Acts>();
   carve(max_B, max_T, buf_.data<float>(), a_.get());
 }
@@ -326,21 +329,29 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
   B_ = B;
   T_ = T;
-  inputs_ = inputs;
-  targets_ = targets;
   backward_ready_ = false;
-  if (stage_.first) {
+  if (stage_.first)
     for (int64_t i = 0; i < N; ++i)
       if (inputs[i] < 0 || inputs[i] >= V)
         throw UserError(cat("token id ", inputs[i], " is outside the vocabulary [0, ", V, ")"));
+  if (stage_.last && targets)
+    for (int64_t i = 0; i < N; ++i)
+      if (targets[i] >= V) throw UserError(cat("target id ", targets[i], " is outside the vocabulary [0, ", V, ")"));
+  int32_t* const dev_inputs = tokens_.data<int32_t>();
+  int32_t* const dev_targets = dev_inputs + N;
+  if (stage_.first) copy_bytes(dev_inputs, device_, inputs, Device::cpu, size_t(N) * sizeof(int32_t));
+  if (targets) copy_bytes(dev_targets, device_, targets, Device::cpu, size_t(N) * sizeof(int32_t));
+  inputs_ = stage_.first ? dev_inputs : nullptr;
+  targets_ = targets ? dev_targets : nullptr;
+  if (stage_.first) {
     acquire(wte_range_);
     acquire(wpe_range_);
-    embedding_forward(a.encoded, inputs, p.wte, p.wpe, B, T);
+    embedding_forward(a.encoded, inputs_, p.wte, p.wpe, B, T);
     release(wpe_range_);
     release(wte_range_);
   } else {
     MESHLM_ASSERT(x_in != nullptr, "a pipeline stage after the first needs its input activations");
-    std::copy_n(x_in, N * C, a.encoded);
+    copy_bytes(a.encoded, device_, x_in, device_, size_t(N * C) * sizeof(float));
   }
   const float* residual = a.encoded;
   for (int64_t l = 0; l < stage_layers_; ++l) {
@@ -361,15 +372,13 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   release(wte_range_);
   release(lnf_range_);
   if (!targets) return 0.0f;
-  for (int64_t i = 0; i < N; ++i) {
-    if (targets[i] >= V) throw UserError(cat("target id ", targets[i], " is outside the vocabulary [0, ", V, ")"));
-    valid_ += targets[i] >= 0;
-  }
-  if (tp_) vocab_parallel_ce_forward(*tp_, a.losses, a.lse, a.ce_sums, a.logits, targets, N, Vl, vocab_);
-  else k.cross_entropy_forward(a.losses, a.lse, a.logits, targets, N, V, V);
+  for (int64_t i = 0; i < N; ++i) valid_ += targets[i] >= 0;
+  if (tp_) vocab_parallel_ce_forward(*tp_, a.losses, a.lse, a.ce_sums, a.logits, targets_, N, Vl, vocab_);
+  else k.cross_entropy_forward(a.losses, a.lse, a.logits, targets_, N, V, V);
   backward_ready_ = true;
+  copy_bytes(host_losses_.data(), Device::cpu, a.losses, device_, size_t(N) * sizeof(float));
   double sum = 0.0;
-  for (int64_t i = 0; i < N; ++i) sum += a.losses[i];
+  for (int64_t i = 0; i < N; ++i) sum += host_losses_[size_t(i)];
   return valid_ > 0 ? float(sum / double(valid_)) : 0.0f;
 }
 
@@ -393,12 +402,12 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     release(wte_range_);
     copy_to_tp_backward(tp_, a.d_c, N * C);  // ln_f's output feeds every rank's vocabulary slice
     const float* last = stage_layers_ > 0 ? a.layers.back().residual3 : a.encoded;
-    std::fill(a.dresidual, a.dresidual + N * C, 0.0f);
+    zero_bytes(a.dresidual, device_, size_t(N * C) * sizeof(float));
     k.layernorm_backward(a.dresidual, g.lnf_w, g.lnf_b, a.d_c, last, p.lnf_w, a.lnf_mean, a.lnf_rstd, N, C);
     release(lnf_range_);
   } else {
     MESHLM_ASSERT(d_out != nullptr, "a pipeline stage before the last needs the gradient of its output");
-    std::copy_n(d_out, N * C, a.dresidual);
+    copy_bytes(a.dresidual, device_, d_out, device_, size_t(N * C) * sizeof(float));
   }
 
   for (int64_t l = stage_layers_ - 1; l >= 0; --l) {
@@ -462,9 +471,10 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   // kernels and per-row arithmetic as forward().
   float *x = nullptr, *y = nullptr, *ln = nullptr, *mean = nullptr, *rstd = nullptr, *qkv = nullptr,
         *atty = nullptr, *fch = nullptr, *fch_gelu = nullptr, *logits = nullptr, *gathered = nullptr,
-        *full = nullptr;
+        *full = nullptr, *token_slots = nullptr;
   auto lay = [&](float* base) {
     Carver cv(base);
+    token_slots = cv.take(size_t(N));  // the tokens, as int32 in float-sized slots on the model's device
     x = cv.take(size_t(N * C));  // residual stream, ping-ponged with y
     y = cv.take(size_t(N * C));
     ln = cv.take(size_t(N * C));
@@ -483,8 +493,11 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   };
   lay(cache.scratch(lay(nullptr)));
 
+  static_assert(sizeof(int32_t) == sizeof(float));
+  int32_t* const dev_tokens = reinterpret_cast<int32_t*>(token_slots);
+  copy_bytes(dev_tokens, device_, tokens, Device::cpu, size_t(N) * sizeof(int32_t));
   // Positions pos..pos+Tn-1: the kernel indexes wpe by t, so shift its base.
-  embedding_forward(x, tokens, p.wte, p.wpe + pos * C, B, Tn);
+  embedding_forward(x, dev_tokens, p.wte, p.wpe + pos * C, B, Tn);
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
     const BlockParams& w = p.blocks[size_t(l)];
     k.layernorm_forward(ln, mean, rstd, x, w.ln1_w, w.ln1_b, N, C, eps);

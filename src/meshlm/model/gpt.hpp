@@ -67,6 +67,9 @@ class GPT {
   GPTConfig cache_config() const;
   size_t activation_bytes() const;
   Precision precision() const { return precision_; }
+  // Where the activations live and the kernels run; parameters and gradients passed to
+  // forward/backward must be there too (token ids and the returned loss are host values).
+  Device device() const { return device_; }
   // ZeRO-3: parameters are read only between gate->acquire and gate->release of their range
   // (nullptr: always present). The gate must outlive the model's forward/backward calls.
   void set_param_gate(ParamGate* gate) { gate_ = gate; }
@@ -151,7 +154,12 @@ class GPT {
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
   bool backward_ready_ = false;  // a forward with targets (or a non-last stage's forward) ran
+  Device device_;
   Buffer buf_;
+  // The micro-batch's inputs and targets, copied to the model's device after they are checked
+  // on the host (the kernels read them there; the backward pass needs them again).
+  Buffer tokens_;
+  std::vector<float> host_losses_;  // the per-row losses, brought back to sum them in order
   std::unique_ptr<Acts> a_;
 };
 

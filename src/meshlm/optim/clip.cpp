@@ -3,34 +3,18 @@
 #include <cmath>
 #include <vector>
 
+#include "meshlm/core/device.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/kernels/kernels.hpp"
 
 namespace meshlm {
 
-namespace {
-// Large enough that the per-block bookkeeping is negligible, small enough to balance threads.
-constexpr size_t kNormBlock = size_t(1) << 14;
-}  // namespace
-
+// The memory's own device computes the sums (kernels/kernels.hpp: UpdateTable::sum_squares
+// fixes the summation order by blocks, so the norm does not depend on the thread count).
 double grad_norm_squared(const float* g, size_t n) {
   if (n == 0) return 0.0;
   MESHLM_ASSERT(g != nullptr);
-  // Blocks, not threads, fix the summation order, so the result does not depend on how many
-  // threads run (the simd reduction inside a block is fixed by the compiled code).
-  const size_t n_blocks = (n + kNormBlock - 1) / kNormBlock;
-  std::vector<double> block_sums(n_blocks);
-#pragma omp parallel for schedule(static) if (n_blocks > 1)
-  for (size_t b = 0; b < n_blocks; ++b) {
-    const size_t begin = b * kNormBlock;
-    const size_t end = begin + kNormBlock < n ? begin + kNormBlock : n;
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (size_t i = begin; i < end; ++i) sum += double(g[i]) * double(g[i]);
-    block_sums[b] = sum;
-  }
-  double total = 0.0;
-  for (double s : block_sums) total += s;
-  return total;
+  return update_kernels_for(device_of(g)).sum_squares(g, int64_t(n));
 }
 
 double global_grad_norm(const float* g, size_t n) { return std::sqrt(grad_norm_squared(g, n)); }
@@ -50,8 +34,7 @@ float clip_scale(double norm, float max_norm) {
 
 void scale_grads(float* g, size_t n, float scale) {
   if (scale == 1.0f) return;
-#pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; ++i) g[i] *= scale;
+  if (n > 0) update_kernels_for(device_of(g)).scale(g, int64_t(n), scale);
 }
 
 float clip_grad_norm(float* g, size_t n, float max_norm) {

@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/kernels/cpu/torch_mul_add.hpp"
+#include "meshlm/kernels/kernels.hpp"
 
 // Each product is rounded on its own, as in torch's kernels: the only fused multiply-adds are
 // the explicit mul_add() calls below, never ones the compiler forms (GCC contracts a*b + c
@@ -14,6 +16,8 @@
 #endif
 
 namespace meshlm {
+
+using cpu::mul_add;
 
 std::vector<ParamRange> param_ranges(const ParamLayout& layout, bool decay_embeddings) {
   std::vector<ParamRange> ranges;
@@ -77,16 +81,6 @@ int64_t Optimizer::begin_step(const float* params, const float* grads, std::span
 
 namespace {
 
-// PyTorch's vectorised CPU kernels compute `a.add_(b, alpha=s)` as one fused multiply-add
-// (b * s + a), and `a.addcmul_(b, c, value=s)` as (s * b) * c + a fused; fusing the same
-// products here keeps our updates bitwise equal to torch's where the CPU has FMA.
-inline float mul_add(float b, float s, float a) {
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-  return std::fma(b, s, a);
-#else
-  return b * s + a;
-#endif
-}
 
 // Hyper-parameters are Python floats (doubles) in PyTorch: scalars derived from them are
 // computed in double and rounded to float only when they meet a float tensor. We do the same.
@@ -94,50 +88,37 @@ inline float mul_add(float b, float s, float a) {
 // Adam and AdamW (torch.optim.Adam / AdamW, amsgrad=False, maximize=False).
 class Adam final : public Optimizer {
  public:
-  Adam(const OptimConfig& cfg, StateRange range, bool decoupled_decay)
+  Adam(const OptimConfig& cfg, StateRange range, bool decoupled_decay, Device device)
       : Optimizer(range),
         cfg_(cfg),
         decoupled_decay_(decoupled_decay),
-        exp_avg_(Device::cpu, DType::f32, range.count),
-        exp_avg_sq_(Device::cpu, DType::f32, range.count) {}
+        exp_avg_(device, DType::f32, range.count),
+        exp_avg_sq_(device, DType::f32, range.count) {}
 
   void step(float* params, const float* grads, std::span<const ParamRange> ranges, float lr) override {
     const int64_t t = begin_step(params, grads, ranges, lr);
     const double beta1 = cfg_.beta1, beta2 = cfg_.beta2;
     const double bias_correction1 = 1.0 - std::pow(beta1, double(t));
     const double bias_correction2 = 1.0 - std::pow(beta2, double(t));
-    const float neg_step_size = float(-(double(lr) / bias_correction1));
-    const float bias_correction2_sqrt = float(std::sqrt(bias_correction2));
-    const float b1 = float(beta1), one_minus_b1 = float(1.0 - beta1);
-    const float b2 = float(beta2), one_minus_b2 = float(1.0 - beta2);
-    const float eps = cfg_.eps;
+    AdamScalars s{};
+    s.neg_step_size = float(-(double(lr) / bias_correction1));
+    s.bias_correction2_sqrt = float(std::sqrt(bias_correction2));
+    s.b1 = float(beta1);
+    s.one_minus_b1 = float(1.0 - beta1);
+    s.b2 = float(beta2);
+    s.one_minus_b2 = float(1.0 - beta2);
+    s.eps = cfg_.eps;
     float* exp_avg = exp_avg_.data<float>();
     float* exp_avg_sq = exp_avg_sq_.data<float>();
-
-#pragma omp parallel
+    const UpdateTable& k = update_kernels_for(exp_avg_.device());
     for (const ParamRange& r : ranges) {
       const double wd = r.decay ? double(cfg_.weight_decay) : 0.0;
       // AdamW shrinks the parameter before the update (p *= 1 - lr·wd); Adam adds wd·p to the
       // gradient instead. Scaling by 1 leaves p exactly as it is.
-      const float param_scale = decoupled_decay_ ? float(1.0 - double(lr) * wd) : 1.0f;
-      const float l2 = decoupled_decay_ ? 0.0f : float(wd);
-      float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + (r.offset - state_begin());
-      float* __restrict m = exp_avg + (r.offset - state_begin());
-      float* __restrict v = exp_avg_sq + (r.offset - state_begin());
-      // One fused pass over p, g, m, v; the statement order is torch's sequence of tensor ops.
-#pragma omp for simd schedule(static) nowait
-      for (size_t i = 0; i < r.count; ++i) {
-        const float pi = p[i] * param_scale;                         // param.mul_(1 - lr*wd)
-        float gi = g[i];
-        if (l2 != 0.0f) gi = mul_add(pi, l2, gi);                    // grad.add(param, alpha=wd)
-        const float mi = mul_add(gi, one_minus_b1, m[i] * b1);       // exp_avg.mul_(b1).add_(g, alpha=1-b1)
-        const float vi = mul_add(one_minus_b2 * gi, gi, v[i] * b2);  // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
-        const float denom = std::sqrt(vi) / bias_correction2_sqrt + eps;  // (v.sqrt() / bc2_sqrt).add_(eps)
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi + neg_step_size * mi / denom;                      // param.addcdiv_(m, denom, value=-step_size)
-      }
+      s.param_scale = decoupled_decay_ ? float(1.0 - double(lr) * wd) : 1.0f;
+      s.l2 = decoupled_decay_ ? 0.0f : float(wd);
+      const size_t at = r.offset - state_begin();
+      k.adam_update(params + r.offset, grads + at, exp_avg + at, exp_avg_sq + at, int64_t(r.count), s);
     }
   }
 
@@ -247,14 +228,17 @@ class Adagrad final : public Optimizer {
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params) {
-  return make_optimizer(cfg, StateRange{0, n_params});
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params, Device device) {
+  return make_optimizer(cfg, StateRange{0, n_params}, device);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range, Device device) {
   cfg.validate();
-  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true);
-  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false);
+  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true, device);
+  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false, device);
+  if (device != Device::cpu)
+    throw UserError(cat("optimizer '", cfg.name, "' runs on the CPU only for now (on ", device_name(device),
+                        " use adamw or adam)"));
   if (cfg.name == "sgd") return std::make_unique<Sgd>(cfg, range);
   MESHLM_ASSERT(cfg.name == "adagrad", "optimizer ", cfg.name);
   return std::make_unique<Adagrad>(cfg, range);

@@ -93,8 +93,9 @@ class Optimizer {
 };
 
 // The optimizer `cfg.name` with state for the flat elements in `range` (steps must only pass
-// ranges inside it), or for all `n_params`. Validates `cfg`.
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range);
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params);
+// ranges inside it), or for all `n_params`, kept on `device` (where step()'s parameters and
+// gradients must live too). Validates `cfg`. On cuda: adam and adamw (UserError otherwise).
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range, Device device = Device::cpu);
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params, Device device = Device::cpu);
 
 }  // namespace meshlm

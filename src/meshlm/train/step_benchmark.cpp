@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "meshlm/core/buffer.hpp"
+#include "meshlm/core/device.hpp"
 #include "meshlm/core/process_memory.hpp"
 #include "meshlm/core/timer.hpp"
 #include "meshlm/model/gpt.hpp"
@@ -24,17 +26,23 @@ double load_average() {
   return load;
 }
 
-StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int steps, int warmup, bool profile) {
+StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int steps, int warmup, bool profile,
+                                 Device device) {
   const GPTConfig& m = cfg.model;
   StepBenchmark r;
   r.B = cfg.train.micro_batch;
   r.T = cfg.train.T(m);
   set_kernel_profiling(profile);  // the model keeps the table it is built with
-  GPT model(m, r.B, r.T, Device::cpu, nullptr, StageSpec::whole(), parse_recompute(cfg.train.recompute), precision);
+  GPT model(m, r.B, r.T, device, nullptr, StageSpec::whole(), parse_recompute(cfg.train.recompute), precision);
   set_kernel_profiling(false);
-  std::vector<float> params(model.num_params()), grads(model.num_params());
-  init_params(model.layout(), m, uint64_t(cfg.train.seed), params);
-  auto opt = make_optimizer(cfg.optim, model.num_params());
+  const size_t n = model.num_params();
+  Buffer params(device, DType::f32, n), grads(device, DType::f32, n);
+  {
+    std::vector<float> host(n);
+    init_params(model.layout(), m, uint64_t(cfg.train.seed), host);
+    copy_bytes(params.raw(), device, host.data(), Device::cpu, n * sizeof(float));
+  }
+  auto opt = make_optimizer(cfg.optim, n, device);
   auto ranges = param_ranges(model.layout(), cfg.optim.decay_embeddings);
   std::vector<int32_t> x(size_t(r.B * r.T)), y(size_t(r.B * r.T));
   for (size_t i = 0; i < x.size(); ++i) {
@@ -53,16 +61,18 @@ StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int 
       r.optimizer_s = r.clip_s = 0;
     }
     Timer t;
-    std::fill(grads.begin(), grads.end(), 0.0f);
-    r.loss = model.forward(params.data(), x.data(), y.data(), r.B, r.T);
-    model.backward(params.data(), grads.data());
+    grads.zero();
+    r.loss = model.forward(params.data<float>(), x.data(), y.data(), r.B, r.T);
+    model.backward(params.data<float>(), grads.data<float>());
     Timer clip;
-    clip_grad_norm(grads.data(), grads.size(), float(cfg.train.grad_clip > 0 ? cfg.train.grad_clip : 1e30));
+    clip_grad_norm(grads.data<float>(), n, float(cfg.train.grad_clip > 0 ? cfg.train.grad_clip : 1e30));
     r.clip_s += clip.seconds();
     Timer step;
-    opt->step(params.data(), grads.data(), ranges, float(cfg.train.lr));
+    opt->step(params.data<float>(), grads.data<float>(), ranges, float(cfg.train.lr));
+    device_synchronize(device);  // GPU kernels are queued: the step ends when they are done
     r.optimizer_s += step.seconds();
     if (s >= warmup) r.ms.push_back(t.ms());
+    r.device_memory_bytes = std::max(r.device_memory_bytes, device_memory_in_use(device));
   }
   r.load_after = load_average();
   r.peak_rss_bytes = peak_rss_bytes();

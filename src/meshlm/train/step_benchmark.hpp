@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "meshlm/core/device.hpp"
 #include "meshlm/core/precision.hpp"
 #include "meshlm/kernels/profile.hpp"
 #include "meshlm/train/run_config.hpp"
@@ -21,6 +22,9 @@ struct StepBenchmark {
   double flops_llmc = 0;   // per step: (6·N + 6·L·C·T) · tokens
   double load_before = 0, load_after = 0;  // 1-minute load average of the machine
   int64_t peak_rss_bytes = 0;  // the process's peak resident memory after the last step
+  // GPU: the device memory in use after each step, at its largest (the run allocates nothing
+  // during a step after the first, so this is the peak); 0 on the CPU.
+  int64_t device_memory_bytes = 0;
   // With profiling: kernel time per op, and the optimizer's and clipping's, over the timed steps.
   std::vector<OpTime> ops;
   double optimizer_s = 0, clip_s = 0;
@@ -30,9 +34,10 @@ struct StepBenchmark {
 };
 
 // Runs `warmup` + `steps` steps of cfg.model at micro-batch cfg.train.micro_batch × T with
-// cfg.optim; `profile` times every kernel (kernels/profile.hpp).
+// cfg.optim on `device`; `profile` times every kernel (kernels/profile.hpp; CPU kernels only:
+// GPU kernels are asynchronous and the profile would time their launches).
 StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int steps, int warmup,
-                                 bool profile = false);
+                                 bool profile = false, Device device = Device::cpu);
 
 // The 1-minute load average (/proc/loadavg), or -1 where there is none.
 double load_average();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "meshlm/comm/device_communicator.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/precision.hpp"
 #include "meshlm/core/timer.hpp"
@@ -24,6 +25,21 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
   return windows_in(data, Split::train, T);
 }
 
+// The device of the model, its gradients and the optimizer. On the GPU: data parallelism (the
+// MPI backend moves GPU buffers through host memory) with ZeRO 0-2; tensor and pipeline
+// parallelism, ZeRO-3's paged buffers and bf16 gradient traffic still need host memory.
+Device training_device(const RunConfig& cfg) {
+  const Device d = parse_device(cfg.train.device);
+  if (d == Device::cpu) return d;
+  auto refuse = [&](const std::string& what) {
+    throw UserError(cat("train.device = ", cfg.train.device, ": ", what, " runs on the CPU only for now"));
+  };
+  if (cfg.parallel.tp > 1 || cfg.parallel.pp > 1) refuse("tensor and pipeline parallelism");
+  if (cfg.parallel.zero == 3) refuse("ZeRO-3");
+  if (cfg.parallel.grad_reduce_dtype != "f32") refuse("parallel.grad_reduce_dtype = bf16");
+  return d;
+}
+
 }  // namespace
 
 namespace {
@@ -35,6 +51,10 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       precision_(parse_precision(cfg.train.precision, "train.precision")),
       own_comm_(comm ? nullptr : make_self_communicator()),
       comm_(comm ? comm : own_comm_.get()),
+      // A GPU run's collectives go through NCCL when every rank has a GPU of its own. The
+      // device name is checked again (with the layout) when the model is built.
+      device_comm_(cfg.train.device == "cuda" ? make_device_communicator(*comm_, parse_device(cfg.train.device))
+                                              : nullptr),
       // Every check before the mesh's collectives depends only on the config, the same on
       // every rank: either all ranks throw here or none does.
       mesh_([&] {
@@ -42,7 +62,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
         if (cfg.train.micro_batch < cfg.parallel.dp)
           throw UserError(cat("train.micro_batch (", cfg.train.micro_batch, ") is smaller than the ",
                               cfg.parallel.dp, " data-parallel ranks: every rank needs at least one sequence"));
-        return std::make_unique<DeviceMesh>(*comm_, mesh_shape(cfg.parallel));
+        return std::make_unique<DeviceMesh>(device_comm_ ? *device_comm_ : *comm_, mesh_shape(cfg.parallel));
       }()),
       tp_group_(std::make_unique<TpGroup>(mesh_->tp())),
       stage_layers_(partition_layers(cfg.model, int(cfg.parallel.pp), cfg.train.T(cfg.model), cfg.parallel.pp_layers)),
@@ -52,7 +72,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       T_(cfg.train.T(cfg.model)),
       sampler_(uint64_t(cfg.train.seed), checked_windows(data, T_)),
       model_(cfg.model, std::max<int64_t>(1, (cfg.train.micro_batch + cfg.parallel.dp - 1) / cfg.parallel.dp), T_,
-             parse_device(cfg.train.device), tp_group_.get(), stage_, parse_recompute(cfg.train.recompute),
+             training_device(cfg), tp_group_.get(), stage_, parse_recompute(cfg.train.recompute),
              precision_),
       global_layout_(gpt_param_specs(cfg.model)) {
   Communicator& dp = mesh_->dp();
@@ -64,11 +84,12 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
   const size_t n = model_.num_params();
   shard_ = cfg.parallel.zero >= 1 ? zero_shard(n, ranks, rank) : StateRange{0, n};
   const bool zero3 = cfg.parallel.zero == 3 && ranks > 1;
-  params_ = zero3 ? Buffer::paged(Device::cpu, DType::f32, n) : Buffer(Device::cpu, DType::f32, n);
+  const Device device = model_.device();
+  params_ = zero3 ? Buffer::paged(device, DType::f32, n) : Buffer(device, DType::f32, n);
   shard_grads_ = cfg.parallel.zero >= 2 && ranks > 1;  // alone, the shard is the whole buffer
-  if (!shard_grads_) grads_ = Buffer(Device::cpu, DType::f32, n);
-  else grad_shard_ = Buffer(Device::cpu, DType::f32, shard_.count);
-  opt_ = make_optimizer(cfg.optim, shard_);
+  if (!shard_grads_) grads_ = Buffer(device, DType::f32, n);
+  else grad_shard_ = Buffer(device, DType::f32, shard_.count);
+  opt_ = make_optimizer(cfg.optim, shard_, device);
   ranges_ = param_ranges(model_.layout(), cfg.optim.decay_embeddings);
   shard_ranges_ = ranges_in_shard(ranges_, shard_);
   inputs_.resize(size_t(rows_.count * T_));
@@ -90,7 +111,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     const int64_t slots = max_in_flight(ops_);
     for (int64_t i = 1; i < slots; ++i)
       extra_slots_.push_back(std::make_unique<GPT>(cfg.model, std::max<int64_t>(1, (B_ + ranks - 1) / ranks), T_,
-                                                   parse_device(cfg.train.device), tp_group_.get(), stage_,
+                                                   training_device(cfg), tp_group_.get(), stage_,
                                                    parse_recompute(cfg.train.recompute), precision_));
     slot_inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     slot_targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
@@ -101,8 +122,15 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     grad_out_.assign(size_t(cfg.train.grad_accum), std::vector<float>(act));
     for (int r = 0; r < P; ++r) stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
   }
-  init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), params_.f32(), model_.tp_size(),
-              model_.tp_rank());
+  if (device == Device::cpu) {
+    init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), params_.f32(), model_.tp_size(),
+                model_.tp_rank());
+  } else {
+    // Drawn on the host (the counter-based RNG), then moved: the same weights on every device.
+    std::vector<float> host(n);
+    init_params(model_.layout(), cfg_.model, uint64_t(cfg_.train.seed), host, model_.tp_size(), model_.tp_rank());
+    copy_bytes(params_.raw(), device, host.data(), Device::cpu, n * sizeof(float));
+  }
   if (zero3) {
     gather_comm_ = dp.split(0, rank);
     sharded_ = std::make_unique<ShardedParams>(*gather_comm_, params_, true, cfg.parallel.reshard_after_forward);
@@ -142,7 +170,7 @@ std::vector<float> Trainer::assemble_global(const float* local) {
   const ParamLayout& stage_layout = stage_layouts_.empty() ? global_layout_ : stage_layouts_[size_t(mesh_->coords().pp)];
   std::vector<float> stage_whole(stage_layout.total(), 0.0f);
   if (tp == 1) {
-    std::copy_n(local, n, stage_whole.data());
+    copy_bytes(stage_whole.data(), Device::cpu, local, device_of(local), n * sizeof(float));
   } else {
     std::vector<float> shards(n * size_t(tp));
     tp_group_->all_gather(local, shards.data(), int64_t(n));
@@ -181,7 +209,7 @@ std::vector<std::pair<std::string, std::vector<float>>> Trainer::gathered_optimi
   for (auto& [name, buf] : opt_->state()) {
     std::vector<float> local(n);
     if (shard_.count == n) {
-      std::copy_n(buf->data<float>(), n, local.data());
+      copy_bytes(local.data(), Device::cpu, buf->raw(), buf->device(), n * sizeof(float));
     } else {
       const std::vector<int64_t> counts = even_counts(int64_t(n), mesh_->dp().size());
       mesh_->dp().all_gather(buf->data<float>(), local.data(), counts, DType::f32);
@@ -197,7 +225,7 @@ void Trainer::load_optimizer_state(const std::string& name, std::span<const floa
   global_to_shard(model_.layout(), global_layout_, model_.tp_size(), model_.tp_rank(), whole.data(), local.data());
   for (auto& [state_name, buf] : opt_->state())
     if (state_name == name) {
-      std::copy_n(local.data() + shard_.begin, shard_.count, buf->data<float>());
+      copy_bytes(buf->raw(), buf->device(), local.data() + shard_.begin, Device::cpu, shard_.count * sizeof(float));
       return;
     }
   MESHLM_ASSERT(false, "no optimizer state ", name);
@@ -206,8 +234,14 @@ void Trainer::load_optimizer_state(const std::string& name, std::span<const floa
 void Trainer::set_params(std::span<const float> params) {
   MESHLM_ASSERT(params.size() == global_layout_.total(), "parameter count ", params.size(), " != ",
                 global_layout_.total());
-  global_to_shard(model_.layout(), global_layout_, model_.tp_size(), model_.tp_rank(), params.data(),
-                  params_.data<float>());
+  if (params_.device() == Device::cpu) {
+    global_to_shard(model_.layout(), global_layout_, model_.tp_size(), model_.tp_rank(), params.data(),
+                    params_.data<float>());
+  } else {
+    std::vector<float> host(params_.size());
+    global_to_shard(model_.layout(), global_layout_, model_.tp_size(), model_.tp_rank(), params.data(), host.data());
+    copy_bytes(params_.raw(), params_.device(), host.data(), Device::cpu, host.size() * sizeof(float));
+  }
   if (sharded_) sharded_->flush();
 }
 
@@ -278,7 +312,7 @@ StepStats Trainer::step() {
   loss_scale_ = scaler_ ? scaler_->scale() : 1.0f;
   // Working buffer of this step's backward passes; ZeRO-3's is paged, each bucket's pages
   // given back once reduce-scattered.
-  if (zero2) grads_ = sharded_ ? Buffer::paged(Device::cpu, DType::f32, n) : Buffer(Device::cpu, DType::f32, n);
+  if (zero2) grads_ = sharded_ ? Buffer::paged(Device::cpu, DType::f32, n) : Buffer(params_.device(), DType::f32, n);
   grads_.zero();
   // This rank's rows are a fraction share = rows/B of each micro-batch: its mean loss and
   // gradient weighted by share and summed over ranks give the whole micro-batch's.

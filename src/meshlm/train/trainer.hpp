@@ -101,7 +101,8 @@ class Trainer {
   const GPT& model() const { return model_; }
   DeviceMesh& mesh() { return *mesh_; }
   TpGroup& tp_group() { return *tp_group_; }
-  // This rank's parameters (its tensor-parallel shard, laid out by model().layout()).
+  // This rank's parameters (its tensor-parallel shard, laid out by model().layout()), in the
+  // memory of model().device(): host code reads a GPU run's parameters through global_params().
   std::span<const float> params() const { return params_.f32(); }
   std::span<float> params() { return params_.f32(); }
   Optimizer& optimizer() { return *opt_; }
@@ -154,6 +155,7 @@ class Trainer {
   float loss_scale_ = 1;                // of the step in progress
   std::unique_ptr<Communicator> own_comm_;  // the self group when no communicator was given
   Communicator* comm_;
+  std::unique_ptr<Communicator> device_comm_;  // NCCL over comm_'s ranks, when the run uses it
   std::unique_ptr<DeviceMesh> mesh_;
   std::unique_ptr<TpGroup> tp_group_;
   std::vector<int64_t> stage_layers_;  // blocks per pipeline stage

@@ -35,4 +35,10 @@ void cross_entropy_backward(float* logits, const float* lse, const int32_t* targ
 void attention_cached_forward(float* out, float* kcache, float* vcache, const float* qkv, int64_t B, int64_t Tn,
                               int64_t pos, int64_t max_T, int64_t C, int64_t H);
 
+
+// update.cpp: the UpdateTable entries
+void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamScalars& s);
+double sum_squares(const float* g, int64_t n);
+void scale(float* g, int64_t n, float s);
+
 }  // namespace meshlm::cpu
