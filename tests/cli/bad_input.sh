@@ -102,6 +102,20 @@ else
   echo "FAIL resume_without_checkpoint (exit $rc): $(cat "$work/stderr")"; failures=$((failures + 1))
 fi
 
+# eval and generate check --device: an unknown one, and cuda with --tp 2 and one process (no GPU
+# or no CUDA build; with a GPU, --tp 2 needs two processes): one line, exit 2.
+for cmd in eval generate; do
+  data=(); [ $cmd = eval ] && data=(--data "$work/text.txt")
+  for dev in "tpu:device.*tpu" "cuda --tp 2:cuda|processes"; do
+    "$meshlm" $cmd --checkpoint "$work/run" "${data[@]}" --device ${dev%%:*} > /dev/null 2> "$work/stderr"; rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l < "$work/stderr")" -eq 1 ] && grep -qE "^error: .*${dev#*:}" "$work/stderr"; then
+      echo "ok   ${cmd}_device_${dev%%:*}: $(cat "$work/stderr")"; passes=$((passes + 1))
+    else
+      echo "FAIL ${cmd}_device_${dev%%:*} (exit $rc): $(cat "$work/stderr")"; failures=$((failures + 1))
+    fi
+  done
+done
+
 # The good model loads back with --init and trains on.
 if "$meshlm" train --init-from "$work/good" --data "$work/text.txt" --train.steps 1 --train.micro_batch 2 > /dev/null 2>&1; then
   echo "ok   init_from_saved_model"; passes=$((passes + 1))

@@ -268,6 +268,63 @@ TEST_F(CudaKernels, CachedAttentionPrefillThenDecode) {
   EXPECT_EQ(download(d_vc), vc);
 }
 
+// Tensor parallelism's kernels on this rank's vocabulary rows [first, first + rows) of 97 tokens
+// (tokens of other ranks, repeated tokens, ignored targets, padding columns Vl > valid).
+TEST_F(CudaKernels, TensorParallelPieces) {
+  const int64_t B = 3, T = 13, N = B * T, C = 48, first = 40, rows = 30, Vl = 32, OC = 29;
+  Ids tok(static_cast<size_t>(N));
+  std::mt19937 g(90);
+  for (auto& t : tok) t = int32_t(g() % 97);
+  tok[2] = tok[9] = tok[30] = 45;  // one of this rank's tokens, three times
+  tok[5] = 3;                       // another rank's
+  Ids tgt = tok;
+  tgt[4] = -1;
+  const Vec wte = randn(size_t(rows * C), 91), wpe = randn(size_t(T * C), 92), dout = randn(size_t(N * C), 93),
+            bias = randn(size_t(OC), 94), logits0 = randn(size_t(N * Vl), 95, 3.0f);
+  Buffer d_tok = upload(tok), d_tgt = upload(tgt), d_wte = upload(wte), d_wpe = upload(wpe), d_dout = upload(dout),
+         d_bias = upload(bias);
+  // add_bias, embedding rows, positions: bit-identical.
+  Vec out = randn(size_t(N * OC), 96);
+  Buffer d_out = upload(out);
+  cpu().add_bias(out.data(), bias.data(), N, OC);
+  gpu().add_bias(f(d_out), f(d_bias), N, OC);
+  EXPECT_EQ(download(d_out), out);
+  Vec emb = randn(size_t(N * C), 97);
+  Buffer d_emb = upload(emb);
+  cpu().embedding_rows_forward(emb.data(), tok.data(), wte.data(), first, rows, N, C);
+  gpu().embedding_rows_forward(f(d_emb), ids(d_tok), f(d_wte), first, rows, N, C);
+  cpu().positions_forward(emb.data(), wpe.data(), B, T, C);
+  gpu().positions_forward(f(d_emb), f(d_wpe), B, T, C);
+  EXPECT_EQ(download(d_emb), emb);
+  Vec dwte = randn(wte.size(), 98), dwpe = randn(wpe.size(), 99);
+  Buffer d_dwte = upload(dwte), d_dwpe = upload(dwpe);
+  cpu().embedding_rows_backward(dwte.data(), dout.data(), tok.data(), first, rows, N, C);
+  gpu().embedding_rows_backward(f(d_dwte), f(d_dout), ids(d_tok), first, rows, N, C);
+  cpu().positions_backward(dwpe.data(), dout.data(), B, T, C);
+  gpu().positions_backward(f(d_dwpe), f(d_dout), B, T, C);
+  EXPECT_EQ(download(d_dwte), dwte);
+  EXPECT_EQ(download(d_dwpe), dwpe);
+  // The vocabulary-parallel loss on one rank's slice (the all-reduces are the model's).
+  const int64_t valid = 30;
+  Vec logits = logits0, rowmax(static_cast<size_t>(N)), sums(static_cast<size_t>(2 * N)),
+      losses(static_cast<size_t>(N)), lse(static_cast<size_t>(N));
+  Buffer d_logits = upload(logits), d_rowmax = upload(rowmax), d_sums = upload(sums), d_losses = upload(losses),
+         d_lse = upload(lse);
+  cpu().vocab_ce_max(rowmax.data(), logits.data(), N, Vl, valid);
+  gpu().vocab_ce_max(f(d_rowmax), f(d_logits), N, Vl, valid);
+  EXPECT_EQ(download(d_rowmax), rowmax);
+  cpu().vocab_ce_sums(sums.data(), logits.data(), rowmax.data(), tgt.data(), first, N, Vl, valid);
+  gpu().vocab_ce_sums(f(d_sums), f(d_logits), f(d_rowmax), ids(d_tgt), first, N, Vl, valid);
+  EXPECT_CLOSE(download(d_sums), sums, 1e-6);
+  cpu().vocab_ce_finish(losses.data(), lse.data(), rowmax.data(), sums.data(), tgt.data(), N);
+  gpu().vocab_ce_finish(f(d_losses), f(d_lse), f(d_rowmax), f(d_sums), ids(d_tgt), N);
+  EXPECT_CLOSE(download(d_lse), lse, 1e-6);
+  EXPECT_CLOSE(download(d_losses), losses, kF32);
+  cpu().vocab_ce_backward(logits.data(), lse.data(), tgt.data(), 0.37f, first, N, Vl, valid);
+  gpu().vocab_ce_backward(f(d_logits), f(d_lse), ids(d_tgt), 0.37f, first, N, Vl, valid);
+  EXPECT_CLOSE(download(d_logits), logits, kF32);
+}
+
 // The optimizer on GPU buffers performs the CPU's float operations in the CPU's order (explicitly
 // rounded intrinsics, no contraction): parameters and moments agree bit for bit.
 TEST_F(CudaKernels, AdamWStepsBitIdenticalToCpu) {

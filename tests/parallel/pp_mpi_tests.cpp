@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "meshlm/core/device.hpp"
 #include "meshlm/parallel/pipeline.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "tests/parallel/mpi_training_support.hpp"
@@ -63,6 +64,19 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
 // to 1e-3 rather than fp32's 1e-5. The learning rate is a third of the tiny config's: at 3e-3
 // this run has a loss spike at step 7 (in fp32 too), which amplifies bf16's rounding
 // differences to a few 1e-3 for the steps after it.
+// On the GPU: stages exchange activations and gradients in GPU buffers (through NCCL, or through
+// the MPI backend's host staging when the ranks share a GPU) and train like one GPU process.
+TEST(Pipeline, StagesOnTheGpuMatchOneGpuProcess) {
+  if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
+  const int n = g_world->size();
+  if (n > 4) GTEST_SKIP() << "more stages than the 4 blocks";
+  for (const char* schedule : {"1f1b", "gpipe"}) {
+    RunConfig cfg = piped(1, 1, n, schedule);
+    cfg.train.device = "cuda";
+    expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), cat("pp ", n, " ", schedule, " on the GPU"));
+  }
+}
+
 TEST(Pipeline, MixedPrecisionAgreesAcrossRanksAndWithOneProcess) {
   const int n = g_world->size();
   const int64_t tp = n >= 4 ? 2 : 1, dp = n / (2 * tp);

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "meshlm/core/device.hpp"
 #include "meshlm/core/rng.hpp"
 #include "meshlm/model/kv_cache.hpp"
 #include "meshlm/model/safetensors.hpp"
@@ -173,6 +174,21 @@ TEST(TensorParallelTraining, TwentyStepsOfTheTinyConfigMatchOneProcess) {
   const Curve got = train(cfg, g_world, cfg.train.steps);
   expect_matches(got, reference(cfg), cat("tp ", n));
   EXPECT_TRUE(same_on_every_rank(got.losses));
+}
+
+// On the GPU: the column/row-parallel layers, the vocabulary-parallel embedding and loss run
+// their kernels on GPU buffers, reduced through NCCL or the MPI backend's host staging.
+TEST(TensorParallelTraining, RanksOnTheGpuMatchOneGpuProcess) {
+  if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
+  const int n = g_world->size();
+  RunConfig cfg = mesh_layout(tiny(), 1, n);
+  cfg.train.device = "cuda";
+  expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), cat("tp ", n, " on the GPU"));
+  if (n == 4) {
+    RunConfig hybrid = mesh_layout(tiny(), 2, 2, 2);
+    hybrid.train.device = "cuda";
+    expect_matches(train(hybrid, g_world, hybrid.train.steps), reference(hybrid), "dp 2 x tp 2, ZeRO-2, on the GPU");
+  }
 }
 
 TEST(TensorParallelTraining, DataAndTensorParallelTogetherMatchOneProcess) {

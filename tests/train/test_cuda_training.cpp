@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "meshlm/core/device.hpp"
+#include "meshlm/model/generate.hpp"
 #include "meshlm/train/checkpoint.hpp"
+#include "meshlm/train/evaluate.hpp"
 #include "meshlm/train/trainer.hpp"
 #include "training_data.hpp"
 
@@ -105,6 +107,28 @@ TEST_F(CudaTraining, CheckpointsMoveBetweenGpuAndCpu) {
     const std::vector<float> want(straight.loss.begin() + 10, straight.loss.end());
     EXPECT_LE(worst_rel(tail, want), 1e-4) << first << " -> " << second;
   }
+}
+
+// The same weights on both devices: the validation loss agrees to f32 summation order and greedy
+// decoding (KV cache on the GPU, logits brought back per token) picks the same tokens.
+TEST_F(CudaTraining, EvaluationAndGreedyGenerationMatchTheCpu) {
+  auto data = open_token_source(kjv_text(), 0.05);
+  const RunConfig cfg = small_run("cpu");
+  const GPTConfig& mc = cfg.model;
+  GPT cpu_model(mc, 4, 64, Device::cpu), gpu_model(mc, 4, 64, Device::cuda);
+  std::vector<float> host(cpu_model.num_params());
+  init_params(cpu_model.layout(), mc, 1234, host);
+  Buffer dev(Device::cuda, DType::f32, host.size());
+  copy_bytes(dev.raw(), Device::cuda, host.data(), Device::cpu, host.size() * sizeof(float));
+  const EvalResult a = evaluate_model(cpu_model, host.data(), *data, Split::val, 4, 64, 4096);
+  const EvalResult b = evaluate_model(gpu_model, dev.data<float>(), *data, Split::val, 4, 64, 4096);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_NEAR(b.loss, a.loss, 1e-5 * a.loss);
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  const std::vector<int32_t> prompt = {10, 20, 30, 40, 50};
+  EXPECT_EQ(generate_tokens(gpu_model, dev.data<float>(), prompt, 40, greedy),
+            generate_tokens(cpu_model, host.data(), prompt, 40, greedy));
 }
 
 TEST(CudaTrainingLayouts, UnsupportedGpuLayoutsAreUserErrors) {

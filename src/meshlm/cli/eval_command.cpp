@@ -20,6 +20,7 @@ namespace {
 struct EvalArgs {
   std::string checkpoint, data, split = "val";
   int64_t tokens = 0, batch = 8, block_size = 0, tp = 1, nproc = 0;
+  std::string device = "cpu";
 };
 
 int run_eval(const EvalArgs& a) {
@@ -28,6 +29,7 @@ int run_eval(const EvalArgs& a) {
     if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
     exec_under_mpirun(int(a.nproc), rest);
   }
+  const Device device = inference_device(a.device);
   InferenceGroup group = make_inference_group(a.tp);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   auto data = open_token_source(a.data, 0.1);
@@ -36,10 +38,10 @@ int run_eval(const EvalArgs& a) {
   if (T > m.model.config.n_positions)
     throw UserError(cat("--block-size ", T, " exceeds the model's n_positions (", m.model.config.n_positions, ")"));
   if (a.batch <= 0) throw UserError(cat("--batch must be positive, got ", a.batch));
-  GPT gpt(m.model.config, a.batch, T, Device::cpu, group.collectives());
-  const std::vector<float> params = shard_of(gpt, m.model);
+  GPT gpt(m.model.config, a.batch, T, device, group.collectives());
+  const Buffer params = shard_of(gpt, m.model);
   Timer timer;
-  EvalResult r = evaluate_model(gpt, params.data(), *data, a.split == "val" ? Split::val : Split::train, a.batch, T,
+  EvalResult r = evaluate_model(gpt, params.data<float>(), *data, a.split == "val" ? Split::val : Split::train, a.batch, T,
                                 a.tokens);
   if (group.root())
     std::printf("%s split of %s: loss %.4f | perplexity %.3f | %lld tokens evaluated | %.1f s\n", a.split.c_str(),
@@ -59,6 +61,7 @@ Command register_eval(CLI::App& app) {
   cmd->add_option("--tokens", a->tokens, "evaluate at most this many tokens (0 = the whole split)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "sequences per forward pass")->capture_default_str();
   cmd->add_option("--block-size", a->block_size, "tokens per sequence (default: the model's n_positions)");
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--tp", a->tp, "tensor-parallel ranks (run under mpirun with this many processes)")->capture_default_str();
   cmd->add_option("--nproc", a->nproc, "start N processes on this machine (runs mpirun; sets --tp N)")
       ->check(CLI::PositiveNumber);

@@ -19,6 +19,7 @@ namespace {
 struct GenerateArgs {
   std::string checkpoint, prompt;
   int64_t max_new_tokens = 200, tp = 1, nproc = 0;
+  std::string device = "cpu";
   SamplingOptions sampling;
 };
 
@@ -28,6 +29,7 @@ int run_generate(GenerateArgs a) {
     if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
     exec_under_mpirun(int(a.nproc), rest);
   }
+  const Device device = inference_device(a.device);
   InferenceGroup group = make_inference_group(a.tp);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   if (!m.tokenizer)
@@ -43,8 +45,8 @@ int run_generate(GenerateArgs a) {
   const GPTConfig& cfg = m.model.config;
   if (int64_t(prompt.size()) >= cfg.n_positions)
     throw UserError(cat("the prompt has ", prompt.size(), " tokens; the model's context is ", cfg.n_positions));
-  GPT gpt(cfg, 1, 1, Device::cpu, group.collectives());
-  const std::vector<float> params = shard_of(gpt, m.model);
+  GPT gpt(cfg, 1, 1, device, group.collectives());
+  const Buffer params = shard_of(gpt, m.model);
   // Every rank samples the same tokens (same logits, same seed); rank 0 prints them.
   FILE* out = group.root() ? stdout : nullptr;
   if (out) std::fprintf(out, "%s", a.prompt.c_str());
@@ -54,7 +56,7 @@ int run_generate(GenerateArgs a) {
   std::vector<int32_t> generated;
   size_t printed = 0;
   Timer timer;
-  generate_tokens(gpt, params.data(), prompt, a.max_new_tokens, a.sampling, [&](int32_t id) {
+  generate_tokens(gpt, params.data<float>(), prompt, a.max_new_tokens, a.sampling, [&](int32_t id) {
     generated.push_back(id);
     std::string text = m.tokenizer->decode(generated);
     if (out && text.size() > printed && !utf8_error_offset(text.substr(printed))) {
@@ -86,6 +88,7 @@ Command register_generate(CLI::App& app) {
   cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass")->capture_default_str();
   cmd->add_option("--seed", a->sampling.seed, "sampling seed (same seed, same text)")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--tp", a->tp, "tensor-parallel ranks (run under mpirun with this many processes)")->capture_default_str();
   cmd->add_option("--nproc", a->nproc, "start N processes on this machine (runs mpirun; sets --tp N)")
       ->check(CLI::PositiveNumber);

@@ -15,10 +15,14 @@ InferenceGroup make_inference_group(int64_t tp) {
   return g;
 }
 
-std::vector<float> shard_of(const GPT& gpt, const LoadedModel& m) {
+Buffer shard_of(const GPT& gpt, const LoadedModel& m) {
   std::vector<float> shard(gpt.num_params());
   global_to_shard(gpt.layout(), m.layout, gpt.tp_size(), gpt.tp_rank(), m.params.data(), shard.data());
-  return shard;
+  Buffer params(gpt.device(), DType::f32, shard.size());
+  copy_bytes(params.raw(), gpt.device(), shard.data(), Device::cpu, shard.size() * sizeof(float));
+  return params;
 }
+
+Device inference_device(const std::string& name) { return parse_device(name); }
 
 }  // namespace meshlm

@@ -4,9 +4,11 @@
 // shard; rank 0 prints.
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/buffer.hpp"
 #include "meshlm/model/gpt.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/parallel/device_mesh.hpp"
@@ -24,7 +26,11 @@ struct InferenceGroup {
 // number of processes differs).
 InferenceGroup make_inference_group(int64_t tp);
 
-// This rank's shard of a whole model's parameters, for `gpt` (built with the group).
-std::vector<float> shard_of(const GPT& gpt, const LoadedModel& m);
+// This rank's shard of a whole model's parameters, for `gpt` (built with the group), in the
+// memory of gpt.device().
+Buffer shard_of(const GPT& gpt, const LoadedModel& m);
+
+// `--device` of eval/generate: cpu or cuda (UserError for anything else, or cuda without a GPU).
+Device inference_device(const std::string& name);
 
 }  // namespace meshlm

@@ -19,7 +19,9 @@ const KernelTable& cpu_table() {
       cpu::embedding_forward,    cpu::embedding_backward,    cpu::layernorm_forward,     cpu::layernorm_backward,
       cpu::linear_forward<P>,    cpu::linear_backward<P>,    cpu::attention_forward,     cpu::attention_backward,
       cpu::gelu_forward,         cpu::gelu_backward,         cpu::residual_forward,      cpu::cross_entropy_forward,
-      cpu::cross_entropy_backward, cpu::attention_cached_forward,
+      cpu::cross_entropy_backward, cpu::attention_cached_forward, cpu::add_bias, cpu::embedding_rows_forward,
+      cpu::embedding_rows_backward, cpu::positions_forward, cpu::positions_backward, cpu::vocab_ce_max,
+      cpu::vocab_ce_sums, cpu::vocab_ce_finish, cpu::vocab_ce_backward,
   };
   return table;
 }
@@ -29,7 +31,9 @@ const KernelTable& cpu_table() {
 #define MESHLM_KERNEL_ENTRIES(X)                                                                            \
   X(embedding_forward) X(embedding_backward) X(layernorm_forward) X(layernorm_backward) X(linear_forward) \
   X(linear_backward) X(attention_forward) X(attention_backward) X(gelu_forward) X(gelu_backward)          \
-  X(residual_forward) X(cross_entropy_forward) X(cross_entropy_backward) X(attention_cached_forward)
+  X(residual_forward) X(cross_entropy_forward) X(cross_entropy_backward) X(attention_cached_forward)         \
+  X(add_bias) X(embedding_rows_forward) X(embedding_rows_backward) X(positions_forward) X(positions_backward) \
+  X(vocab_ce_max) X(vocab_ce_sums) X(vocab_ce_finish) X(vocab_ce_backward)
 
 enum OpIndex : size_t {
 #define MESHLM_INDEX(name) op_##name,

@@ -75,6 +75,37 @@ struct KernelTable {
   // and scale the result: see tests/model/test_generation.cpp).
   void (*attention_cached_forward)(float* out, float* kcache, float* vcache, const float* qkv, int64_t B,
                                    int64_t Tn, int64_t pos, int64_t max_T, int64_t C, int64_t H);
+
+  // Tensor parallelism (model/gpt.hpp): a rank holds vocabulary rows [first, first + rows) of
+  // the token embedding, and the first `valid` of its Vl logit columns are those tokens.
+  // out[N,OC] += bias (after a row-parallel linear's all-reduce)
+  void (*add_bias)(float* out, const float* bias, int64_t N, int64_t OC);
+  // out[n] = wte[tokens[n] − first] for tokens in [first, first + rows), else 0 (C wide): this
+  // rank's share of the lookup, summed over the ranks afterwards
+  void (*embedding_rows_forward)(float* out, const int32_t* tokens, const float* wte, int64_t first, int64_t rows,
+                                 int64_t N, int64_t C);
+  // dwte[tokens[n] − first] += dout[n] for tokens in the range, in increasing n
+  void (*embedding_rows_backward)(float* dwte, const float* dout, const int32_t* tokens, int64_t first, int64_t rows,
+                                  int64_t N, int64_t C);
+  // out[b,t] += wpe[t]  (out[B,T,C])
+  void (*positions_forward)(float* out, const float* wpe, int64_t B, int64_t T, int64_t C);
+  // dwpe[t] += Σ_b dout[b,t], b in increasing order
+  void (*positions_backward)(float* dwpe, const float* dout, int64_t B, int64_t T, int64_t C);
+  // Vocabulary-parallel cross-entropy, in three steps around two all-reduces:
+  //   rowmax[n] = max over the first `valid` columns of logits[n, Vl]          (then max over ranks)
+  //   sums[n] = Σ_j exp(logits[n,j] − rowmax[n]) (accumulated in double), sums[N + n] = the
+  //     target's logit if targets[n] is one of this rank's tokens, else 0      (then sum over ranks)
+  //   lse[n] = rowmax[n] + log(sums[n]); losses[n] = lse[n] − sums[N + n], or 0 where targets[n] < 0
+  // targets may be null (no loss: sums[N + n] = 0, losses 0); rowmax may be lse itself.
+  void (*vocab_ce_max)(float* rowmax, const float* logits, int64_t N, int64_t Vl, int64_t valid);
+  void (*vocab_ce_sums)(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int64_t first,
+                        int64_t N, int64_t Vl, int64_t valid);
+  void (*vocab_ce_finish)(float* losses, float* lse, const float* rowmax, const float* sums, const int32_t* targets,
+                          int64_t N);
+  // In place: logits[N,Vl] becomes (exp(z − lse) − onehot)·dloss on the first `valid` columns,
+  // 0 on the others and on rows whose target is < 0.
+  void (*vocab_ce_backward)(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t first,
+                            int64_t N, int64_t Vl, int64_t valid);
 };
 
 // One Adam/AdamW step's scalars (computed by the optimizer in double, rounded to float as

@@ -20,15 +20,21 @@ std::vector<int32_t> generate_tokens(GPT& model, const float* params, std::span<
   if (max_new_tokens == 0 || P == n_pos) return out;
 
   // The last generated token is never fed back, so the cache needs P + max_new − 1 positions.
-  KVCache cache(model.cache_config(), 1, std::min(n_pos, P + max_new_tokens - 1));
+  KVCache cache(model.cache_config(), 1, std::min(n_pos, P + max_new_tokens - 1), model.device());
+  // The sampler reads the logits on the host: one row is brought from the model's device.
+  std::vector<float> row(static_cast<size_t>(V));
+  auto fetch = [&](const float* device_row) {
+    copy_bytes(row.data(), Device::cpu, device_row, model.device(), row.size() * sizeof(float));
+    return row.data();
+  };
   const float* logits = model.forward_cached(params, prompt.data(), 1, P, cache);
-  const float* next = logits + (P - 1) * V;  // the prediction after the prompt's last token
+  const float* next = fetch(logits + (P - 1) * V);  // the prediction after the prompt's last token
   for (;;) {
     const int32_t tok = sample_token({next, size_t(V)}, opts, uint64_t(out.size()));
     out.push_back(tok);
     if (on_token && !on_token(tok)) break;
     if (int64_t(out.size()) == max_new_tokens || cache.size() + 1 == n_pos) break;  // done, or context full
-    next = model.forward_cached(params, &tok, 1, 1, cache);
+    next = fetch(model.forward_cached(params, &tok, 1, 1, cache));
   }
   return out;
 }

@@ -179,9 +179,7 @@ void GPT::row_parallel_forward(float* out, const float* inp, const float* w, con
   }
   k_->linear_forward(out, inp, w, nullptr, N, IC, OC, WeightLayout::in_out);
   reduce_from_tp_forward(tp_, out, N * OC);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t j = 0; j < OC; ++j) out[i * OC + j] += bias[j];
+  k_->add_bias(out, bias, N, OC);
 }
 
 void GPT::embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
@@ -193,17 +191,9 @@ void GPT::embedding_forward(float* out, const int32_t* tokens, const float* wte,
   }
   // Each rank contributes the rows of its vocabulary slice (zeros elsewhere); the sum is the
   // lookup, then the (replicated) position embedding is added as in the one-process kernel.
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < B * T; ++i) {
-    const int64_t row = tokens[i] - vocab_.first;
-    float* o = out + i * C;
-    if (row >= 0 && row < vocab_.valid) std::copy_n(wte + row * C, C, o);
-    else std::fill_n(o, C, 0.0f);
-  }
+  k_->embedding_rows_forward(out, tokens, wte, vocab_.first, vocab_.valid, B * T, C);
   reduce_from_tp_forward(tp_, out, B * T * C);
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < B * T; ++i)
-    for (int64_t c = 0; c < C; ++c) out[i * C + c] += wpe[(i % T) * C + c];
+  k_->positions_forward(out, wpe, B, T, C);
 }
 
 void GPT::embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
@@ -214,16 +204,8 @@ void GPT::embedding_backward(float* dwte, float* dwpe, const float* dout, const 
     return;
   }
   // dwpe is replicated: every rank adds the same (replicated) dout. dwte: this rank's rows.
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < B * T; ++i) dwpe[(i % T) * C + c] += dout[i * C + c];
-  for (int64_t i = 0; i < B * T; ++i) {
-    const int64_t row = tokens[i] - vocab_.first;
-    if (row < 0 || row >= vocab_.valid) continue;
-    float* d = dwte + row * C;
-    const float* g = dout + i * C;
-    for (int64_t c = 0; c < C; ++c) d[c] += g[c];
-  }
+  k_->positions_backward(dwpe, dout, B, T, C);
+  k_->embedding_rows_backward(dwte, dout, tokens, vocab_.first, vocab_.valid, B * T, C);
 }
 
 size_t GPT::activation_bytes() const { return buf_.bytes(); }
@@ -235,50 +217,15 @@ namespace {
 // Vocabulary-parallel cross-entropy over logits[N, Vl] of which the first `valid` columns
 // are this rank's tokens [first, first + valid). Reduces the row max, then the sums of
 // exponentials and the target logits over the ranks; never gathers the logits.
-void vocab_parallel_ce_forward(TpCollectives& tp, float* losses, float* lse, float* sums, const float* logits,
-                               const int32_t* targets, int64_t N, int64_t Vl, const VocabShard& vs) {
+void vocab_parallel_ce_forward(const KernelTable& k, TpCollectives& tp, float* losses, float* lse, float* sums,
+                               const float* logits, const int32_t* targets, int64_t N, int64_t Vl,
+                               const VocabShard& vs) {
   float* rowmax = lse;  // lse holds the max until the end
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) {
-    const float* l = logits + i * Vl;
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < vs.valid; ++j) m = std::max(m, l[j]);
-    rowmax[i] = m;
-  }
+  k.vocab_ce_max(rowmax, logits, N, Vl, vs.valid);
   tp.all_reduce_max(rowmax, N);
-  float* sumexp = sums;
-  float* target_logit = sums + N;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) {
-    const float* l = logits + i * Vl;
-    double acc = 0.0;
-    for (int64_t j = 0; j < vs.valid; ++j) acc += std::exp(double(l[j] - rowmax[i]));
-    sumexp[i] = float(acc);
-    const int64_t t = int64_t(targets ? targets[i] : -1) - vs.first;
-    target_logit[i] = t >= 0 && t < vs.valid ? l[t] : 0.0f;
-  }
+  k.vocab_ce_sums(sums, logits, rowmax, targets, vs.first, N, Vl, vs.valid);
   tp.all_reduce_sum(sums, 2 * N);
-  for (int64_t i = 0; i < N; ++i) {
-    lse[i] = rowmax[i] + std::log(sumexp[i]);
-    losses[i] = targets && targets[i] >= 0 ? lse[i] - target_logit[i] : 0.0f;
-  }
-}
-
-// In place: logits[N, Vl] becomes (softmax − onehot)·dloss on this rank's columns, 0 on padding
-// columns and ignored rows.
-void vocab_parallel_ce_backward(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t N,
-                                int64_t Vl, const VocabShard& vs) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < N; ++i) {
-    float* l = logits + i * Vl;
-    if (targets[i] < 0) {
-      std::fill_n(l, Vl, 0.0f);
-      continue;
-    }
-    const int64_t t = int64_t(targets[i]) - vs.first;
-    for (int64_t j = 0; j < vs.valid; ++j) l[j] = (std::exp(l[j] - lse[i]) - (j == t ? 1.0f : 0.0f)) * dloss;
-    std::fill(l + vs.valid, l + Vl, 0.0f);
-  }
+  k.vocab_ce_finish(losses, lse, rowmax, sums, targets, N);
 }
 
 }  // namespace
@@ -373,7 +320,7 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   release(lnf_range_);
   if (!targets) return 0.0f;
   for (int64_t i = 0; i < N; ++i) valid_ += targets[i] >= 0;
-  if (tp_) vocab_parallel_ce_forward(*tp_, a.losses, a.lse, a.ce_sums, a.logits, targets_, N, Vl, vocab_);
+  if (tp_) vocab_parallel_ce_forward(k, *tp_, a.losses, a.lse, a.ce_sums, a.logits, targets_, N, Vl, vocab_);
   else k.cross_entropy_forward(a.losses, a.lse, a.logits, targets_, N, V, V);
   backward_ready_ = true;
   copy_bytes(host_losses_.data(), Device::cpu, a.losses, device_, size_t(N) * sizeof(float));
@@ -394,7 +341,7 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
 
   if (stage_.last) {
     const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
-    if (tp_) vocab_parallel_ce_backward(a.logits, a.lse, targets_, drow, N, Vl, vocab_);
+    if (tp_) k.vocab_ce_backward(a.logits, a.lse, targets_, drow, vocab_.first, N, Vl, vocab_.valid);
     else k.cross_entropy_backward(a.logits, a.lse, targets_, drow, N, V, V);
     acquire(lnf_range_);
     acquire(wte_range_);
@@ -518,7 +465,8 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   // Sampling needs whole rows: gather every rank's vocabulary slice. Slices are consecutive
   // and only the last ones are padded, so the first V gathered columns are the vocabulary.
   gather_from_tp_forward(tp_, logits, gathered, N, Vl);
-  for (int64_t i = 0; i < N; ++i) std::copy_n(gathered + i * tps * Vl, V, full + i * V);
+  for (int64_t i = 0; i < N; ++i)
+    copy_bytes(full + i * V, device_, gathered + i * tps * Vl, device_, size_t(V) * sizeof(float));
   return full;
 }
 

@@ -25,16 +25,16 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
   return windows_in(data, Split::train, T);
 }
 
-// The device of the model, its gradients and the optimizer. On the GPU: data parallelism (the
-// MPI backend moves GPU buffers through host memory) with ZeRO 0-2; tensor and pipeline
-// parallelism, ZeRO-3's paged buffers and bf16 gradient traffic still need host memory.
+// The device of the model, its gradients and the optimizer. On the GPU: data, tensor and
+// pipeline parallelism (NCCL, or the MPI backend moving GPU buffers through host memory) with
+// ZeRO 0-2; ZeRO-3's paged buffers and the bf16 gradient wire (our ring reduces on the host)
+// still need host memory.
 Device training_device(const RunConfig& cfg) {
   const Device d = parse_device(cfg.train.device);
   if (d == Device::cpu) return d;
   auto refuse = [&](const std::string& what) {
     throw UserError(cat("train.device = ", cfg.train.device, ": ", what, " runs on the CPU only for now"));
   };
-  if (cfg.parallel.tp > 1 || cfg.parallel.pp > 1) refuse("tensor and pipeline parallelism");
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
   if (cfg.parallel.grad_reduce_dtype != "f32") refuse("parallel.grad_reduce_dtype = bf16");
   return d;
@@ -116,10 +116,13 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     slot_inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     slot_targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows_.count * T_)));
     const size_t act = size_t(rows_.count * T_ * cfg.model.n_embd);
-    act_in_.resize(act);
-    grad_in_.resize(act);
-    act_out_.assign(size_t(cfg.train.grad_accum), std::vector<float>(act));
-    grad_out_.assign(size_t(cfg.train.grad_accum), std::vector<float>(act));
+    const Device device = model_.device();
+    act_in_ = Buffer(device, DType::f32, act);
+    grad_in_ = Buffer(device, DType::f32, act);
+    for (int64_t m = 0; m < cfg.train.grad_accum; ++m) {
+      act_out_.emplace_back(device, DType::f32, act);
+      grad_out_.emplace_back(device, DType::f32, act);
+    }
     for (int r = 0; r < P; ++r) stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
   }
   if (device == Device::cpu) {
@@ -420,17 +423,18 @@ double Trainer::run_pipeline(double& comm_wait_s, double& pipe_wait_s) {
       for (int64_t b = 0; b < rows_.count; ++b)
         load_window(Split::train, sampler_.window(first_sample + op.micro * B_ + rows_.begin + b), inputs + b * T_,
                     targets + b * T_);
-      if (!stage_.first) receive(act_in_.data(), stage - 1, op.micro);
-      const float l = model.forward_stage(params, inputs, act_in_.data(), targets, rows_.count, T_);
+      if (!stage_.first) receive(act_in_.data<float>(), stage - 1, op.micro);
+      const float l = model.forward_stage(params, inputs, act_in_.data<float>(), targets, rows_.count, T_);
       if (stage_.last) {
         loss += double(l) * share;
       } else {
-        std::copy_n(model.stage_output(), NC, act_out_[size_t(op.micro)].data());
-        sends.push_back(pp.isend(act_out_[size_t(op.micro)].data(), NC, DType::f32, stage + 1, int(op.micro)));
+        Buffer& out = act_out_[size_t(op.micro)];
+        copy_bytes(out.raw(), out.device(), model.stage_output(), out.device(), size_t(NC) * sizeof(float));
+        sends.push_back(pp.isend(out.data<float>(), NC, DType::f32, stage + 1, int(op.micro)));
       }
       continue;
     }
-    if (!stage_.last) receive(grad_in_.data(), stage + 1, accum + op.micro);
+    if (!stage_.last) receive(grad_in_.data<float>(), stage + 1, accum + op.micro);
     const float dloss = share / float(accum) * loss_scale_;
     const bool final = k + 1 == ops_.size();  // the step's last backward: gradients become final
     // The input gradient goes to the previous stage as soon as the backward pass is done, and
@@ -439,13 +443,14 @@ double Trainer::run_pipeline(double& comm_wait_s, double& pipe_wait_s) {
     auto send_input_grad = [&] {
       if (stage_.first || sent) return;
       sent = true;
-      std::copy_n(model.stage_input_grad(), NC, grad_out_[size_t(op.micro)].data());
-      sends.push_back(pp.isend(grad_out_[size_t(op.micro)].data(), NC, DType::f32, stage - 1, int(accum + op.micro)));
+      Buffer& out = grad_out_[size_t(op.micro)];
+      copy_bytes(out.raw(), out.device(), model.stage_input_grad(), out.device(), size_t(NC) * sizeof(float));
+      sends.push_back(pp.isend(out.data<float>(), NC, DType::f32, stage - 1, int(accum + op.micro)));
     };
     if (final && sync_) {
       sync_->begin(grads, shard_grads_ ? grad_shard_.data<float>() : nullptr);
       // The tied embedding (at offset 0) is summed over its two stages before its bucket goes out.
-      model.backward_stage(params, grads, dloss, grad_in_.data(), [&](size_t offset) {
+      model.backward_stage(params, grads, dloss, grad_in_.data<float>(), [&](size_t offset) {
         if (offset == 0) {
           send_input_grad();
           sum_tied_embedding(grads);
@@ -456,7 +461,7 @@ double Trainer::run_pipeline(double& comm_wait_s, double& pipe_wait_s) {
       sync_->wait();
       comm_wait_s = wait.seconds();
     } else {
-      model.backward_stage(params, grads, dloss, grad_in_.data());
+      model.backward_stage(params, grads, dloss, grad_in_.data<float>());
       send_input_grad();
       if (final) sum_tied_embedding(grads);
     }
@@ -486,8 +491,8 @@ EvalStats Trainer::evaluate_pipelined(Split split, int64_t max_tokens) {
     const bool counted = w0 < mine.begin + mine.count;
     const int64_t rows = counted ? std::min(cap, mine.begin + mine.count - w0) : 1;
     for (int64_t b = 0; b < rows; ++b) load_window(split, counted ? w0 + b : 0, inputs + b * T, targets + b * T);
-    if (!stage_.first) pp.recv(act_in_.data(), rows * T * C, DType::f32, stage - 1, kEvalTag);
-    const float l = model_.forward_stage(params_.data<float>(), inputs, act_in_.data(), targets, rows, T);
+    if (!stage_.first) pp.recv(act_in_.data<float>(), rows * T * C, DType::f32, stage - 1, kEvalTag);
+    const float l = model_.forward_stage(params_.data<float>(), inputs, act_in_.data<float>(), targets, rows, T);
     if (!stage_.last) pp.send(model_.stage_output(), rows * T * C, DType::f32, stage + 1, kEvalTag);
     else if (counted) loss_sum += double(l) * double(rows * T), tokens += rows * T;
   }

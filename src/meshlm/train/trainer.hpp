@@ -170,8 +170,10 @@ class Trainer {
   std::vector<std::unique_ptr<GPT>> extra_slots_;  // pipeline: activations of further micro-batches in flight
   std::vector<PipeOp> ops_;
   std::vector<std::vector<int32_t>> slot_inputs_, slot_targets_;
-  std::vector<float> act_in_, grad_in_;          // received from the neighbours, one micro-batch
-  std::vector<std::vector<float>> act_out_, grad_out_;  // sent, per micro-batch (kept until sent)
+  // On the model's device: received from the neighbours (one micro-batch), and sent (one per
+  // micro-batch, kept until the send completes).
+  Buffer act_in_, grad_in_;
+  std::vector<Buffer> act_out_, grad_out_;
   ParamLayout global_layout_;
   std::vector<ParamLayout> stage_layouts_;  // each stage's tensors, whole (for checkpoints)
   Buffer params_, grads_;  // grads_: with ZeRO-2 a working buffer, allocated only during a step

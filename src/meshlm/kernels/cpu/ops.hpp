@@ -36,6 +36,22 @@ void attention_cached_forward(float* out, float* kcache, float* vcache, const fl
                               int64_t pos, int64_t max_T, int64_t C, int64_t H);
 
 
+// tensor_parallel.cpp: the tensor-parallel entries
+void add_bias(float* out, const float* bias, int64_t N, int64_t OC);
+void embedding_rows_forward(float* out, const int32_t* tokens, const float* wte, int64_t first, int64_t rows, int64_t N,
+                            int64_t C);
+void embedding_rows_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t first, int64_t rows,
+                             int64_t N, int64_t C);
+void positions_forward(float* out, const float* wpe, int64_t B, int64_t T, int64_t C);
+void positions_backward(float* dwpe, const float* dout, int64_t B, int64_t T, int64_t C);
+void vocab_ce_max(float* rowmax, const float* logits, int64_t N, int64_t Vl, int64_t valid);
+void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int64_t first,
+                   int64_t N, int64_t Vl, int64_t valid);
+void vocab_ce_finish(float* losses, float* lse, const float* rowmax, const float* sums, const int32_t* targets,
+                     int64_t N);
+void vocab_ce_backward(float* logits, const float* lse, const int32_t* targets, float dloss, int64_t first, int64_t N,
+                       int64_t Vl, int64_t valid);
+
 // update.cpp: the UpdateTable entries
 void adam_update(float* p, const float* g, float* m, float* v, int64_t n, const AdamScalars& s);
 double sum_squares(const float* g, int64_t n);

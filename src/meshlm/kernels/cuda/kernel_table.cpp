@@ -9,7 +9,9 @@ const KernelTable& table() {
       embedding_forward,    embedding_backward,    layernorm_forward,     layernorm_backward,
       linear_forward<P>,    linear_backward<P>,    attention_forward,     attention_backward,
       gelu_forward,         gelu_backward,         residual_forward,      cross_entropy_forward,
-      cross_entropy_backward, attention_cached_forward,
+      cross_entropy_backward, attention_cached_forward, add_bias,          embedding_rows_forward,
+      embedding_rows_backward, positions_forward,  positions_backward,    vocab_ce_max,
+      vocab_ce_sums,        vocab_ce_finish,       vocab_ce_backward,
   };
   return t;
 }
