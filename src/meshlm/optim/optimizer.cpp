@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "meshlm/core/error.hpp"
-#include "meshlm/kernels/cpu/torch_mul_add.hpp"
 #include "meshlm/kernels/kernels.hpp"
 
 // Each product is rounded on its own, as in torch's kernels: the only fused multiply-adds are
@@ -14,6 +13,8 @@
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
+// After the pragma: a function compiled with other optimisation settings is not inlined here.
+#include "meshlm/kernels/cpu/torch_mul_add.hpp"
 
 namespace meshlm {
 

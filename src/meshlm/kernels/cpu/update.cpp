@@ -4,7 +4,6 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/kernels/cpu/ops.hpp"
-#include "meshlm/kernels/cpu/torch_mul_add.hpp"
 
 // Each product is rounded on its own, as in torch's kernels: the only fused multiply-adds are
 // the explicit mul_add() calls below, never ones the compiler forms (GCC contracts a*b + c
@@ -14,6 +13,8 @@
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
+// After the pragma: a function compiled with other optimisation settings is not inlined here.
+#include "meshlm/kernels/cpu/torch_mul_add.hpp"
 
 namespace meshlm::cpu {
 
