@@ -13,7 +13,7 @@
 //    queries the reduction's event. Requests complete in the order they were started.
 //  - isend/irecv return Requests of the same kind. A host buffer given to irecv is filled by the
 //    Request's wait() or test(), which then block the host until the message has arrived.
-// Each communicator has its own streams (not gpu::comm_stream()): operations of different
+// Each communicator has its own streams: operations of different
 // communicators, issued from different threads (GradientSync reduces buckets on its own thread
 // while the main thread runs tensor-parallel collectives), must not queue behind one another,
 // or two ranks that issued them in different orders would wait for each other for ever.

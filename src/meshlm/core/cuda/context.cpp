@@ -19,16 +19,14 @@ int local_rank() {
 struct Context {
   int device = -1;
   cudaStream_t compute = nullptr;
-  cudaStream_t comm = nullptr;
   Context() {
     const int n = device_count();
     MESHLM_ASSERT(n > 0, "no CUDA device (callers check device_available first)");
     device = local_rank() % n;
     MESHLM_CUDA_CHECK(cudaSetDevice(device));
     MESHLM_CUDA_CHECK(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
-    MESHLM_CUDA_CHECK(cudaStreamCreateWithFlags(&comm, cudaStreamNonBlocking));
   }
-  // Streams are left to the driver's teardown at exit: destroying them after the CUDA runtime
+  // The stream is left to the driver's teardown at exit: destroying it after the CUDA runtime
   // has shut down (static destruction order) would fail.
 };
 
@@ -53,7 +51,6 @@ int device_count() {
 
 int current_device() { return context().device; }
 cudaStream_t compute_stream() { return context().compute; }
-cudaStream_t comm_stream() { return context().comm; }
 void synchronize() { MESHLM_CUDA_CHECK(cudaStreamSynchronize(compute_stream())); }
 
 std::string device_description() {

@@ -1,8 +1,9 @@
 #pragma once
-// The process's GPU and its streams. Each process uses one GPU: the launcher's local rank
-// modulo the GPUs it sees (several ranks may share one GPU, as the single-GPU tests do).
-// Kernels run on compute_stream(); gradient communication runs on comm_stream() and waits for
-// compute through events. Both are non-blocking streams, never the legacy default stream.
+// The process's GPU and its compute stream. Each process uses one GPU: the launcher's local
+// rank modulo the GPUs it sees (several ranks may share one GPU, as the single-GPU tests do).
+// Kernels and copies run on compute_stream(), a non-blocking stream (never the legacy default
+// stream); communication runs on the NCCL communicators' own streams, which wait for compute
+// through events (comm/cuda/nccl_communicator.hpp).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -15,7 +16,6 @@ int device_count();
 // The GPU this process uses; selects it (cudaSetDevice) on first call. InternalError if none.
 int current_device();
 cudaStream_t compute_stream();
-cudaStream_t comm_stream();
 // Waits for all work queued on compute_stream().
 void synchronize();
 // The GPU's marketing name and memory, e.g. "NVIDIA H100 80GB HBM3 (79.1 GiB)".
