@@ -122,75 +122,6 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, cons
     out[bt * C + c] = wte[int64_t(tokens[bt]) * C + c] + wpe[(bt % T) * C + c];
 }
 
-// dwpe[t,c] += Σ_b dout[b,t,c], one thread per (t, c), adding b in increasing order as the CPU does.
-__global__ void embedding_backward_wpe_kernel(float* dwpe, const float* dout, int64_t B, int64_t TC) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < TC; i += stride) {
-    float acc = dwpe[i];
-    for (int64_t b = 0; b < B; ++b) acc += dout[b * TC + i];
-    dwpe[i] = acc;
-  }
-}
-
-// dwte[tok,:] += the rows of dout whose token is tok. The block of a row bt (and a tile of
-// kThreads channels, blockIdx.y) owns token tokens[bt] if bt is its first occurrence; the
-// owner collects all occurrences in increasing order, chunk by chunk of kThreads tokens, and
-// adds them to its channels. One writer per dwte row: no atomics, and the CPU's order of
-// additions. The searches cost O((B·T)²) token comparisons in all, block-wide steps of
-// kOwnerScan·kThreads, small next to the C-wide row additions at GPT-2 sizes (B·T = 16K); a
-// single token repeated throughout the batch serialises its B·T row additions in one block.
-constexpr int kWarps = kThreads / 32;
-constexpr int kOwnerScan = 4;  // tokens per thread per step of the search for an earlier occurrence
-static_assert(kThreads % 32 == 0);
-
-__global__ void embedding_backward_wte_kernel(float* dwte, const float* dout, const int32_t* tokens, int64_t BT,
-                                              int64_t C) {
-  __shared__ int rows[kThreads];      // this chunk's occurrences, as offsets from the chunk's start
-  __shared__ int warp_hits[kWarps];   // occurrences per warp in this chunk
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int64_t c = int64_t(blockIdx.y) * kThreads + threadIdx.x;
-  // Control flow below depends only on bt and block-wide votes: uniform across the block.
-  for (int64_t bt = blockIdx.x; bt < BT; bt += gridDim.x) {
-    const int32_t tok = tokens[bt];
-    bool owner = true;
-    for (int64_t j0 = 0; j0 < bt; j0 += kOwnerScan * kThreads) {
-      bool seen = false;
-#pragma unroll
-      for (int k = 0; k < kOwnerScan; ++k) {
-        const int64_t j = j0 + k * kThreads + threadIdx.x;
-        seen |= j < bt && tokens[j] == tok;
-      }
-      if (__syncthreads_or(seen)) {
-        owner = false;
-        break;
-      }
-    }
-    if (!owner) continue;
-    float* e = dwte + int64_t(tok) * C;
-    float acc = c < C ? e[c] : 0.0f;
-    for (int64_t j0 = bt; j0 < BT; j0 += kThreads) {
-      const int64_t j = j0 + threadIdx.x;
-      const bool hit = j < BT && tokens[j] == tok;
-      const unsigned mask = __ballot_sync(0xffffffffu, hit);
-      if (lane == 0) warp_hits[warp] = __popc(mask);
-      __syncthreads();
-      int before = 0, total = 0;
-      for (int w = 0; w < kWarps; ++w) {
-        const int h = warp_hits[w];
-        before += w < warp ? h : 0;
-        total += h;
-      }
-      // Compacted in warp then lane order: increasing j.
-      if (hit) rows[before + __popc(mask & ((1u << lane) - 1u))] = int(j - j0);
-      __syncthreads();
-      if (c < C)
-        for (int k = 0; k < total; ++k) acc += dout[(j0 + rows[k]) * C + c];
-      __syncthreads();  // rows and warp_hits are rewritten by the next chunk
-    }
-    if (c < C) e[c] = acc;
-  }
-}
-
 }  // namespace
 
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B, int64_t T,
@@ -206,11 +137,10 @@ void embedding_backward(float* dwte, float* dwpe, const float* dout, const int32
                         int64_t C) {
   const int64_t BT = B * T;
   if (BT <= 0 || C <= 0) return;
-  embedding_backward_wpe_kernel<<<blocks_for(T * C), kThreads, 0, compute_stream()>>>(dwpe, dout, B, T * C);
-  MESHLM_CUDA_CHECK_LAUNCH();
-  const dim3 grid(unsigned(std::min(BT, kMaxBlocks)), unsigned((C + kThreads - 1) / kThreads));
-  embedding_backward_wte_kernel<<<grid, kThreads, 0, compute_stream()>>>(dwte, dout, tokens, BT, C);
-  MESHLM_CUDA_CHECK_LAUNCH();
+  positions_backward(dwpe, dout, B, T, C);  // tensor_parallel.cu: b in increasing order, as the CPU
+  // Every token is a row of dwte: the vocabulary-slice scatter (tensor_parallel.cu) with the
+  // whole vocabulary as the slice (deterministic, no atomics, the CPU's order of additions).
+  embedding_rows_backward(dwte, dout, tokens, 0, INT64_MAX, BT, C);
 }
 
 void gelu_forward(float* out, const float* inp, int64_t N) { map1(out, inp, N, GeluForward{}); }
