@@ -22,19 +22,14 @@
 #include "meshlm/optim/clip.hpp"
 #include "meshlm/optim/optimizer.hpp"
 
+#include "random_inputs.hpp"
+
 namespace meshlm {
 namespace {
 
-using Vec = std::vector<float>;
+using testing_kernels::randn;
+using testing_kernels::Vec;
 using Ids = std::vector<int32_t>;
-
-Vec randn(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  Vec v(n);
-  for (auto& x : v) x = d(gen);
-  return v;
-}
 
 // A host vector's copy in GPU memory, and back.
 template <class T>

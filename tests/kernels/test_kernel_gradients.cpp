@@ -14,18 +14,13 @@
 
 #include "meshlm/kernels/kernels.hpp"
 
+#include "random_inputs.hpp"
+
 namespace meshlm {
 namespace {
 
-using Vec = std::vector<float>;
-
-Vec randn(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  Vec v(n);
-  for (auto& x : v) x = d(gen);
-  return v;
-}
+using testing_kernels::randn;
+using testing_kernels::Vec;
 
 double dot(const Vec& a, const Vec& b) {
   double s = 0;

@@ -13,18 +13,13 @@
 #include "meshlm/kernels/cpu/convert.hpp"
 #include "meshlm/kernels/kernels.hpp"
 
+#include "random_inputs.hpp"
+
 namespace meshlm {
 namespace {
 
-using Vec = std::vector<float>;
-
-Vec randn(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  Vec v(n);
-  for (auto& x : v) x = d(gen);
-  return v;
-}
+using testing_kernels::randn;
+using testing_kernels::Vec;
 
 Vec rounded(const Vec& v, Precision p) {
   Vec r(v.size());

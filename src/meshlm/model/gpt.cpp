@@ -1,8 +1,5 @@
 #include "meshlm/model/gpt.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
 #include "meshlm/core/error.hpp"

@@ -1,7 +1,6 @@
 #include "meshlm/optim/clip.hpp"
 
 #include <cmath>
-#include <vector>
 
 #include "meshlm/core/device.hpp"
 #include "meshlm/core/error.hpp"

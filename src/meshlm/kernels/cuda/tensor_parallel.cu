@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "meshlm/core/cuda/context.hpp"
 #include "meshlm/core/cuda/cuda_check.hpp"
@@ -329,6 +330,15 @@ __global__ void vocab_ce_backward_kernel(float* logits, const float* lse, const 
 
 bool rows_vec4(const float* logits, int64_t Vl) { return Vl % 4 == 0 && aligned16(logits); }
 
+// Launches a one-block-per-row kernel over the logits, as its float4 instance where the rows allow
+// it: launch(std::true_type{}) or launch(std::false_type{}).
+template <class Launch>
+void over_rows(const float* logits, int64_t Vl, Launch launch) {
+  if (rows_vec4(logits, Vl)) launch(std::true_type{});
+  else launch(std::false_type{});
+  MESHLM_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void add_bias(float* out, const float* bias, int64_t N, int64_t OC) { add_rows(out, bias, N, OC); }
@@ -372,24 +382,19 @@ void positions_backward(float* dwpe, const float* dout, int64_t B, int64_t T, in
 void vocab_ce_max(float* rowmax, const float* logits, int64_t N, int64_t Vl, int64_t valid) {
   if (N <= 0) return;
   const unsigned grid = unsigned(std::min(N, kMaxBlocks));
-  if (rows_vec4(logits, Vl))
-    vocab_ce_max_kernel<true><<<grid, kRowThreads, 0, compute_stream()>>>(rowmax, logits, N, Vl, valid);
-  else
-    vocab_ce_max_kernel<false><<<grid, kRowThreads, 0, compute_stream()>>>(rowmax, logits, N, Vl, valid);
-  MESHLM_CUDA_CHECK_LAUNCH();
+  over_rows(logits, Vl, [&](auto vec4) {
+    vocab_ce_max_kernel<vec4()><<<grid, kRowThreads, 0, compute_stream()>>>(rowmax, logits, N, Vl, valid);
+  });
 }
 
 void vocab_ce_sums(float* sums, const float* logits, const float* rowmax, const int32_t* targets, int64_t first,
                    int64_t N, int64_t Vl, int64_t valid) {
   if (N <= 0) return;
   const unsigned grid = unsigned(std::min(N, kMaxBlocks));
-  if (rows_vec4(logits, Vl))
-    vocab_ce_sums_kernel<true><<<grid, kRowThreads, 0, compute_stream()>>>(sums, logits, rowmax, targets, first, N,
-                                                                           Vl, valid);
-  else
-    vocab_ce_sums_kernel<false><<<grid, kRowThreads, 0, compute_stream()>>>(sums, logits, rowmax, targets, first, N,
-                                                                            Vl, valid);
-  MESHLM_CUDA_CHECK_LAUNCH();
+  over_rows(logits, Vl, [&](auto vec4) {
+    vocab_ce_sums_kernel<vec4()><<<grid, kRowThreads, 0, compute_stream()>>>(sums, logits, rowmax, targets, first, N,
+                                                                             Vl, valid);
+  });
 }
 
 void vocab_ce_finish(float* losses, float* lse, const float* rowmax, const float* sums, const int32_t* targets,
@@ -404,13 +409,10 @@ void vocab_ce_backward(float* logits, const float* lse, const int32_t* targets, 
                        int64_t Vl, int64_t valid) {
   if (N <= 0 || Vl <= 0) return;
   const unsigned grid = unsigned(std::min(N, kMaxBlocks));
-  if (rows_vec4(logits, Vl))
-    vocab_ce_backward_kernel<true><<<grid, kRowThreads, 0, compute_stream()>>>(logits, lse, targets, dloss, first, N,
-                                                                               Vl, valid);
-  else
-    vocab_ce_backward_kernel<false><<<grid, kRowThreads, 0, compute_stream()>>>(logits, lse, targets, dloss, first, N,
-                                                                                Vl, valid);
-  MESHLM_CUDA_CHECK_LAUNCH();
+  over_rows(logits, Vl, [&](auto vec4) {
+    vocab_ce_backward_kernel<vec4()><<<grid, kRowThreads, 0, compute_stream()>>>(logits, lse, targets, dloss, first,
+                                                                                 N, Vl, valid);
+  });
 }
 
 }  // namespace meshlm::gpu
