@@ -37,7 +37,7 @@ struct Reference {
     const double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.eps, momentum = cfg.momentum;
     for (const ParamRange& r : ranges) {
       const double wd = r.decay ? double(cfg.weight_decay) : 0.0;
-      for (size_t i = r.offset; i < r.offset + r.count; ++i) {
+      for (size_t i = r.begin; i < r.begin + r.count; ++i) {
         double g = grads[i];
         if (cfg.name == "adamw" || cfg.name == "adam") {
           if (cfg.name == "adamw") p[i] *= 1.0 - lr * wd;
@@ -259,8 +259,8 @@ TEST_P(OptimSharding, SteppingPiecesEqualsSteppingWhole) {
   auto opt_whole = make_optimizer(cfg, n);
   auto opt_pieces = make_optimizer(cfg, n);
   // Shard optimizers keep state for their own elements only.
-  auto opt_shard_a = make_optimizer(cfg, StateRange{0, cut});
-  auto opt_shard_b = make_optimizer(cfg, StateRange{cut, n - cut});
+  auto opt_shard_a = make_optimizer(cfg, Range{0, cut});
+  auto opt_shard_b = make_optimizer(cfg, Range{cut, n - cut});
   const std::vector<ParamRange> one = {{0, n, true}};
   const std::vector<ParamRange> two = {{0, cut, true}, {cut, n - cut, true}};
   for (int s = 0; s < 4; ++s) {
@@ -398,7 +398,7 @@ TEST(OptimRanges, OneRangePerParameterAndDecayOnlyOnWeights) {
     ASSERT_EQ(ranges.size(), layout.views().size());
     for (size_t k = 0; k < ranges.size(); ++k) {
       const ParamView& view = layout.views()[k];
-      EXPECT_EQ(ranges[k].offset, view.offset);
+      EXPECT_EQ(ranges[k].begin, view.offset);
       EXPECT_EQ(ranges[k].count, view.numel);
       const ParamKind kind = view.spec.kind;
       const bool want = kind == ParamKind::weight || (decay_embeddings && kind == ParamKind::embedding);

@@ -18,7 +18,8 @@
 #include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/device.hpp"
 #include "meshlm/model/safetensors.hpp"
-#include "meshlm/parallel/data_parallel.hpp"
+#include "meshlm/core/range.hpp"
+#include "meshlm/parallel/zero_strategy.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/trainer.hpp"
 #include "tests/parallel/mpi_training_support.hpp"
@@ -62,6 +63,11 @@ INSTANTIATE_TEST_SUITE_P(Layouts, DataParallel,
 
 // On the GPU: ranks sharing one GPU (NCCL refuses that) reduce through the MPI backend, which
 // moves GPU buffers through host memory; every layout trains like one process on the GPU.
+// ZeRO-3's parameter gathering inside the trainer's strategy (null unless ZeRO-3 over > 1 rank).
+const ShardedParams* zero3_gathering(const Trainer& t) {
+  return dynamic_cast<const ZeroStrategy&>(t.strategy()).sharded_params();
+}
+
 TEST(DataParallelCuda, RanksOnTheGpuMatchOneGpuProcess) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
   for (const int64_t zero : {0, 1, 2}) {
@@ -109,7 +115,7 @@ TEST(DataParallelMemory, ZeroShardsOptimizerStateAndGradients) {
   for (int64_t zero : {0, 1, 2, 3}) {
     Trainer t(layout(tiny(1), zero, "ring", 25), data(), g_world);
     const size_t psi = t.model().num_params();
-    const size_t shard = zero_shard(psi, n, g_world->rank()).count;
+    const size_t shard = even_part(psi, n, g_world->rank()).count;
     const MemoryPerRank m = t.memory();
     EXPECT_EQ(m.params, zero == 3 && n > 1 ? 4 * shard : 4 * psi) << "ZeRO-" << zero;
     // AdamW keeps two moments (K = 8 bytes per parameter in f32).
@@ -134,7 +140,7 @@ TEST(DataParallelMemory, ZeroThreeHoldsSixteenBytesPerParameterOverNAndGathersOn
   std::printf("rank %d: ZeRO-3 state %.0f bytes, 16 psi / N = %.0f\n", g_world->rank(), measured, formula);
   EXPECT_LE(std::abs(measured - formula), 0.1 * formula);
   for (int i = 0; i < 3; ++i) t.step();
-  const ShardedParams* zp = t.sharded_params();
+  const ShardedParams* zp = zero3_gathering(t);
   ASSERT_NE(zp, nullptr);
   size_t largest = 0, second = 0;
   for (const ParamView& v : t.model().layout().views())
@@ -179,9 +185,9 @@ TEST(DataParallelZeroThree, WithoutReshardingParametersAreGatheredOncePerStep) {
   Trainer t(cfg, data(), g_world);
   t.step();
   const size_t psi = t.model().num_params();
-  const size_t others = (psi - zero_shard(psi, n, g_world->rank()).count) * 4;
-  EXPECT_GE(t.sharded_params()->peak_gathered_bytes(), others * 9 / 10);
-  EXPECT_EQ(t.sharded_params()->gathers(), 7);  // wte, wpe, 4 blocks, ln_f: once each
+  const size_t others = (psi - even_part(psi, n, g_world->rank()).count) * 4;
+  EXPECT_GE(zero3_gathering(t)->peak_gathered_bytes(), others * 9 / 10);
+  EXPECT_EQ(zero3_gathering(t)->gathers(), 7);  // wte, wpe, 4 blocks, ln_f: once each
   expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "ZeRO-3 without resharding");
 }
 
@@ -271,7 +277,7 @@ TEST(GradientSyncWire, Bf16BucketsAreTheF32SumWithinTheBoundAndIdenticalOnEveryR
       SCOPED_TRACE(cat(scatter ? "ZeRO-2" : "ZeRO-0", ", buckets of ", bucket));
       std::vector<float> grads(count);
       for (size_t i = 0; i < count; ++i) grads[i] = grad(r, i);
-      const StateRange shard = zero_shard(count, n, r);
+      const Range shard = even_part(count, n, r);
       std::vector<float> shard_out(shard.count, -1.0f);
       GradientSync sync(*comm, count, bucket, scatter, DType::bf16);
       sync.begin(grads.data(), scatter ? shard_out.data() : nullptr);

@@ -4,24 +4,28 @@
 #include <vector>
 
 #include "meshlm/core/error.hpp"
-#include "meshlm/parallel/data_parallel.hpp"
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/range.hpp"
+#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/parallel/gradient_sync.hpp"
+#include "meshlm/parallel/parallel_config.hpp"
 
 namespace meshlm {
 namespace {
 
-TEST(RowSlice, ContiguousSlicesCoverTheBatchWithTheLargerOnesFirst) {
+TEST(EvenPart, ContiguousRowSlicesCoverTheBatchWithTheLargerOnesFirst) {
   // 8 rows over 3 ranks: 3, 3, 2.
-  EXPECT_EQ(row_slice(8, 3, 0).begin, 0);
-  EXPECT_EQ(row_slice(8, 3, 0).count, 3);
-  EXPECT_EQ(row_slice(8, 3, 1).begin, 3);
-  EXPECT_EQ(row_slice(8, 3, 1).count, 3);
-  EXPECT_EQ(row_slice(8, 3, 2).begin, 6);
-  EXPECT_EQ(row_slice(8, 3, 2).count, 2);
-  for (int64_t rows : {1, 5, 16, 17})
+  EXPECT_EQ(even_part(8, 3, 0).begin, 0u);
+  EXPECT_EQ(even_part(8, 3, 0).count, 3u);
+  EXPECT_EQ(even_part(8, 3, 1).begin, 3u);
+  EXPECT_EQ(even_part(8, 3, 1).count, 3u);
+  EXPECT_EQ(even_part(8, 3, 2).begin, 6u);
+  EXPECT_EQ(even_part(8, 3, 2).count, 2u);
+  for (size_t rows : {1u, 5u, 16u, 17u})
     for (int ranks = 1; ranks <= 5; ++ranks) {
-      int64_t next = 0;
+      size_t next = 0;
       for (int r = 0; r < ranks; ++r) {
-        const RowSlice s = row_slice(rows, ranks, r);
+        const Range s = even_part(rows, ranks, r);
         EXPECT_EQ(s.begin, next);
         EXPECT_TRUE(s.count == rows / ranks || s.count == rows / ranks + 1);
         next += s.count;
@@ -30,13 +34,13 @@ TEST(RowSlice, ContiguousSlicesCoverTheBatchWithTheLargerOnesFirst) {
     }
 }
 
-TEST(ZeroShard, ShardsAreTheEvenCountsOfTheCollectives) {
+TEST(EvenPart, ZeroShardsAreTheEvenCountsOfTheCollectives) {
   for (size_t n : {0ul, 1ul, 10ul, 1000003ul})
     for (int ranks = 1; ranks <= 4; ++ranks) {
       const std::vector<int64_t> counts = even_counts(int64_t(n), ranks);
       size_t begin = 0;
       for (int r = 0; r < ranks; ++r) {
-        const StateRange s = zero_shard(n, ranks, r);
+        const Range s = even_part(n, ranks, r);
         EXPECT_EQ(s.begin, begin);
         EXPECT_EQ(int64_t(s.count), counts[size_t(r)]);
         begin += s.count;
@@ -45,19 +49,19 @@ TEST(ZeroShard, ShardsAreTheEvenCountsOfTheCollectives) {
     }
 }
 
-TEST(RangesInShard, CutsTensorsAtShardEdgesAndKeepsTheirDecayFlag) {
+TEST(RangesIn, CutsTensorsAtShardEdgesAndKeepsTheirDecayFlag) {
   const std::vector<ParamRange> ranges = {{0, 10, true}, {10, 5, false}, {15, 20, true}};
-  const std::vector<ParamRange> cut = ranges_in_shard(ranges, StateRange{8, 10});
+  const std::vector<ParamRange> cut = ranges_in(ranges, Range{8, 10});
   ASSERT_EQ(cut.size(), 3u);
-  EXPECT_EQ(cut[0].offset, 8u);
+  EXPECT_EQ(cut[0].begin, 8u);
   EXPECT_EQ(cut[0].count, 2u);
   EXPECT_TRUE(cut[0].decay);
-  EXPECT_EQ(cut[1].offset, 10u);
+  EXPECT_EQ(cut[1].begin, 10u);
   EXPECT_EQ(cut[1].count, 5u);
   EXPECT_FALSE(cut[1].decay);
-  EXPECT_EQ(cut[2].offset, 15u);
+  EXPECT_EQ(cut[2].begin, 15u);
   EXPECT_EQ(cut[2].count, 3u);
-  EXPECT_TRUE(ranges_in_shard(ranges, StateRange{35, 0}).empty());
+  EXPECT_TRUE(ranges_in(ranges, Range{35, 0}).empty());
 }
 
 TEST(ParallelConfig, InvalidKeysAreUserErrorsNamingThem) {

@@ -12,7 +12,7 @@
 #include "meshlm/core/device.hpp"
 #include "meshlm/model/generate.hpp"
 #include "meshlm/train/checkpoint.hpp"
-#include "meshlm/train/evaluate.hpp"
+#include "meshlm/train/evaluation.hpp"
 #include "meshlm/train/trainer.hpp"
 #include "training_data.hpp"
 
@@ -115,13 +115,18 @@ TEST_F(CudaTraining, EvaluationAndGreedyGenerationMatchTheCpu) {
   auto data = open_token_source(kjv_text(), 0.05);
   const RunConfig cfg = small_run("cpu");
   const GPTConfig& mc = cfg.model;
-  GPT cpu_model(mc, 4, 64, Device::cpu), gpu_model(mc, 4, 64, Device::cuda);
+  const std::unique_ptr<Communicator> alone = make_self_communicator();
+  auto executor_on = [&](Device d) {
+    return StepExecutor([&] { return std::make_unique<GPT>(mc, 4, 64, d); }, 1, *alone, *alone, 4, 64, 1);
+  };
+  StepExecutor on_cpu = executor_on(Device::cpu), on_gpu = executor_on(Device::cuda);
+  GPT &cpu_model = on_cpu.model(), &gpu_model = on_gpu.model();
   std::vector<float> host(cpu_model.num_params());
   init_params(cpu_model.layout(), mc, 1234, host);
   Buffer dev(Device::cuda, DType::f32, host.size());
   copy_bytes(dev.raw(), Device::cuda, host.data(), Device::cpu, host.size() * sizeof(float));
-  const EvalResult a = evaluate_model(cpu_model, host.data(), *data, Split::val, 4, 64, 4096);
-  const EvalResult b = evaluate_model(gpu_model, dev.data<float>(), *data, Split::val, 4, 64, 4096);
+  const EvalResult a = evaluate(on_cpu, host.data(), *data, Split::val, 64, 4096, *alone, *alone, false);
+  const EvalResult b = evaluate(on_gpu, dev.data<float>(), *data, Split::val, 64, 4096, *alone, *alone, false);
   EXPECT_EQ(a.tokens, b.tokens);
   EXPECT_NEAR(b.loss, a.loss, 1e-5 * a.loss);
   SamplingOptions greedy;

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "meshlm/train/run_config.hpp"
+
 namespace meshlm {
 
 using CommandRunner = std::function<int()>;
@@ -22,7 +24,6 @@ Command register_generate(CLI::App& app);
 Command register_keys(CLI::App& app);
 Command register_bench(CLI::App& app);
 
-using Overrides = std::vector<std::pair<std::string, std::string>>;
 // Turns leftover arguments "--a.b v" / "--a.b=v" into (key, value) pairs; anything else is a UserError.
 Overrides parse_overrides(const std::vector<std::string>& args);
 

@@ -11,7 +11,7 @@
 #include "meshlm/cli/tensor_parallel_inference.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/timer.hpp"
-#include "meshlm/train/evaluate.hpp"
+#include "meshlm/train/evaluation.hpp"
 
 namespace meshlm {
 
@@ -38,11 +38,15 @@ int run_eval(const EvalArgs& a) {
   if (T > m.model.config.n_positions)
     throw UserError(cat("--block-size ", T, " exceeds the model's n_positions (", m.model.config.n_positions, ")"));
   if (a.batch <= 0) throw UserError(cat("--batch must be positive, got ", a.batch));
-  GPT gpt(m.model.config, a.batch, T, device, group.collectives());
-  const Buffer params = shard_of(gpt, m.model);
+  // The training step's executor on one stage: the evaluation `meshlm train` runs.
+  const std::unique_ptr<Communicator> alone = make_self_communicator();
+  StepExecutor executor(
+      [&] { return std::make_unique<GPT>(m.model.config, a.batch, T, device, group.collectives()); }, 1, *alone,
+      *alone, a.batch, T, 1);
+  const Buffer params = shard_of(executor.model(), m.model);
   Timer timer;
-  EvalResult r = evaluate_model(gpt, params.data<float>(), *data, a.split == "val" ? Split::val : Split::train, a.batch, T,
-                                a.tokens);
+  const EvalResult r = evaluate(executor, params.data<float>(), *data, a.split == "val" ? Split::val : Split::train, T,
+                                a.tokens, *alone, *alone, false);
   if (group.root())
     std::printf("%s split of %s: loss %.4f | perplexity %.3f | %lld tokens evaluated | %.1f s\n", a.split.c_str(),
               a.data.c_str(), r.loss, std::exp(r.loss), (long long)r.tokens, timer.seconds());

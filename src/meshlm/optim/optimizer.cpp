@@ -26,9 +26,16 @@ std::vector<ParamRange> param_ranges(const ParamLayout& layout, bool decay_embed
   for (const ParamView& v : layout.views()) {
     const ParamKind kind = v.spec.kind;
     const bool decay = kind == ParamKind::weight || (kind == ParamKind::embedding && decay_embeddings);
-    ranges.push_back({v.offset, v.numel, decay});
+    ranges.push_back({{v.offset, v.numel}, decay});
   }
   return ranges;
+}
+
+std::vector<ParamRange> ranges_in(std::span<const ParamRange> ranges, Range part) {
+  std::vector<ParamRange> out;
+  for (const ParamRange& r : ranges)
+    if (const Range cut = intersect(r, part); !cut.empty()) out.push_back({cut, r.decay});
+  return out;
 }
 
 void OptimConfig::validate() const {
@@ -70,12 +77,12 @@ int64_t Optimizer::begin_step(const float* params, const float* grads, std::span
   // parallel without a barrier between them).
   size_t end = 0;
   for (const ParamRange& r : ranges) {
-    MESHLM_ASSERT(r.offset >= end, "parameter ranges overlap or are out of order at offset ", r.offset);
-    MESHLM_ASSERT(r.offset >= state_begin_ && r.offset - state_begin_ <= state_count_ &&
-                      r.count <= state_count_ - (r.offset - state_begin_),
-                  "parameter range [", r.offset, ", +", r.count, ") is outside the optimizer state [", state_begin_,
+    MESHLM_ASSERT(r.begin >= end, "parameter ranges overlap or are out of order at offset ", r.begin);
+    MESHLM_ASSERT(r.begin >= state_begin_ && r.begin - state_begin_ <= state_count_ &&
+                      r.count <= state_count_ - (r.begin - state_begin_),
+                  "parameter range [", r.begin, ", +", r.count, ") is outside the optimizer state [", state_begin_,
                   ", +", state_count_, ")");
-    end = r.offset + r.count;
+    end = r.begin + r.count;
   }
   return ++steps_;
 }
@@ -89,7 +96,7 @@ namespace {
 // Adam and AdamW (torch.optim.Adam / AdamW, amsgrad=False, maximize=False).
 class Adam final : public Optimizer {
  public:
-  Adam(const OptimConfig& cfg, StateRange range, bool decoupled_decay, Device device)
+  Adam(const OptimConfig& cfg, Range range, bool decoupled_decay, Device device)
       : Optimizer(range),
         cfg_(cfg),
         decoupled_decay_(decoupled_decay),
@@ -118,8 +125,8 @@ class Adam final : public Optimizer {
       // gradient instead. Scaling by 1 leaves p exactly as it is.
       s.param_scale = decoupled_decay_ ? float(1.0 - double(lr) * wd) : 1.0f;
       s.l2 = decoupled_decay_ ? 0.0f : float(wd);
-      const size_t at = r.offset - state_begin();
-      k.adam_update(params + r.offset, grads + at, exp_avg + at, exp_avg_sq + at, int64_t(r.count), s);
+      const size_t at = r.begin - state_begin();
+      k.adam_update(params + r.begin, grads + at, exp_avg + at, exp_avg_sq + at, int64_t(r.count), s);
     }
   }
 
@@ -136,7 +143,7 @@ class Adam final : public Optimizer {
 // torch.optim.SGD with momentum, dampening, Nesterov and L2 weight decay.
 class Sgd final : public Optimizer {
  public:
-  Sgd(const OptimConfig& cfg, StateRange range) : Optimizer(range), cfg_(cfg) {
+  Sgd(const OptimConfig& cfg, Range range) : Optimizer(range), cfg_(cfg) {
     if (cfg.momentum != 0.0f) momentum_buffer_ = Buffer(Device::cpu, DType::f32, range.count);
   }
 
@@ -153,8 +160,8 @@ class Sgd final : public Optimizer {
 #pragma omp parallel
     for (const ParamRange& r : ranges) {
       const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
-      float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + (r.offset - state_begin());
+      float* __restrict p = params + r.begin;
+      const float* __restrict g = grads + (r.begin - state_begin());
       if (momentum == 0.0f) {
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < r.count; ++i) {
@@ -163,7 +170,7 @@ class Sgd final : public Optimizer {
           p[i] = mul_add(d, neg_lr, p[i]);          // param.add_(d_p, alpha=-lr)
         }
       } else {
-        float* __restrict buf = buffer + (r.offset - state_begin());
+        float* __restrict buf = buffer + (r.begin - state_begin());
 #pragma omp for simd schedule(static) nowait
         for (size_t i = 0; i < r.count; ++i) {
           float d = g[i];
@@ -190,7 +197,7 @@ class Sgd final : public Optimizer {
 // torch.optim.Adagrad with learning-rate decay and L2 weight decay.
 class Adagrad final : public Optimizer {
  public:
-  Adagrad(const OptimConfig& cfg, StateRange range)
+  Adagrad(const OptimConfig& cfg, Range range)
       : Optimizer(range), cfg_(cfg), sum_(Device::cpu, DType::f32, range.count) {
     for (float& s : sum_.f32()) s = cfg.initial_accumulator;
   }
@@ -205,9 +212,9 @@ class Adagrad final : public Optimizer {
 #pragma omp parallel
     for (const ParamRange& r : ranges) {
       const float l2 = r.decay ? cfg_.weight_decay : 0.0f;
-      float* __restrict p = params + r.offset;
-      const float* __restrict g = grads + (r.offset - state_begin());
-      float* __restrict s = sum + (r.offset - state_begin());
+      float* __restrict p = params + r.begin;
+      const float* __restrict g = grads + (r.begin - state_begin());
+      float* __restrict s = sum + (r.begin - state_begin());
 #pragma omp for simd schedule(static) nowait
       for (size_t i = 0; i < r.count; ++i) {
         float d = g[i];
@@ -230,10 +237,10 @@ class Adagrad final : public Optimizer {
 }  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params, Device device) {
-  return make_optimizer(cfg, StateRange{0, n_params}, device);
+  return make_optimizer(cfg, Range{0, n_params}, device);
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range, Device device) {
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, Range range, Device device) {
   cfg.validate();
   if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true, device);
   if (cfg.name == "adam") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false, device);

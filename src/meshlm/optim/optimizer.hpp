@@ -16,21 +16,22 @@
 #include <vector>
 
 #include "meshlm/core/buffer.hpp"
+#include "meshlm/core/range.hpp"
 #include "meshlm/model/param_spec.hpp"
 
 namespace meshlm {
 
-// A run of elements [offset, offset + count) of the flat buffers, with or without weight decay.
-struct ParamRange {
-  size_t offset;
-  size_t count;
-  bool decay;
+// A run of elements of the flat buffers, with or without weight decay.
+struct ParamRange : Range {
+  bool decay = false;
 };
 
 // One range per parameter of the layout, in layout order (ascending, disjoint). Weight decay
 // applies to ParamKind::weight, and to ParamKind::embedding only if `decay_embeddings`;
 // never to biases or LayerNorm parameters.
 std::vector<ParamRange> param_ranges(const ParamLayout& layout, bool decay_embeddings);
+// The parts of `ranges` inside `part`, in order (a ZeRO shard may cut through tensors).
+std::vector<ParamRange> ranges_in(std::span<const ParamRange> ranges, Range part);
 
 struct OptimConfig {
   std::string name = "adamw";  // adamw | adam | sgd | adagrad
@@ -47,20 +48,13 @@ struct OptimConfig {
   void validate() const;
 };
 
-// The elements [begin, begin + count) of the flat buffers an optimizer keeps state for: the
-// whole model, or a rank's ZeRO shard (which may cut through tensors).
-struct StateRange {
-  size_t begin;
-  size_t count;
-};
-
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // One optimizer step: updates params[r.offset .. r.offset + r.count) for each range r from
+  // One optimizer step: updates params[r.begin .. r.end()) for each range r from
   // the gradients of the same elements, using learning rate `lr`. `params` points at the start
   // of the flat parameter buffer; `grads` at the gradient of flat element state_begin() (the
   // start of the gradient buffer when the state covers the whole model, the start of a
@@ -79,11 +73,11 @@ class Optimizer {
   // for checkpoints to save and restore. Empty for plain SGD.
   virtual std::vector<std::pair<std::string, Buffer*>> state() = 0;
 
-  StateRange state_range() const { return {state_begin_, state_count_}; }
+  Range state_range() const { return {state_begin_, state_count_}; }
   size_t state_begin() const { return state_begin_; }
 
  protected:
-  explicit Optimizer(StateRange range) : state_begin_(range.begin), state_count_(range.count) {}
+  explicit Optimizer(Range range) : state_begin_(range.begin), state_count_(range.count) {}
   // Checks the arguments of step() and counts the step; returns the new (1-based) step number.
   int64_t begin_step(const float* params, const float* grads, std::span<const ParamRange> ranges, float lr);
 
@@ -95,7 +89,7 @@ class Optimizer {
 // The optimizer `cfg.name` with state for the flat elements in `range` (steps must only pass
 // ranges inside it), or for all `n_params`, kept on `device` (where step()'s parameters and
 // gradients must live too). Validates `cfg`. On cuda: adam and adamw (UserError otherwise).
-std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, StateRange range, Device device = Device::cpu);
+std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, Range range, Device device = Device::cpu);
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_params, Device device = Device::cpu);
 
 }  // namespace meshlm

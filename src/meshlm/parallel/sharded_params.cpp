@@ -3,23 +3,19 @@
 #include <algorithm>
 
 #include "meshlm/core/error.hpp"
-#include "meshlm/parallel/data_parallel.hpp"
 
 namespace meshlm {
 
 namespace {
 constexpr size_t kNone = ~size_t(0);  // no range (history before the first acquire)
 
-size_t overlap(FlatRange r, StateRange s) {
-  const size_t b = std::max(r.begin, s.begin), e = std::min(r.end, s.begin + s.count);
-  return b < e ? e - b : 0;
-}
+size_t overlap(FlatRange r, Range s) { return intersect(Range{r.begin, r.size()}, s).count; }
 }  // namespace
 
 ShardedParams::ShardedParams(Communicator& comm, Buffer& params, bool prefetch, bool reshard_after_forward)
     : comm_(comm), params_(params), prefetch_(prefetch), reshard_(reshard_after_forward) {
   MESHLM_ASSERT(params.dtype() == DType::f32 && params.is_paged(), "ZeRO-3 needs a paged f32 parameter buffer");
-  for (int r = 0; r < comm.size(); ++r) shards_.push_back(zero_shard(params.size(), comm.size(), r));
+  for (int r = 0; r < comm.size(); ++r) shards_.push_back(even_part(params.size(), comm.size(), r));
   shard_ = shards_[size_t(comm.rank())];
   history_ = {kNone, kNone, kNone};
   thread_ = std::thread([this] { worker(); });

@@ -29,13 +29,13 @@
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/buffer.hpp"
 #include "meshlm/model/param_gate.hpp"
-#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/core/range.hpp"
 
 namespace meshlm {
 
 class ShardedParams : public ParamGate {
  public:
-  // `params`: a paged f32 Buffer of n elements, of which this rank keeps zero_shard(n, size,
+  // `params`: a paged f32 Buffer of n elements, of which this rank keeps even_part(n, size,
   // rank) of `comm`; `comm` is used only by the gather thread (give it a group of its own).
   ShardedParams(Communicator& comm, Buffer& params, bool prefetch = true, bool reshard_after_forward = true);
   ~ShardedParams() override;
@@ -50,7 +50,7 @@ class ShardedParams : public ParamGate {
   // this rank's shard. Call after the shard changed (optimizer step, loading weights).
   void flush();
 
-  StateRange shard() const { return shard_; }
+  Range shard() const { return shard_; }
   // Bytes of gathered ranges (outside the shard) present now, and the most since reset_peak().
   size_t gathered_bytes() const;
   size_t peak_gathered_bytes() const;
@@ -73,8 +73,8 @@ class ShardedParams : public ParamGate {
 
   Communicator& comm_;
   Buffer& params_;
-  StateRange shard_;
-  std::vector<StateRange> shards_;  // every rank's
+  Range shard_;
+  std::vector<Range> shards_;  // every rank's
   bool prefetch_, reshard_;
 
   mutable std::mutex mu_;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -12,7 +13,7 @@
 #include "meshlm/optim/loss_scaler.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/optim/schedule.hpp"
-#include "meshlm/parallel/data_parallel.hpp"
+#include "meshlm/parallel/parallel_config.hpp"
 
 namespace meshlm {
 
@@ -75,6 +76,8 @@ void apply_toml_file(RunConfig& cfg, const std::filesystem::path& path);
 void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string& source);
 // Sets one key from its command-line text ("train.lr", "3e-4").
 void apply_override(RunConfig& cfg, const std::string& key, const std::string& value);
+// Config keys with their command-line values, applied in order.
+using Overrides = std::vector<std::pair<std::string, std::string>>;
 
 // The whole config as a flat JSON object {"model.n_layer": 4, ...} and back (for checkpoints).
 std::string config_to_json(const RunConfig& cfg);

@@ -1,8 +1,9 @@
 #pragma once
-// The training-step benchmark behind `meshlm bench`: forward, backward,
-// clipping and the optimizer step of one process on synthetic tokens (a fixed pseudo-random
-// sequence), timed step by step after warm-up, with the FLOP counts of
-// ../shared/bench-configs.md and the machine's load around the run.
+// The training-step benchmark behind `meshlm bench`: the Trainer's step (the one `meshlm
+// train` runs: forward, backward, gradient norm and clipping, the optimizer step) of one
+// process on synthetic tokens (a fixed pseudo-random sequence), timed step by step after
+// warm-up, with the FLOP counts of ../shared/bench-configs.md and the machine's load around
+// the run.
 #include <cstdint>
 #include <vector>
 
@@ -25,16 +26,17 @@ struct StepBenchmark {
   // GPU: the device memory in use after each step, at its largest (the run allocates nothing
   // during a step after the first, so this is the peak); 0 on the CPU.
   int64_t device_memory_bytes = 0;
-  // With profiling: kernel time per op, and the optimizer's and clipping's, over the timed steps.
+  // With profiling: kernel time per op over the timed steps. Always: the time of the global
+  // gradient norm and of the update (clip scaling, optimizer step) over the timed steps.
   std::vector<OpTime> ops;
-  double optimizer_s = 0, clip_s = 0;
+  double update_s = 0, norm_s = 0;
 
   double median_ms() const;
   double tokens_per_s() const { return double(B * T) / median_ms() * 1e3; }
 };
 
-// Runs `warmup` + `steps` steps of cfg.model at micro-batch cfg.train.micro_batch × T with
-// cfg.optim on `device`; `profile` times every kernel (kernels/profile.hpp; CPU kernels only:
+// Runs `warmup` + `steps` training steps of `cfg` (micro-batch cfg.train.micro_batch × T,
+// cfg.train.grad_accum micro-batches, cfg.optim) in `precision` on `device`; `profile` times every kernel (kernels/profile.hpp; CPU kernels only:
 // GPU kernels are asynchronous and the profile would time their launches).
 StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int steps, int warmup,
                                  bool profile = false, Device device = Device::cpu);

@@ -1,4 +1,4 @@
-#include "meshlm/parallel/data_parallel.hpp"
+#include "meshlm/parallel/gradient_sync.hpp"
 
 #include <algorithm>
 
@@ -8,40 +8,6 @@
 
 namespace meshlm {
 
-void ParallelConfig::validate() const {
-  if (dp < 1) throw UserError(cat("parallel.dp must be at least 1, got ", dp));
-  if (tp < 1) throw UserError(cat("parallel.tp must be at least 1, got ", tp));
-  if (pp < 1) throw UserError(cat("parallel.pp must be at least 1, got ", pp));
-  if (pp_schedule != "gpipe" && pp_schedule != "1f1b")
-    throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", pp_schedule, "'"));
-  if (zero < 0 || zero > 3) throw UserError(cat("parallel.zero must be 0, 1, 2 or 3, got ", zero));
-  parse_allreduce_algo(allreduce);
-  if (grad_reduce_dtype != "f32" && grad_reduce_dtype != "bf16")
-    throw UserError(cat("parallel.grad_reduce_dtype must be f32 or bf16, got '", grad_reduce_dtype, "'"));
-  if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));
-}
-
-RowSlice row_slice(int64_t rows, int ranks, int rank) {
-  MESHLM_ASSERT(ranks > 0 && rank >= 0 && rank < ranks, "rank ", rank, " of ", ranks);
-  const int64_t base = rows / ranks, extra = rows % ranks;
-  return {rank * base + std::min<int64_t>(rank, extra), base + (rank < extra ? 1 : 0)};
-}
-
-StateRange zero_shard(size_t n, int ranks, int rank) {
-  const RowSlice s = row_slice(int64_t(n), ranks, rank);
-  return {size_t(s.begin), size_t(s.count)};
-}
-
-std::vector<ParamRange> ranges_in_shard(std::span<const ParamRange> ranges, StateRange shard) {
-  std::vector<ParamRange> out;
-  const size_t end = shard.begin + shard.count;
-  for (const ParamRange& r : ranges) {
-    const size_t b = std::max(r.offset, shard.begin), e = std::min(r.offset + r.count, end);
-    if (b < e) out.push_back({b, e - b, r.decay});
-  }
-  return out;
-}
-
 GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire)
     : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire) {
   MESHLM_ASSERT(bucket_elems > 0, "empty gradient buckets");
@@ -49,8 +15,8 @@ GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bo
                 dtype_name(wire));
   for (size_t end = n; end > 0; end -= std::min(end, bucket_elems)) bucket_begin_.push_back(end - std::min(end, bucket_elems));
   if (reduce_scatter_) {
-    for (int r = 0; r < comm_.size(); ++r) shard_counts_.push_back(int64_t(zero_shard(n, comm_.size(), r).count));
-    shard_ = zero_shard(n, comm_.size(), comm_.rank());
+    for (int r = 0; r < comm_.size(); ++r) shard_counts_.push_back(int64_t(even_part(n, comm_.size(), r).count));
+    shard_ = even_part(n, comm_.size(), comm_.rank());
   }
   thread_ = std::thread([this] { worker(); });
 }

@@ -1,67 +1,25 @@
 #pragma once
-// Data parallelism: every rank holds the model and computes its slice of each global
-// micro-batch; gradients are summed across ranks in buckets while the backward pass is still
-// running. With ZeRO stage 1 each rank updates only its shard of the flat parameter range
-// (its optimizer state is the shard's), and stage 2 also reduce-scatters the gradients so that
-// only the shard's are reduced. Shards are contiguous ranges of the flat buffers and may cut
-// through tensors.
+// Data parallelism's gradient reduction: gradients are summed across ranks in buckets while the
+// backward pass is still running.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
-#include <span>
-#include <string>
 #include <thread>
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
-#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/core/range.hpp"
 
 namespace meshlm {
-
-struct ParallelConfig {
-  int64_t dp = 1;                  // data-parallel ranks; dp · pp · tp = the number of launched processes
-  int64_t tp = 1;                  // tensor-parallel ranks (must divide model.n_head)
-  int64_t pp = 1;                  // pipeline stages
-  std::string pp_schedule = "1f1b";  // gpipe or 1f1b
-  std::string pp_layers;           // blocks per stage, e.g. "2,3,3"; empty = balanced by compute
-  int64_t zero = 0;                // ZeRO stage: 0, 1, 2 or 3 (parameters sharded too: parallel/sharded_params.hpp)
-  bool reshard_after_forward = true;  // ZeRO-3: drop gathered parameters after each use (false: keep them for the step)
-  std::string allreduce = "ring";  // ring (ours) or native (MPI's)
-  double bucket_mb = 25.0;         // gradient bucket size in MiB
-  bool overlap = true;             // reduce buckets during the backward pass (false: after it)
-  std::string grad_reduce_dtype = "f32";  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
-  // Throws UserError naming the first invalid key ("parallel.<field>").
-  void validate() const;
-};
-
-// The rows [begin, begin + count) of a `rows`-row micro-batch that `rank` of `ranks` computes:
-// contiguous slices whose sizes differ by at most one, the first ranks taking the larger ones.
-struct RowSlice {
-  int64_t begin = 0;
-  int64_t count = 0;
-};
-RowSlice row_slice(int64_t rows, int ranks, int rank);
-
-// Rank `rank`'s ZeRO shard of n flat elements (contiguous, sizes differ by at most one).
-StateRange zero_shard(size_t n, int ranks, int rank);
-// The parts of `ranges` inside `shard`, in order.
-std::vector<ParamRange> ranges_in_shard(std::span<const ParamRange> ranges, StateRange shard);
-
-// Per-rank bytes of the training state, as the ZeRO paper counts them (f32 everywhere):
-// parameters Ψ, gradients Ψ (Ψ/N persistent with stage 2), optimizer state K·Ψ (K·Ψ/N with
-// stages 1 and 2).
-struct MemoryPerRank {
-  size_t params = 0, grads = 0, optimizer = 0;
-};
 
 // Sums the gradient buffer over the ranks of `comm`, bucket by bucket. Buckets are cut from the
 // end of the buffer, because the backward pass finishes the gradients from the last layer to
 // the first; a bucket is handed to a communication thread as soon as grads_ready() says all of
-// it is final. With ZeRO-2 a bucket is reduce-scattered: each rank receives the sum of the
-// part of the bucket inside its shard (zero_shard) into its shard buffer.
+// it is final. With reduce-scatter (ZeRO-2 and 3) each rank receives the sum of the part of
+// the bucket inside its shard (even_part(n, ranks, rank)) into its shard buffer.
 //
 // `comm` is used from the communication thread only while a reduction runs: give it a group
 // of its own (Communicator::split) so that it never interleaves with the caller's collectives.
@@ -102,7 +60,7 @@ class GradientSync {
   DType wire_;
   std::vector<size_t> bucket_begin_;  // bucket k covers [bucket_begin_[k], k == 0 ? n : bucket_begin_[k-1])
   std::vector<int64_t> shard_counts_;
-  StateRange shard_{0, 0};
+  Range shard_;
   float* grads_ = nullptr;
   float* shard_out_ = nullptr;
   size_t launched_ = 0;  // buckets queued in this reduction

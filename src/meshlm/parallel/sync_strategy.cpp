@@ -1,0 +1,11 @@
+#include "meshlm/parallel/sync_strategy.hpp"
+
+#include "meshlm/parallel/zero_strategy.hpp"
+
+namespace meshlm {
+
+std::unique_ptr<SyncStrategy> make_sync_strategy(const StrategyContext& ctx) {
+  return std::make_unique<ZeroStrategy>(ctx);
+}
+
+}  // namespace meshlm

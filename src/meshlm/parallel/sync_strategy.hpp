@@ -1,0 +1,125 @@
+#pragma once
+// How the data-parallel ranks hold, synchronise and update the parameters: the one interface
+// between the trainer and a synchronisation strategy. Every data-parallel rank runs the same
+// model (its tensor-parallel shard of its pipeline stage) on its slice of each micro-batch; a
+// strategy decides
+//   - what the rank holds: the parameters the model reads (all of them, or a shard whose
+//     layers are gathered while in use), the gradient buffer the backward pass accumulates
+//     into, the optimizer and the part of the parameters whose state it keeps;
+//   - how the gradients of a step are combined across ranks (all-reduced or reduce-scattered
+//     in buckets while the backward pass runs, pushed to a server, or not at all);
+//   - how the update happens and how every rank then sees the parameters it needs (an
+//     all-gather of the updated shards, a pull from a server, periodic averaging);
+//   - which gradients it contributes to the global gradient norm;
+//   - what a checkpoint reads from it and writes back.
+// Implementations: ZeroStrategy (parallel/zero_strategy.hpp: all-reduce, ZeRO stages 1-3).
+// The trainer calls these in this order each step:
+//   grads = begin_step()
+//   backward passes accumulate into grads; before the step's last backward pass
+//   begin_reduction(), then grads_ready(offset) as ranges [offset, n) become final
+//   finish_reduction()
+//   norm_part() -> the global norm (with the tensor- and pipeline-parallel peers)
+//   apply(lr, grad_scale) or skip()
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/device.hpp"
+#include "meshlm/core/range.hpp"
+#include "meshlm/model/param_gate.hpp"
+#include "meshlm/model/param_spec.hpp"
+#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/parallel/parallel_config.hpp"
+
+namespace meshlm {
+
+// Bytes a rank keeps between steps for parameters, gradients and optimizer state, with a note
+// on what comes and goes during a step (empty when nothing does).
+struct MemoryPerRank {
+  size_t params = 0, grads = 0, optimizer = 0;
+  std::string params_note, grads_note;
+};
+
+// The gradients a rank contributes to the global norm: the elements `range` of the flat
+// layout, at `data` (data[0] is element range.begin).
+struct GradPart {
+  const float* data = nullptr;
+  Range range;
+  // true: the data-parallel ranks' parts tile the buffer and their squared norms add up;
+  // false: every rank's gradients are its own (no sum over data-parallel ranks).
+  bool tiled_over_dp = true;
+};
+
+// What a strategy is built from.
+struct StrategyContext {
+  Communicator& dp;           // the data-parallel group (the ranks with this rank's pp and tp coordinates)
+  const ParamLayout& layout;  // this rank's parameters: its tensor-parallel shard of its pipeline stage
+  Device device;              // where parameters, gradients and optimizer state live
+  const ParallelConfig& parallel;
+  const OptimConfig& optim;
+};
+
+class SyncStrategy {
+ public:
+  virtual ~SyncStrategy() = default;
+  SyncStrategy(const SyncStrategy&) = delete;
+  SyncStrategy& operator=(const SyncStrategy&) = delete;
+
+  // --- What the rank holds.
+  // The flat parameters (layout().total() floats on the device) the model reads. With a gate,
+  // only the ranges between gate->acquire and gate->release are valid.
+  virtual float* params() = 0;
+  virtual ParamGate* param_gate() { return nullptr; }
+  virtual Optimizer& optimizer() = 0;
+  virtual MemoryPerRank memory() const = 0;
+  // One line for the run's header, e.g. "ZeRO-2, ring all-reduce, 25 MiB buckets".
+  virtual std::string describe() const = 0;
+  // Figures gathered over the run for its summary (empty if none).
+  virtual std::string summary() const { return {}; }
+
+  // --- One optimizer step.
+  // The buffer (layout().total() floats, zeroed) the step's backward passes accumulate into.
+  virtual float* begin_step() = 0;
+  // The step's last backward pass is about to start; grads_ready(offset) says the gradients
+  // [offset, n) are final (offset only decreases, ending at 0).
+  virtual void begin_reduction() = 0;
+  virtual void grads_ready(size_t offset) = 0;
+  // Returns once the step's gradients are combined; the seconds spent waiting for it.
+  virtual double finish_reduction() = 0;
+  virtual GradPart norm_part() const = 0;
+  // Updates the parameters with learning rate `lr` from the combined gradients times
+  // `grad_scale` (clipping, loss-scale unscaling), then makes the new values visible to the
+  // model on every rank.
+  virtual void apply(float lr, float grad_scale) = 0;
+  // The step's gradients are dropped without an update (fp16 overflow).
+  virtual void skip() = 0;
+
+  // --- Forward passes outside training (evaluation).
+  // Whether a forward pass is collective over the data-parallel ranks (they must then run the
+  // same number of them).
+  virtual bool forward_is_collective() const { return false; }
+  // Called after an evaluation: gives back whatever it gathered.
+  virtual void end_evaluation() {}
+
+  // --- Checkpoints and weights. Collective over the data-parallel ranks. Values are host
+  // memory in this rank's layout (layout().total() floats).
+  // Calls `use` with all of this rank's parameters.
+  virtual void read_params(const std::function<void(const float* values)>& use) = 0;
+  // Sets the parameters: `fill` writes all of them (every data-parallel rank the same values).
+  virtual void write_params(const std::function<void(float* values)>& fill) = 0;
+  // The optimizer state by name, each layout().total() floats.
+  virtual std::vector<std::pair<std::string, std::vector<float>>> read_optimizer_state() = 0;
+  virtual void write_optimizer_state(const std::string& name, const float* values) = 0;
+
+ protected:
+  SyncStrategy() = default;
+};
+
+// The strategy that `ctx.parallel` configures.
+std::unique_ptr<SyncStrategy> make_sync_strategy(const StrategyContext& ctx);
+
+}  // namespace meshlm

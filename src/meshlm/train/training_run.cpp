@@ -1,0 +1,110 @@
+#include "meshlm/train/training_run.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include "meshlm/core/error.hpp"
+#include "meshlm/train/checkpoint.hpp"
+#include "meshlm/train/rank_agreement.hpp"
+
+namespace meshlm {
+
+namespace fs = std::filesystem;
+
+TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const std::atomic<int>* stop_signal)
+    : comm_(comm), request_(request), stop_signal_(stop_signal) {
+  std::string error;
+  try {
+    setup_ = read_run_setup(request);
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  agree_on_setup(comm, error);
+  // Errors of the trainer's construction come from the config, the same on every rank.
+  try {
+    trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, &comm);
+    if (setup_.init) trainer_->set_params(setup_.init->params);
+    if (setup_.resume_from) load_checkpoint_into(*setup_.resume_from, *trainer_);
+  } catch (const UserError& e) {
+    error = e.what();
+  }
+  agree_on_setup(comm, error);
+  console_ = std::make_unique<RunConsole>(comm, setup_.cfg);
+  console_->header(setup_, request.data, *trainer_);
+  const bool root = comm.rank() == 0;
+  if (root && !setup_.run_dir.empty()) fs::create_directories(setup_.run_dir);
+  metrics_ = setup_.run_dir.empty() || !root ? std::make_unique<MetricsLog>()
+                                             : std::make_unique<MetricsLog>(setup_.run_dir / "metrics.jsonl");
+}
+
+TrainingRun::~TrainingRun() = default;
+
+void TrainingRun::save(bool best) {
+  if (setup_.run_dir.empty()) return;
+  const fs::path dir = save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best);
+  console_->checkpoint(dir.string(), best);
+  last_saved_ = trainer_->state().step;
+}
+
+bool TrainingRun::evaluate() {
+  const EvalStats e = trainer_->evaluate();
+  const bool best = trainer_->record_eval(e);
+  metrics_->eval(e, best);
+  console_->eval(e, best);
+  return best;
+}
+
+// A signal reaches the ranks at different moments: they agree to stop after the same step.
+int TrainingRun::stop_requested() {
+  int32_t sig = stop_signal_ ? stop_signal_->load() : 0;
+  if (comm_.size() > 1) comm_.all_reduce(&sig, 1, DType::i32, ReduceOp::max);
+  return sig;
+}
+
+int TrainingRun::run() {
+  Trainer& trainer = *trainer_;
+  const TrainConfig& t = setup_.cfg.train;
+  bool stopped_early = false;
+  while (trainer.state().step < t.steps) {
+    const StepStats st = trainer.step();
+    if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
+      throw UserError(cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
+    metrics_->step(st);
+    console_->step(st);
+    // The last step is evaluated and saved after the loop, so that its checkpoint can be marked best.
+    const bool last = st.step == t.steps;
+    bool evaluated = false;
+    if (t.eval_every > 0 && st.step % t.eval_every == 0 && !last) {
+      evaluated = true;
+      if (evaluate()) save(true);
+    }
+    if (t.save_every > 0 && st.step % t.save_every == 0 && last_saved_ != st.step && !last) save(false);
+    if (evaluated && trainer.should_stop_early()) {
+      console_->early_stop(trainer);
+      stopped_early = true;
+      break;
+    }
+    if (const int sig = stop_requested(); sig != 0) {
+      if (!setup_.run_dir.empty() && last_saved_ != st.step) save(false);
+      console_->stopped_by_signal(sig, st.step, !setup_.run_dir.empty());
+      return 128 + sig;
+    }
+  }
+  console_->training_done(trainer);
+  if (!stopped_early) {
+    const bool best = evaluate();
+    if (last_saved_ != trainer.state().step) save(best);
+  }
+  if (!setup_.run_dir.empty()) {
+    const std::vector<float> final_params = trainer.global_params();
+    if (comm_.rank() == 0) {
+      save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params);
+      setup_.data->tokenizer().save(setup_.run_dir);  // the run directory is then a complete model for eval/generate
+      console_->saved_model(setup_.run_dir.string(), trainer);
+    }
+  }
+  if (comm_.size() > 1) comm_.barrier();  // nobody finalises MPI while rank 0 still writes
+  return 0;
+}
+
+}  // namespace meshlm

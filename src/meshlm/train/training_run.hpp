@@ -1,0 +1,45 @@
+#pragma once
+// A training run from its request to its final model: the set-up every rank agrees on, the
+// step loop with its evaluation and checkpoint cadence, early stopping, stopping on a signal
+// (every rank after the same step), the final evaluation, checkpoint and model files, and the
+// metrics log. `meshlm train` parses its options and hands them here.
+#include <atomic>
+#include <memory>
+
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/train/metrics_log.hpp"
+#include "meshlm/train/run_console.hpp"
+#include "meshlm/train/run_setup.hpp"
+#include "meshlm/train/trainer.hpp"
+
+namespace meshlm {
+
+class TrainingRun {
+ public:
+  // Collective over `comm`: reads the set-up and builds the trainer on every rank. An error on
+  // any rank is printed once and thrown as ReportedError on every rank (train/rank_agreement.hpp).
+  // `stop_signal` (may be null), when it becomes non-zero, ends the run after the current step
+  // with a checkpoint.
+  TrainingRun(Communicator& comm, const RunRequest& request, const std::atomic<int>* stop_signal = nullptr);
+  ~TrainingRun();
+
+  // Trains until train.steps, early stopping or a stop signal. Returns 0, or 128 + the signal.
+  int run();
+  Trainer& trainer() { return *trainer_; }
+
+ private:
+  void save(bool best);
+  bool evaluate();  // returns whether the evaluation is the best so far
+  int stop_requested();
+
+  Communicator& comm_;
+  RunRequest request_;
+  const std::atomic<int>* stop_signal_;
+  RunSetup setup_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<RunConsole> console_;
+  std::unique_ptr<MetricsLog> metrics_;
+  int64_t last_saved_ = -1;
+};
+
+}  // namespace meshlm
