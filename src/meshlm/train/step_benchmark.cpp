@@ -32,9 +32,9 @@ StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int 
   StepBenchmark r;
   r.B = cfg.train.micro_batch;
   r.T = cfg.train.T(m);
-  set_kernel_profiling(profile);  // the model keeps the table it is built with
-  GPT model(m, r.B, r.T, device, nullptr, StageSpec::whole(), parse_recompute(cfg.train.recompute), precision);
-  set_kernel_profiling(false);
+  KernelProfile kernel_profile;
+  GPT model(m, r.B, r.T, device, nullptr, StageSpec::whole(), parse_recompute(cfg.train.recompute), precision,
+            profile ? &kernel_profile : nullptr);
   const size_t n = model.num_params();
   Buffer params(device, DType::f32, n), grads(device, DType::f32, n);
   {
@@ -57,7 +57,7 @@ StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int 
   r.load_before = load_average();
   for (int s = 0; s < warmup + steps; ++s) {
     if (s == warmup) {
-      reset_kernel_profile();
+      kernel_profile.reset();
       r.optimizer_s = r.clip_s = 0;
     }
     Timer t;
@@ -76,7 +76,7 @@ StepBenchmark run_step_benchmark(const RunConfig& cfg, Precision precision, int 
   }
   r.load_after = load_average();
   r.peak_rss_bytes = peak_rss_bytes();
-  if (profile) r.ops = kernel_profile();
+  if (profile) r.ops = kernel_profile.ops();
   return r;
 }
 
