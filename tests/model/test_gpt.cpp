@@ -6,10 +6,12 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/rng.hpp"
+#include "meshlm/kernels/profile.hpp"
 #include "meshlm/model/gpt.hpp"
 
 namespace meshlm {
@@ -177,6 +179,51 @@ TEST(GPTRecompute, SelectiveAndFullGiveBitIdenticalGradientsWithLessActivationMe
     last_bytes = model.activation_bytes();
   }
   EXPECT_THROW(parse_recompute("some"), UserError);
+}
+
+}  // namespace
+}  // namespace meshlm
+
+namespace meshlm {
+namespace {
+
+const OpTime& op_time(const KernelProfile& p, std::string_view name) {
+  for (const OpTime& o : p.ops())
+    if (o.op == name) return o;
+  ADD_FAILURE() << "no op " << name << " in the profile";
+  static const OpTime none{};
+  return none;
+}
+
+// A model built with a profile counts each of its kernel calls there (per block: two
+// LayerNorms, four linears; then ln_f and the tied head) and computes exactly what a model
+// without one does; a second model's profile stays empty.
+TEST(GPTProfile, CountsTheModelsKernelCallsAndChangesNoResult) {
+  GPTConfig cfg = small_config();
+  const int64_t B = 2, T = 8, L = cfg.n_layer;
+  Batch b = random_batch(B, T, cfg.vocab_size, 11);
+  KernelProfile profile, unused;
+  GPT plain(cfg, B, T);
+  GPT timed(cfg, B, T, Device::cpu, nullptr, StageSpec::whole(), Recompute::none, Precision::fp32, &profile);
+  std::vector<float> p(plain.num_params()), g_plain(plain.num_params(), 0.0f), g_timed(plain.num_params(), 0.0f);
+  init_params(plain.layout(), cfg, 6, p);
+  const float loss_plain = plain.forward(p.data(), b.inputs.data(), b.targets.data(), B, T);
+  plain.backward(p.data(), g_plain.data());
+  const float loss_timed = timed.forward(p.data(), b.inputs.data(), b.targets.data(), B, T);
+  timed.backward(p.data(), g_timed.data());
+  EXPECT_EQ(loss_timed, loss_plain);
+  EXPECT_EQ(0, std::memcmp(g_timed.data(), g_plain.data(), g_plain.size() * sizeof(float)));
+
+  EXPECT_EQ(op_time(profile, "embedding_forward").calls, 1);
+  EXPECT_EQ(op_time(profile, "layernorm_forward").calls, 2 * L + 1);
+  EXPECT_EQ(op_time(profile, "linear_forward").calls, 4 * L + 1);
+  EXPECT_EQ(op_time(profile, "linear_backward").calls, 4 * L + 1);
+  EXPECT_EQ(op_time(profile, "attention_backward").calls, L);
+  EXPECT_EQ(op_time(profile, "cross_entropy_forward").calls, 1);
+  EXPECT_EQ(op_time(profile, "embedding_backward").calls, 1);
+  EXPECT_EQ(op_time(profile, "attention_cached_forward").calls, 0);
+  EXPECT_GT(op_time(profile, "linear_forward").seconds, 0.0);
+  for (const OpTime& o : unused.ops()) EXPECT_EQ(o.calls, 0) << o.op;
 }
 
 }  // namespace

@@ -1,23 +1,33 @@
 #pragma once
-// Per-op time of the kernel tables, for `meshlm bench --profile`. While profiling is on,
-// kernels_for() hands out tables whose every entry times its call (a steady-clock read on
-// each side, ~50 ns) and adds it to the op's total; a model built then keeps the timed table.
-// Kernels are called from one thread (the model's), so the totals need no locking.
-#include <cstdint>
-#include <string_view>
+// Per-op time of a kernel table, for `meshlm bench --profile`. A KernelProfile holds one
+// total per KernelTable entry; profiled(table, profile) is a copy of the table whose every
+// entry times its call (a steady-clock read on each side, ~50 ns) and adds it to that
+// profile. The plain tables stay untimed, so only the model built with the copy is measured.
+// A table's kernels are called from one thread (its model's), so the totals need no locking.
 #include <vector>
+
+#include "meshlm/kernels/kernels.hpp"
 
 namespace meshlm {
 
-struct OpTime {
-  std::string_view op;  // the KernelTable entry, e.g. "linear_forward"
-  double seconds = 0;
-  int64_t calls = 0;
+class KernelProfile {
+ public:
+  KernelProfile();  // every entry, at zero
+  // Tables point at the totals: a profile stays where it is.
+  KernelProfile(const KernelProfile&) = delete;
+  KernelProfile& operator=(const KernelProfile&) = delete;
+
+  // Totals since construction or the last reset, in KernelTable order (ops never called
+  // included, with 0).
+  const std::vector<OpTime>& ops() const { return ops_; }
+  void reset();
+
+ private:
+  friend KernelTable profiled(const KernelTable& base, KernelProfile& profile);
+  std::vector<OpTime> ops_;  // never resized: entries point into it
 };
 
-void set_kernel_profiling(bool on);
-// Totals since the last reset, in KernelTable order (ops never called included, with 0).
-std::vector<OpTime> kernel_profile();
-void reset_kernel_profile();
+// A copy of `base` whose entries count into `profile` (which must outlive the copy's use).
+KernelTable profiled(const KernelTable& base, KernelProfile& profile);
 
 }  // namespace meshlm

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/kernels/profile.hpp"
 #include "meshlm/model/kv_cache.hpp"
 #include "meshlm/model/tp_ops.hpp"
 
@@ -119,7 +120,7 @@ Recompute parse_recompute(const std::string& name) {
 }
 
 GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp,
-         const StageSpec& stage, Recompute recompute, Precision precision)
+         const StageSpec& stage, Recompute recompute, Precision precision, KernelProfile* profile)
     : cfg_(cfg),
       tp_(tp && tp->size() > 1 ? tp : nullptr),
       Cl_(cfg.n_embd / tp_size()),
@@ -129,7 +130,8 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
       stage_(stage),
       stage_layers_(stage.end(cfg) - stage.first_layer),
       layout_(shard_specs(cfg, tp_, stage)),
-      k_(&kernels_for(device, precision)),
+      offsets_(layout_, cfg, stage),
+      k_(profile ? profiled(kernels_for(device, precision), *profile) : kernels_for(device, precision)),
       precision_(precision),
       max_B_(max_B),
       max_T_(max_T),
@@ -144,7 +146,7 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
   auto range_of = [&](const std::string& first, const std::string& last) {
     const ParamView* a = layout_.find(first);
     const ParamView* b = layout_.find(last);
-    return a && b ? FlatRange{a->offset, b->offset + b->numel} : FlatRange{};
+    return a && b ? Range{a->offset, b->offset + b->numel - a->offset} : Range{};
   };
   wpe_range_ = range_of("wpe.weight", "wpe.weight");
   wte_range_ = range_of("wte.weight", "wte.weight");
@@ -171,38 +173,38 @@ GPTConfig GPT::cache_config() const {
 void GPT::row_parallel_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t IC,
                                int64_t OC) const {
   if (!tp_) {
-    k_->linear_forward(out, inp, w, bias, N, IC, OC, WeightLayout::in_out);
+    k_.linear_forward(out, inp, w, bias, N, IC, OC, WeightLayout::in_out);
     return;
   }
-  k_->linear_forward(out, inp, w, nullptr, N, IC, OC, WeightLayout::in_out);
+  k_.linear_forward(out, inp, w, nullptr, N, IC, OC, WeightLayout::in_out);
   reduce_from_tp_forward(tp_, out, N * OC);
-  k_->add_bias(out, bias, N, OC);
+  k_.add_bias(out, bias, N, OC);
 }
 
 void GPT::embedding_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int64_t B,
                             int64_t T) const {
   const int64_t C = cfg_.n_embd;
   if (!tp_) {
-    k_->embedding_forward(out, tokens, wte, wpe, B, T, C);
+    k_.embedding_forward(out, tokens, wte, wpe, B, T, C);
     return;
   }
   // Each rank contributes the rows of its vocabulary slice (zeros elsewhere); the sum is the
   // lookup, then the (replicated) position embedding is added as in the one-process kernel.
-  k_->embedding_rows_forward(out, tokens, wte, vocab_.first, vocab_.valid, B * T, C);
+  k_.embedding_rows_forward(out, tokens, wte, vocab_.first, vocab_.valid, B * T, C);
   reduce_from_tp_forward(tp_, out, B * T * C);
-  k_->positions_forward(out, wpe, B, T, C);
+  k_.positions_forward(out, wpe, B, T, C);
 }
 
 void GPT::embedding_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int64_t B,
                              int64_t T) const {
   const int64_t C = cfg_.n_embd;
   if (!tp_) {
-    k_->embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
+    k_.embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
     return;
   }
   // dwpe is replicated: every rank adds the same (replicated) dout. dwte: this rank's rows.
-  k_->positions_backward(dwpe, dout, B, T, C);
-  k_->embedding_rows_backward(dwte, dout, tokens, vocab_.first, vocab_.valid, B * T, C);
+  k_.positions_backward(dwpe, dout, B, T, C);
+  k_.embedding_rows_backward(dwte, dout, tokens, vocab_.first, vocab_.valid, B * T, C);
 }
 
 size_t GPT::activation_bytes() const { return buf_.bytes(); }
@@ -245,9 +247,8 @@ const float* GPT::stage_input_grad() const { return a_->dresidual; }
 void GPT::forward_block(int64_t l, const float* params, const float* residual) {
   const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, Cl = Cl_, Hl = Hl_, Fl = Fl_;
   const float eps = cfg_.layer_norm_epsilon;
-  const KernelTable& k = *k_;
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
-  const BlockParams& w = p.blocks[size_t(l)];
+  const KernelTable& k = k_;
+  const BlockParams<const float> w = offsets_.block(params, l);
   Acts::Layer& x = a_->layers[size_t(l)];
   k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
   k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
@@ -268,9 +269,9 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   // Attention buffers are laid out for max_B·max_T; a smaller batch uses a prefix of them.
   const int64_t N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Vl = vocab_.rows;
   const float eps = cfg_.layer_norm_epsilon;
-  const KernelTable& k = *k_;
+  const KernelTable& k = k_;
   Acts& a = *a_;
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
+  const OuterParams<const float> p = offsets_.outer(params);
   B_ = B;
   T_ = T;
   backward_ready_ = false;
@@ -331,10 +332,10 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
   MESHLM_ASSERT(backward_ready_, "backward() needs a forward() with targets");
   const int64_t B = B_, T = T_, N = B * T, C = cfg_.n_embd, V = cfg_.vocab_size, Cl = Cl_, Hl = Hl_, Fl = Fl_,
                 Vl = vocab_.rows;
-  const KernelTable& k = *k_;
+  const KernelTable& k = k_;
   Acts& a = *a_;
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params), stage_);
-  GPTParams g = gpt_param_views(layout_, cfg_, grads, stage_);
+  const OuterParams<const float> p = offsets_.outer(params);
+  const OuterParams<float> g = offsets_.outer(grads);
 
   if (stage_.last) {
     const float drow = valid_ > 0 ? dloss / float(valid_) : 0.0f;
@@ -355,8 +356,8 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
   }
 
   for (int64_t l = stage_layers_ - 1; l >= 0; --l) {
-    const BlockParams& w = p.blocks[size_t(l)];
-    const BlockParams& dw = g.blocks[size_t(l)];
+    const BlockParams<const float> w = offsets_.block(params, l);
+    const BlockParams<float> dw = offsets_.block(grads, l);
     Acts::Layer& x = a.layers[size_t(l)];
     const float* residual = l == 0 ? a.encoded : a.layers[size_t(l - 1)].residual3;
     acquire(block_ranges_[size_t(l)]);
@@ -392,7 +393,8 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
 
 const float* GPT::forward_cached(const float* params, const int32_t* tokens, int64_t B, int64_t Tn, KVCache& cache) {
   const GPTConfig& cc = cache.config();
-  MESHLM_ASSERT(stage_.first && stage_.last, "generation runs the whole model, not a pipeline stage");
+  MESHLM_ASSERT(stage_.first && stage_.last && stage_layers_ == cfg_.n_layer,
+                "generation runs the whole model, not a pipeline stage");
   MESHLM_ASSERT(cc.n_layer == cfg_.n_layer && cc.n_embd == Cl_ && cc.n_head == Hl_,
                 "KV cache built for another model shape (use GPT::cache_config())");
   MESHLM_ASSERT(B == cache.batch() && Tn > 0, "forward_cached on ", B, "x", Tn, " with a cache for batch ",
@@ -407,9 +409,9 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
     if (tokens[i] < 0 || tokens[i] >= V)
       throw UserError(cat("token id ", tokens[i], " is outside the vocabulary [0, ", V, ")"));
   const float eps = cfg_.layer_norm_epsilon;
-  const KernelTable& k = *k_;
+  const KernelTable& k = k_;
   MESHLM_ASSERT(!gate_, "generation runs on a model whose parameters are all present (no ZeRO-3 gate)");
-  GPTParams p = gpt_param_views(layout_, cfg_, const_cast<float*>(params));
+  const OuterParams<const float> p = offsets_.outer(params);
 
   // Activations of the Tn new tokens only (the past lives in the cache), with the same
   // kernels and per-row arithmetic as forward().
@@ -443,7 +445,7 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   // Positions pos..pos+Tn-1: the kernel indexes wpe by t, so shift its base.
   embedding_forward(x, dev_tokens, p.wte, p.wpe + pos * C, B, Tn);
   for (int64_t l = 0; l < cfg_.n_layer; ++l) {
-    const BlockParams& w = p.blocks[size_t(l)];
+    const BlockParams<const float> w = offsets_.block(params, l);
     k.layernorm_forward(ln, mean, rstd, x, w.ln1_w, w.ln1_b, N, C, eps);
     k.linear_forward(qkv, ln, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);
     k.attention_cached_forward(atty, cache.k(l), cache.v(l), qkv, B, Tn, pos, cache.capacity(), Cl, Hl);

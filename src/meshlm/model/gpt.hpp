@@ -27,11 +27,13 @@
 #include "meshlm/model/config.hpp"
 #include "meshlm/model/param_gate.hpp"
 #include "meshlm/model/param_spec.hpp"
+#include "meshlm/model/param_views.hpp"
 #include "meshlm/model/tensor_parallel.hpp"
 
 namespace meshlm {
 
 class KVCache;
+class KernelProfile;
 
 // Activation recomputation: what the forward pass keeps for the backward pass.
 //   none       every block's activations
@@ -52,9 +54,11 @@ class GPT {
   // `tp` (may be null: one process) must outlive the model; cfg.n_head % tp->size() == 0.
   // `stage`: the part of the model this instance runs (pipeline parallelism); see forward_stage.
   // `precision`: of the matrix products (core/precision.hpp); activations stay f32 either way.
+  // `profile` (may be null): every kernel call is timed into it (kernels/profile.hpp); it must
+  // outlive the model's forward/backward calls.
   GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device = Device::cpu, TpCollectives* tp = nullptr,
       const StageSpec& stage = StageSpec::whole(), Recompute recompute = Recompute::none,
-      Precision precision = Precision::fp32);
+      Precision precision = Precision::fp32, KernelProfile* profile = nullptr);
   ~GPT();
   GPT(GPT&&) noexcept;
 
@@ -135,18 +139,19 @@ class GPT {
   StageSpec stage_;
   int64_t stage_layers_;  // blocks in this stage
   ParamLayout layout_;
-  const KernelTable* k_;
+  GPTParamOffsets offsets_;  // where each tensor of the stage lies in layout_
+  KernelTable k_;            // this model's own copy: profiled or plain
   Precision precision_;
   ParamGate* gate_ = nullptr;
   // The flat ranges the gate is asked for (disjoint): the token embedding (also the tied
   // head), the position embedding, each block of the stage, ln_f.
-  FlatRange wte_range_, wpe_range_, lnf_range_;
-  std::vector<FlatRange> block_ranges_;
-  void acquire(FlatRange r) const {
-    if (gate_ && r.size() > 0) gate_->acquire(r);
+  Range wte_range_, wpe_range_, lnf_range_;
+  std::vector<Range> block_ranges_;
+  void acquire(Range r) const {
+    if (gate_ && !r.empty()) gate_->acquire(r);
   }
-  void release(FlatRange r) const {
-    if (gate_ && r.size() > 0) gate_->release(r);
+  void release(Range r) const {
+    if (gate_ && !r.empty()) gate_->release(r);
   }
   int64_t max_B_, max_T_;
   Recompute recompute_;

@@ -7,18 +7,15 @@
 // present.
 #include <cstddef>
 
-namespace meshlm {
+#include "meshlm/core/range.hpp"
 
-struct FlatRange {
-  size_t begin = 0, end = 0;
-  size_t size() const { return end - begin; }
-};
+namespace meshlm {
 
 class ParamGate {
  public:
   virtual ~ParamGate() = default;
-  virtual void acquire(FlatRange r) = 0;
-  virtual void release(FlatRange r) = 0;
+  virtual void acquire(Range r) = 0;
+  virtual void release(Range r) = 0;
 };
 
 }  // namespace meshlm

@@ -152,21 +152,4 @@ void global_to_shard(const ParamLayout& local, const ParamLayout& global, int tp
   }
 }
 
-GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base, const StageSpec& stage) {
-  auto at = [&](const std::string& n) { return base + layout.at(n).offset; };
-  auto maybe = [&](const std::string& n) -> float* {
-    const ParamView* v = layout.find(n);
-    return v ? base + v->offset : nullptr;
-  };
-  GPTParams g{maybe("wte.weight"), maybe("wpe.weight"), maybe("ln_f.weight"), maybe("ln_f.bias"), {}};
-  for (int64_t l = stage.first_layer; l < stage.end(cfg); ++l) {
-    const std::string p = cat("h.", l, ".");
-    g.blocks.push_back({at(p + "ln_1.weight"), at(p + "ln_1.bias"), at(p + "attn.c_attn.weight"),
-                        at(p + "attn.c_attn.bias"), at(p + "attn.c_proj.weight"), at(p + "attn.c_proj.bias"),
-                        at(p + "ln_2.weight"), at(p + "ln_2.bias"), at(p + "mlp.c_fc.weight"),
-                        at(p + "mlp.c_fc.bias"), at(p + "mlp.c_proj.weight"), at(p + "mlp.c_proj.bias")});
-  }
-  return g;
-}
-
 }  // namespace meshlm

@@ -108,16 +108,4 @@ void shard_to_global(const ParamLayout& local, const ParamLayout& global, int tp
 void global_to_shard(const ParamLayout& local, const ParamLayout& global, int tp, int tp_rank, const float* whole,
                      float* shard);
 
-// Views of one transformer block's parameters (or gradients) inside a flat buffer.
-struct BlockParams {
-  float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *attproj_w, *attproj_b;
-  float *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
-};
-struct GPTParams {
-  float *wte, *wpe, *lnf_w, *lnf_b;  // null where the stage does not hold them
-  std::vector<BlockParams> blocks;    // the stage's blocks, from its first layer
-};
-GPTParams gpt_param_views(const ParamLayout& layout, const GPTConfig& cfg, float* base,
-                          const StageSpec& stage = StageSpec::whole());
-
 }  // namespace meshlm

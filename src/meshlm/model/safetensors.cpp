@@ -171,7 +171,7 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   const int map_errno = errno;
   ::close(fd);  // the mapping keeps the file alive
   if (p == MAP_FAILED) throw UserError(cat("cannot map safetensors file ", where, ": ", std::strerror(map_errno)));
-  map_ = static_cast<const std::byte*>(p);
+  map_ = static_cast<std::byte*>(p);
   map_size_ = file_size;
 
   try {
@@ -287,8 +287,9 @@ void SafetensorsFile::parse_header(std::string_view text) {
 }
 
 void SafetensorsFile::unmap() noexcept {
-  if (map_) ::munmap(const_cast<std::byte*>(map_), map_size_);
-  map_ = data_ = nullptr;
+  if (map_) ::munmap(map_, map_size_);
+  map_ = nullptr;
+  data_ = nullptr;
   map_size_ = data_size_ = 0;
 }
 

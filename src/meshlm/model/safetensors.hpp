@@ -85,7 +85,7 @@ class SafetensorsFile {
   void unmap() noexcept;
 
   std::filesystem::path path_;
-  const std::byte* map_ = nullptr;  // the whole file
+  std::byte* map_ = nullptr;  // the whole file, mapped read-only (PROT_READ)
   size_t map_size_ = 0;
   const std::byte* data_ = nullptr;  // the data section, after the header
   size_t data_size_ = 0;

@@ -8,7 +8,7 @@
 
 namespace meshlm {
 
-// The memory's own device computes the sums (kernels/kernels.hpp: UpdateTable::sum_squares
+// The memory's own device computes the sums (kernels/update_kernel_list.def: sum_squares
 // fixes the summation order by blocks, so the norm does not depend on the thread count).
 double grad_norm_squared(const float* g, size_t n) {
   if (n == 0) return 0.0;

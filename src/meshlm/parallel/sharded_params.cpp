@@ -9,7 +9,7 @@ namespace meshlm {
 namespace {
 constexpr size_t kNone = ~size_t(0);  // no range (history before the first acquire)
 
-size_t overlap(FlatRange r, Range s) { return intersect(Range{r.begin, r.size()}, s).count; }
+size_t overlap(Range r, Range s) { return intersect(r, s).count; }
 }  // namespace
 
 ShardedParams::ShardedParams(Communicator& comm, Buffer& params, bool prefetch, bool reshard_after_forward)
@@ -30,12 +30,12 @@ ShardedParams::~ShardedParams() {
   thread_.join();
 }
 
-size_t ShardedParams::outside_shard(FlatRange r) const { return r.size() - overlap(r, shard_); }
+size_t ShardedParams::outside_shard(Range r) const { return r.count - overlap(r, shard_); }
 
-int64_t ShardedParams::queue_gather(FlatRange r) {
+int64_t ShardedParams::queue_gather(Range r) {
   auto it = live_.find(r.begin);
   if (it != live_.end()) {
-    MESHLM_ASSERT(it->second.range.end == r.end, "ZeRO-3 ranges must not overlap");
+    MESHLM_ASSERT(it->second.range.end() == r.end(), "ZeRO-3 ranges must not overlap");
     ++it->second.users;
     return it->second.job;
   }
@@ -54,7 +54,7 @@ void ShardedParams::wait_job(std::unique_lock<std::mutex>& lock, int64_t job) {
   if (error_) std::rethrow_exception(error_);
 }
 
-void ShardedParams::acquire(FlatRange r) {
+void ShardedParams::acquire(Range r) {
   std::unique_lock lock(mu_);
   if (live_.count(r.begin)) ++prefetch_hits_;  // queued ahead (or still present): no new gather
   const int64_t job = queue_gather(r);
@@ -65,7 +65,7 @@ void ShardedParams::acquire(FlatRange r) {
     // user until that acquire comes (or flush() drops it).
     auto next = successor_.find(history_);
     if (next != successor_.end() && next->second.begin != r.begin) {
-      const FlatRange n = next->second;
+      const Range n = next->second;
       auto it = live_.find(n.begin);
       if (it == live_.end()) {
         queue_gather(n);
@@ -76,7 +76,7 @@ void ShardedParams::acquire(FlatRange r) {
   wait_job(lock, job);
 }
 
-void ShardedParams::release(FlatRange r) {
+void ShardedParams::release(Range r) {
   std::lock_guard lock(mu_);
   auto it = live_.find(r.begin);
   MESHLM_ASSERT(it != live_.end() && it->second.users > 0, "release of a range that was not acquired");
@@ -86,10 +86,10 @@ void ShardedParams::release(FlatRange r) {
   live_.erase(it);
 }
 
-void ShardedParams::discard_unused(FlatRange r) {
+void ShardedParams::discard_unused(Range r) {
   const size_t shard_end = shard_.begin + shard_.count;
-  if (r.begin < shard_.begin) params_.discard(r.begin, std::min(r.end, shard_.begin));
-  if (r.end > shard_end) params_.discard(std::max(r.begin, shard_end), r.end);
+  if (r.begin < shard_.begin) params_.discard(r.begin, std::min(r.end(), shard_.begin));
+  if (r.end() > shard_end) params_.discard(std::max(r.begin, shard_end), r.end());
 }
 
 void ShardedParams::flush() {
@@ -122,12 +122,12 @@ void ShardedParams::reset_peak() {
   peak_ = present_;
 }
 
-void ShardedParams::gather(FlatRange r) {
+void ShardedParams::gather(Range r) {
   std::vector<int64_t> counts(shards_.size());
   for (size_t q = 0; q < shards_.size(); ++q) counts[q] = int64_t(overlap(r, shards_[q]));
   float* base = params_.data<float>();
   // The ranks' parts of r tile it in rank order; this rank's part is sent in place.
-  const float* mine = base + std::clamp(shard_.begin, r.begin, r.end);
+  const float* mine = base + std::clamp(shard_.begin, r.begin, r.end());
   comm_.all_gather(mine, base + r.begin, counts, DType::f32);
 }
 

@@ -3,7 +3,7 @@
 // of the model is gathered range by range while the forward and backward passes need it.
 //
 // The parameters live in one paged Buffer of the full size (Buffer::paged): this rank's shard
-// [shard.begin, shard.end) is always resident, every other page only while a range covering
+// [shard.begin, shard.end()) is always resident, every other page only while a range covering
 // it is in use. acquire(range) all-gathers the range (each rank contributes the part inside
 // its shard) and returns when it is present; release(range) gives its pages back once nothing
 // else uses them. The optimizer updates the shard in place, then flush() drops every gathered
@@ -42,8 +42,8 @@ class ShardedParams : public ParamGate {
   ShardedParams(const ShardedParams&) = delete;
   ShardedParams& operator=(const ShardedParams&) = delete;
 
-  void acquire(FlatRange r) override;
-  void release(FlatRange r) override;
+  void acquire(Range r) override;
+  void release(Range r) override;
   // The whole buffer present (checkpoints, model files) until the next flush().
   void gather_all();
   // Waits for queued gathers, forgets every gathered range and gives back every page outside
@@ -60,16 +60,16 @@ class ShardedParams : public ParamGate {
 
  private:
   struct Live {
-    FlatRange range;
+    Range range;
     int64_t users = 0;  // queued or acquired uses not yet released
     int64_t job = 0;    // the gather job that makes it present
   };
-  int64_t queue_gather(FlatRange r);  // returns the job id; the caller holds mu_
+  int64_t queue_gather(Range r);  // returns the job id; the caller holds mu_
   void wait_job(std::unique_lock<std::mutex>& lock, int64_t job);
-  void discard_unused(FlatRange r);   // the caller holds mu_
-  size_t outside_shard(FlatRange r) const;
+  void discard_unused(Range r);   // the caller holds mu_
+  size_t outside_shard(Range r) const;
   void worker();
-  void gather(FlatRange r);
+  void gather(Range r);
 
   Communicator& comm_;
   Buffer& params_;
@@ -79,11 +79,11 @@ class ShardedParams : public ParamGate {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<int64_t, FlatRange>> queue_;
+  std::deque<std::pair<int64_t, Range>> queue_;
   int64_t next_job_ = 1, done_job_ = 0;
   std::map<size_t, Live> live_;            // by range begin
   using History = std::array<size_t, 3>;  // begins of the last three acquired ranges, newest last
-  std::map<History, FlatRange> successor_;  // what was acquired after that history last time
+  std::map<History, Range> successor_;  // what was acquired after that history last time
   History history_{};
   size_t present_ = 0, peak_ = 0;
   int64_t gathers_ = 0, prefetch_hits_ = 0;

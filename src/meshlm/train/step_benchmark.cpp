@@ -62,9 +62,8 @@ StepBenchmark run_step_benchmark(const RunConfig& config, Precision precision, i
   r.T = cfg.train.T(m);
   const int64_t tokens_per_step = r.B * r.T * cfg.train.grad_accum;
   const SyntheticTokens data(m.vocab_size, tokens_per_step * (warmup + steps) + 1, r.T + 1);
-  set_kernel_profiling(profile);  // the model keeps the table it is built with
-  Trainer trainer(cfg, data);
-  set_kernel_profiling(false);
+  KernelProfile kernel_profile;
+  Trainer trainer(cfg, data, nullptr, profile ? &kernel_profile : nullptr);
   for (const auto& v : trainer.global_layout().views()) r.params += int64_t(v.numel);
   const double tokens = double(tokens_per_step), N = double(r.params), L = double(m.n_layer),
                H = double(m.n_head), Q = double(m.head_size()), T = double(r.T);
@@ -73,7 +72,7 @@ StepBenchmark run_step_benchmark(const RunConfig& config, Precision precision, i
   r.load_before = load_average();
   for (int s = 0; s < warmup + steps; ++s) {
     if (s == warmup) {
-      reset_kernel_profile();
+      kernel_profile.reset();
       r.update_s = r.norm_s = 0;
     }
     Timer t;
@@ -87,7 +86,7 @@ StepBenchmark run_step_benchmark(const RunConfig& config, Precision precision, i
   }
   r.load_after = load_average();
   r.peak_rss_bytes = peak_rss_bytes();
-  if (profile) r.ops = kernel_profile();
+  if (profile) r.ops = kernel_profile.ops();
   return r;
 }
 

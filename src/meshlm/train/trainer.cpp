@@ -80,7 +80,7 @@ class Trainer::TrainFeed final : public MicroBatchFeed {
   std::vector<int32_t> window_;
 };
 
-Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm)
+Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm, KernelProfile* profile)
     : cfg_(cfg),
       precision_(parse_precision(cfg.train.precision, "train.precision")),
       own_comm_(comm ? nullptr : make_self_communicator()),
@@ -116,7 +116,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
   step_ops_ = step_schedule(cfg.parallel, mesh_->coords().pp, accum);
   executor_ = std::make_unique<StepExecutor>(
       [&] {
-        return std::make_unique<GPT>(cfg.model, rows, T_, device, tp_group_.get(), stage_, recompute, precision_);
+        return std::make_unique<GPT>(cfg.model, rows, T_, device, tp_group_.get(), stage_, recompute, precision_,
+                                     profile);
       },
       max_in_flight(step_ops_), mesh_->pp(), mesh_->embedding(), rows, T_, accum);
   const GPT& model = executor_->model();

@@ -29,6 +29,7 @@
 #include "meshlm/core/range.hpp"
 #include "meshlm/data/token_source.hpp"
 #include "meshlm/data/window_sampler.hpp"
+#include "meshlm/kernels/profile.hpp"
 #include "meshlm/model/gpt.hpp"
 #include "meshlm/optim/loss_scaler.hpp"
 #include "meshlm/optim/optimizer.hpp"
@@ -78,8 +79,10 @@ class Trainer {
  public:
   // Throws UserError if the data cannot feed this model (vocabulary, too few tokens) or the
   // batch cannot be split over the ranks of `comm` (nullptr: this process alone). Every rank
-  // of `comm` must construct its Trainer with the same config.
-  Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm = nullptr);
+  // of `comm` must construct its Trainer with the same config. With a `profile` (which must
+  // outlive the trainer) every kernel call of the model is timed into it.
+  Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm = nullptr,
+          KernelProfile* profile = nullptr);
   ~Trainer();
 
   StepStats step();

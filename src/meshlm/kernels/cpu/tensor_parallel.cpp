@@ -1,6 +1,6 @@
 // The tensor-parallel entries of the CPU KernelTable: the row-parallel bias, the vocabulary-
 // parallel embedding lookup and its gradient, and the vocabulary-parallel cross-entropy's steps
-// (see kernels/kernels.hpp; the all-reduces between them are the model's).
+// (contracts in kernels/kernel_list.def; the all-reduces between them are the model's).
 #include <algorithm>
 #include <cmath>
 #include <limits>

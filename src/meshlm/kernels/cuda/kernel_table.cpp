@@ -1,29 +1,40 @@
+// The GPU's tables, filled entry by entry by name from the lists (kernel_list.def,
+// update_kernel_list.def), so an implementation can only land in its own entry.
 #include "meshlm/kernels/cuda/ops.hpp"
+#include "meshlm/kernels/kernels.hpp"
 
 namespace meshlm::gpu {
 
 namespace {
 template <Precision P>
-const KernelTable& table() {
-  static const KernelTable t{
-      embedding_forward,    embedding_backward,    layernorm_forward,     layernorm_backward,
-      linear_forward<P>,    linear_backward<P>,    attention_forward,     attention_backward,
-      gelu_forward,         gelu_backward,         residual_forward,      cross_entropy_forward,
-      cross_entropy_backward, attention_cached_forward, add_bias,          embedding_rows_forward,
-      embedding_rows_backward, positions_forward,  positions_backward,    vocab_ce_max,
-      vocab_ce_sums,        vocab_ce_finish,       vocab_ce_backward,
-  };
+KernelTable make_table() {
+  KernelTable t;
+#define MESHLM_KERNEL(name, params) t.name = gpu::name;
+#define MESHLM_KERNEL_P(name, params) t.name = gpu::name<P>;
+#include "meshlm/kernels/kernel_list.def"
   return t;
 }
 }  // namespace
 
 const KernelTable& kernel_table(Precision precision) {
+  static const KernelTable fp32 = make_table<Precision::fp32>(), bf16 = make_table<Precision::bf16>(),
+                           fp16 = make_table<Precision::fp16>();
   switch (precision) {
-    case Precision::fp32: return table<Precision::fp32>();
-    case Precision::bf16: return table<Precision::bf16>();
-    case Precision::fp16: return table<Precision::fp16>();
+    case Precision::fp32: return fp32;
+    case Precision::bf16: return bf16;
+    case Precision::fp16: return fp16;
   }
-  return table<Precision::fp32>();
+  return fp32;
+}
+
+const UpdateTable& update_table() {
+  static const UpdateTable table = [] {
+    UpdateTable t;
+#define MESHLM_UPDATE_KERNEL(return_type, name, params) t.name = gpu::name;
+#include "meshlm/kernels/update_kernel_list.def"
+    return t;
+  }();
+  return table;
 }
 
 }  // namespace meshlm::gpu

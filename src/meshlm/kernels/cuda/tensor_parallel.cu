@@ -1,4 +1,4 @@
-// The tensor-parallel entries of the GPU KernelTable (contracts in kernels/kernels.hpp), with
+// The tensor-parallel entries of the GPU KernelTable (contracts in kernels/kernel_list.def), with
 // cpu/tensor_parallel.cpp's arithmetic:
 //   add_bias, positions_forward: one float addition per element, as the CPU: bit-identical.
 //   embedding_rows_forward: a copy or zeros: bit-identical.

@@ -1,4 +1,4 @@
-// The GPU's UpdateTable: the Adam step, the squared norm for clipping, scaling.
+// The GPU's UpdateTable entries: the Adam step, the squared norm for clipping, scaling.
 //
 // nvcc contracts a*b + c into fused multiply-adds by default; the Adam step must round each
 // product on its own where the CPU (and PyTorch) does, so every operation is written with an
@@ -100,11 +100,6 @@ void scale(float* g, int64_t n, float s) {
   if (n <= 0) return;
   scale_kernel<<<grid_for(n), kThreads, 0, compute_stream()>>>(g, n, s);
   MESHLM_CUDA_CHECK_LAUNCH();
-}
-
-const UpdateTable& update_table() {
-  static const UpdateTable table{adam_update, sum_squares, scale};
-  return table;
 }
 
 }  // namespace meshlm::gpu
