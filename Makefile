@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 
-.PHONY: all deps configure build check demo bench bench-compare clean
+.PHONY: all deps configure build check test-fast demo bench bench-compare clean
 
 all: build
 
@@ -20,6 +20,13 @@ build: configure
 # sharing two cores slow each other down many times over.
 check: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
+
+# The unit tier only (tests/CMakeLists.txt lists the tiers): under a minute. Two at a time, since
+# in a CUDA build most of a unit test's time is the process starting up (the CUDA libraries'
+# initialisers); idle OpenMP threads sleep instead of spinning, so that two tests sharing the
+# cores do not slow each other down many times over.
+test-fast: build
+	cd $(BUILD) && OMP_WAIT_POLICY=passive ctest --output-on-failure --timeout 600 -L '^unit$$' -j $(JOBS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

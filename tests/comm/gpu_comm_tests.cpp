@@ -2,7 +2,8 @@
 // buffers through host memory (any number of ranks sharing one GPU) and the NCCL backend (one GPU
 // per rank: its tests skip when the ranks outnumber the GPUs, and everything skips without a
 // GPU). Inputs have closed-form results, as in mpi_comm_tests.cpp; every rank runs every test in
-// the same order, and main() makes the ranks agree on the verdict.
+// the same order, and the shared main (tests/support/mpi_test_main.cpp) makes the ranks agree on
+// the verdict.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,11 +21,12 @@
 #include "meshlm/core/buffer.hpp"
 #include "meshlm/core/cuda/context.hpp"
 #include "meshlm/core/device.hpp"
+#include "tests/support/mpi_test_main.hpp"
 
 namespace meshlm {
 namespace {
 
-Communicator* g_mpi = nullptr;   // MPI world
+using testing_mpi::world;        // the MPI world
 Communicator* g_nccl = nullptr;  // NCCL world; null when the ranks outnumber the GPUs
 
 constexpr int64_t kSizes[] = {0, 1, 7, 1000, (int64_t(1) << 20) + 3};
@@ -203,28 +205,28 @@ void broadcasts_and_messages(Communicator& c) {
 TEST(MpiGpuStaging, AllReducesBothAlgorithmsAndAsync) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no GPU";
   for (AllReduceAlgo algo : {AllReduceAlgo::native, AllReduceAlgo::ring}) {
-    g_mpi->set_allreduce_algo(algo);
-    all_reduces(*g_mpi, false);
-    all_reduces(*g_mpi, true);
+    world().set_allreduce_algo(algo);
+    all_reduces(world(), false);
+    all_reduces(world(), true);
   }
-  g_mpi->set_allreduce_algo(AllReduceAlgo::native);
+  world().set_allreduce_algo(AllReduceAlgo::native);
 }
 
 TEST(MpiGpuStaging, ScattersGathersBroadcastsMessages) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no GPU";
-  scatters_and_gathers(*g_mpi);
-  broadcasts_and_messages(*g_mpi);
+  scatters_and_gathers(world());
+  broadcasts_and_messages(world());
 }
 
 TEST(MpiGpuStaging, CompressedRingOnGpuBuffers) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no GPU";
-  const int n = g_mpi->size(), r = g_mpi->rank();
+  const int n = world().size(), r = world().rank();
   const int64_t count = 5000;
   // Small integers: every partial sum is a bf16 value, so the compressed ring is exact.
   std::vector<float> v(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) v[size_t(i)] = float(r + i % 5);
   Buffer b = upload(encode(v, DType::f32), DType::f32);
-  ring_all_reduce_compressed(*g_mpi, b.data<float>(), count, DType::bf16, ReduceOp::sum);
+  ring_all_reduce_compressed(world(), b.data<float>(), count, DType::bf16, ReduceOp::sum);
   EXPECT_TRUE(all_match(decode(to_host(b), DType::f32), 0,
                         [&](int64_t i) { return float(n * (n - 1) / 2) + float(n) * float(i % 5); }));
 }
@@ -232,8 +234,8 @@ TEST(MpiGpuStaging, CompressedRingOnGpuBuffers) {
 TEST(Nccl, WorldLooksRight) {
   if (g_nccl == nullptr) GTEST_SKIP() << "fewer GPUs than ranks";
   EXPECT_EQ(g_nccl->backend(), "nccl");
-  EXPECT_EQ(g_nccl->rank(), g_mpi->rank());
-  EXPECT_EQ(g_nccl->size(), g_mpi->size());
+  EXPECT_EQ(g_nccl->rank(), world().rank());
+  EXPECT_EQ(g_nccl->size(), world().size());
 }
 
 TEST(Nccl, AllReducesBlockingAndAsync) {
@@ -305,46 +307,25 @@ TEST(Nccl, MessagesToOneselfAreRefused) {
   EXPECT_THROW(g_nccl->recv(&x, 1, DType::f32, g_nccl->size()), InternalError);
 }
 
-// Only rank 0 prints gtest's report; the others print their failures tagged with their rank.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
+// The NCCL world for the whole run, made once MPI is up (the same verdict on every rank, as they
+// share the machine: NCCL needs a GPU per rank) and freed before MPI ends.
+class NcclWorld : public ::testing::Environment {
  public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (result.failed())
-      std::printf("[rank %d] %s:%d: %s\n", rank_, result.file_name() ? result.file_name() : "?",
-                  result.line_number(), result.summary());
+  void SetUp() override {
+    if (device_available(Device::cuda) && gpu::device_count() >= world().size())
+      nccl_ = make_nccl_communicator(world());
+    g_nccl = nccl_.get();
+  }
+  void TearDown() override {
+    g_nccl = nullptr;
+    nccl_.reset();
   }
 
  private:
-  int rank_;
+  std::unique_ptr<Communicator> nccl_;
 };
+
+[[maybe_unused]] ::testing::Environment* const kNcclWorld = ::testing::AddGlobalTestEnvironment(new NcclWorld);
 
 }  // namespace
 }  // namespace meshlm
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto mpi = meshlm::make_mpi_world_communicator();
-  meshlm::g_mpi = mpi.get();
-  // The same verdict on every rank (they share the machine): NCCL needs a GPU per rank.
-  std::unique_ptr<meshlm::Communicator> nccl;
-  if (meshlm::device_available(meshlm::Device::cuda) && meshlm::gpu::device_count() >= mpi->size())
-    nccl = meshlm::make_nccl_communicator(*mpi);
-  meshlm::g_nccl = nccl.get();
-  if (mpi->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new meshlm::FailurePrinter(mpi->rank()));
-  }
-  int32_t failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  const int32_t here = failed;
-  mpi->all_reduce(&failed, 1, meshlm::DType::i32, meshlm::ReduceOp::max);
-  if (mpi->rank() == 0) {
-    if (failed && !here) std::printf("FAILED on another rank (see its [rank N] lines above)\n");
-    std::printf("%d ranks: %s\n", mpi->size(), failed ? "FAILED" : "all passed");
-  }
-  std::fflush(stdout);
-  nccl.reset();
-  mpi.reset();
-  return failed;
-}

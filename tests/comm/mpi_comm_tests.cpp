@@ -1,7 +1,8 @@
 // The MPI backend under mpirun at any number of ranks. Inputs depend on the rank and the
 // element index, so every expected result has a closed form. Every rank runs every test in
 // the same order (collectives must match), so tests use EXPECT, never an early return, after
-// the first collective; main() makes the ranks agree on the verdict.
+// the first collective; the shared main (tests/support/mpi_test_main.cpp) makes the ranks agree on
+// the verdict.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,12 +21,12 @@
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/error.hpp"
+#include "tests/support/mpi_test_main.hpp"
 
 namespace meshlm {
 namespace {
 
-Communicator* g_world = nullptr;
-Communicator& world() { return *g_world; }
+using testing_mpi::world;
 
 constexpr int64_t kSizes[] = {0, 1, 7, 1000, (int64_t(1) << 20) + 3};
 constexpr DType kReducible[] = {DType::f32, DType::bf16, DType::f16, DType::i32};
@@ -719,40 +720,5 @@ TEST(CompressedRing, MisuseIsAnAssertion) {
   EXPECT_THROW(ring_reduce_scatter_compressed(world(), &x, &x, wrong, DType::bf16, ReduceOp::sum), InternalError);
 }
 
-// Prints only failures, tagged with the rank: what non-zero ranks show.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& result) override {
-    if (result.failed())
-      std::printf("[rank %d] %s:%d: failure\n%s\n", rank_, result.file_name() ? result.file_name() : "?",
-                  result.line_number(), result.summary());
-  }
-
- private:
-  int rank_;
-};
-
 }  // namespace
 }  // namespace meshlm
-
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto world = meshlm::make_mpi_world_communicator();
-  meshlm::g_world = world.get();
-  if (world->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new meshlm::FailurePrinter(world->rank()));
-  }
-  int32_t failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  const int32_t here = failed;
-  world->all_reduce(&failed, 1, meshlm::DType::i32, meshlm::ReduceOp::max);
-  if (world->rank() == 0) {
-    if (failed && !here) std::printf("FAILED on another rank (see its [rank N] lines above)\n");
-    std::printf("%d ranks: %s\n", world->size(), failed ? "FAILED" : "all passed");
-  }
-  std::fflush(stdout);
-  world.reset();
-  return failed;
-}

@@ -1,6 +1,5 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,23 +12,21 @@
 #include "meshlm/data/prepare.hpp"
 #include "meshlm/data/token_shard.hpp"
 #include "meshlm/data/tokenizer.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing_support::ScratchDir;
 
 class PrepareTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           cat("meshlm_prepare_", ::getpid(), "_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     fs::create_directories(dir_ / "in");
     fs::create_directories(dir_ / "outs");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   fs::path write(const std::string& rel, const std::string& text) {
     fs::path p = dir_ / "in" / rel;
@@ -70,7 +67,8 @@ class PrepareTest : public ::testing::Test {
       EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << entry.path() << " was left behind";
   }
 
-  fs::path dir_;
+  const ScratchDir scratch_;
+  const fs::path dir_ = scratch_.path();
 };
 
 // Lines of varied length and content; line i mentions i so that lines are distinct.

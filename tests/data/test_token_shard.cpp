@@ -1,6 +1,5 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -10,23 +9,17 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/token_shard.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using testing_support::ScratchDir;
 
 class TokenShardTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           cat("meshlm_token_shard_", ::getpid(), "_", ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   fs::path write_shard(const std::string& name, int64_t vocab, const std::vector<int32_t>& ids) {
     fs::path p = dir_ / name;
     TokenShardWriter w(p, vocab);
@@ -61,7 +54,8 @@ class TokenShardTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  const ScratchDir scratch_;
+  const fs::path dir_ = scratch_.path();
 };
 
 std::vector<int32_t> pattern(int64_t n, int64_t vocab) {

@@ -2,7 +2,6 @@
 // gpt-3-encoder@1.1.4 through tests/data/gpt2_reference.js), load_tokenizer, UTF-8 checks.
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -15,30 +14,13 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/tokenizer.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / cat("meshlm_tok_", ::getpid(), "_", counter++);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using testing_support::ScratchDir;
 
 void write_bytes(const fs::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary);
@@ -125,7 +107,7 @@ TEST(TokenizerByte, RoundTripsAnyBytes) {
 }
 
 TEST(TokenizerByte, SavesAndLoads) {
-  TempDir dir;
+  ScratchDir dir;
   make_byte_tokenizer()->save(dir.path());
   auto tok = load_tokenizer(dir.path());
   EXPECT_EQ(tok->kind(), "byte");
@@ -163,7 +145,7 @@ std::string make_corpus(int lines, uint32_t seed) {
 class BpeTokenizer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new TempDir;
+    dir_ = new ScratchDir;
     corpus_ = *dir_ / "corpus.txt";
     write_bytes(corpus_, make_corpus(3000, 1));
     tok_ = train_bpe_tokenizer({corpus_}, 600, 7).release();
@@ -172,11 +154,11 @@ class BpeTokenizer : public ::testing::Test {
     delete tok_;
     delete dir_;
   }
-  static TempDir* dir_;
+  static ScratchDir* dir_;
   static fs::path corpus_;
   static Tokenizer* tok_;
 };
-TempDir* BpeTokenizer::dir_ = nullptr;
+ScratchDir* BpeTokenizer::dir_ = nullptr;
 fs::path BpeTokenizer::corpus_;
 Tokenizer* BpeTokenizer::tok_ = nullptr;
 
@@ -233,7 +215,7 @@ TEST_F(BpeTokenizer, UnseenCharactersFallBackToBytes) {
 
 TEST_F(BpeTokenizer, MatchesSentencePieceOnWholeText) {
   // encode() feeds SentencePiece word by word; the ids must not change.
-  TempDir out;
+  ScratchDir out;
   tok_->save(out.path());
   sentencepiece::SentencePieceProcessor sp;
   ASSERT_TRUE(sp.Load((out / "tokenizer.model").string()).ok());
@@ -249,7 +231,7 @@ TEST_F(BpeTokenizer, MatchesSentencePieceOnWholeText) {
 }
 
 TEST_F(BpeTokenizer, SavesAndLoads) {
-  TempDir out;
+  ScratchDir out;
   tok_->save(out.path());
   EXPECT_TRUE(fs::exists(out / "tokenizer.model"));
   auto loaded = load_tokenizer(out.path());
@@ -260,7 +242,7 @@ TEST_F(BpeTokenizer, SavesAndLoads) {
 }
 
 TEST_F(BpeTokenizer, TrainingIsDeterministic) {
-  TempDir a, b, c;
+  ScratchDir a, b, c;
   train_bpe_tokenizer({corpus_}, 500, 3, 1000)->save(a.path());  // 1000 of 3000 lines: sampled
   train_bpe_tokenizer({corpus_}, 500, 3, 1000)->save(b.path());
   EXPECT_EQ(read_bytes(a / "tokenizer.model"), read_bytes(b / "tokenizer.model"));
@@ -286,7 +268,7 @@ TEST_F(BpeTokenizer, TooSmallVocabularyIsAUserError) {
 }
 
 TEST_F(BpeTokenizer, InputErrorsAreUserErrors) {
-  TempDir d;
+  ScratchDir d;
   expect_user_error([&] { train_bpe_tokenizer({}, 500, 1); }, "at least one input");
   expect_user_error([&] { train_bpe_tokenizer({d / "missing.txt"}, 500, 1); }, "missing.txt");
   expect_user_error([&] { train_bpe_tokenizer({corpus_}, 1'000'000, 1); }, "too large");
@@ -299,7 +281,7 @@ TEST_F(BpeTokenizer, InputErrorsAreUserErrors) {
 
 TEST_F(BpeTokenizer, TrainsOnLinesLongerThanSentencePieceAccepts) {
   // One 200 KB line: SentencePiece skips lines over 4192 bytes, so the trainer cuts them.
-  TempDir d;
+  ScratchDir d;
   std::string line;
   for (int i = 0; i < 20000; ++i) line += i % 3 ? "lorem " : "ipsum ";
   write_bytes(d / "one_line.txt", line);  // no final newline either
@@ -311,7 +293,7 @@ TEST_F(BpeTokenizer, TrainsOnLinesLongerThanSentencePieceAccepts) {
 // ---- load_tokenizer errors -------------------------------------------------------------------
 
 TEST(TokenizerLoad, ErrorsAreUserErrors) {
-  TempDir d;
+  ScratchDir d;
   expect_user_error([&] { load_tokenizer(d / "nope"); }, "not found");
   expect_user_error([&] { load_tokenizer(d.path()); }, "tokenizer.json");
   auto with_json = [&](const std::string& json) {
@@ -361,7 +343,7 @@ std::vector<std::vector<int32_t>> reference_ids(const std::vector<std::string>& 
                      "run scripts/install-deps.sh (or scripts/fetch-gpt2-tokenizer.sh)";
     return {};
   }
-  TempDir d;
+  ScratchDir d;
   write_bytes(d / "texts.json", nlohmann::json(texts).dump());
   const std::string script = std::string(MESHLM_SOURCE_DIR) + "/tests/data/gpt2_reference.js";
   const int status = run_command("node " + shell_quote(script) + " " + shell_quote(default_gpt2_tokenizer_dir()) +
@@ -513,7 +495,7 @@ TEST_F(Gpt2Tokenizer, EncodesConcurrently) {
 }
 
 TEST_F(Gpt2Tokenizer, SavesAndLoads) {
-  TempDir out;
+  ScratchDir out;
   tok_->save(out.path());
   auto loaded = load_tokenizer(out.path());
   EXPECT_EQ(loaded->kind(), "gpt2");
@@ -526,7 +508,7 @@ TEST_F(Gpt2Tokenizer, SavesAndLoads) {
 }
 
 TEST(Gpt2TokenizerFiles, ErrorsAreUserErrors) {
-  TempDir d;
+  ScratchDir d;
   expect_user_error([&] { load_gpt2_tokenizer(d / "encoder.json", d / "vocab.bpe"); }, "fetch-gpt2-tokenizer.sh");
   write_bytes(d / "encoder.json", "[1, 2]");
   write_bytes(d / "vocab.bpe", "#version: 0.2\n");

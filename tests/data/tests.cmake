@@ -2,4 +2,4 @@
 # exit code 2 and leave no output behind (the script lives with the other CLI scripts).
 add_test(NAME cli.prepare_errors
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/../cli/prepare_errors.sh $<TARGET_FILE:meshlm_cli>)
-set_tests_properties(cli.prepare_errors PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300)
+set_tests_properties(cli.prepare_errors PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -1,8 +1,6 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -17,33 +15,14 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/model/safetensors.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_support::ScratchDir;
 using nlohmann::json;
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            cat("meshlm_io_", ::getpid(), "_", counter++, "_", test ? test->name() : "x");
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
 
 // Small but with every dimension distinct, so a transposed or swapped shape shows.
 GPTConfig tiny_config() {

@@ -1,7 +1,5 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -17,33 +15,13 @@
 #include "meshlm/core/dtype.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/safetensors.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory per test, removed afterwards.
-class ScratchDir {
- public:
-  ScratchDir() {
-    static std::atomic<int> counter{0};
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            cat("meshlm_st_", ::getpid(), "_", counter++, "_", test ? test->name() : "x");
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using testing_support::ScratchDir;
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
   // Unlink first: ext4 flushes a truncated-and-rewritten file on close, which makes the

@@ -2,7 +2,6 @@
 // Each rank also trains the single-process reference itself (with the self communicator), so
 // the comparison needs no communication of its own.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -192,10 +191,9 @@ TEST(DataParallelZeroThree, WithoutReshardingParametersAreGatheredOncePerStep) {
 }
 
 TEST(DataParallelCheckpoint, ADataParallelCheckpointIsTheOneProcessCheckpointAndResumesUnderAnyLayout) {
-  // Rank 0 picks the directory; every rank reads the checkpoint (one machine, or a shared disk).
-  int32_t id = int32_t(::getpid());
-  g_world->broadcast(&id, 1, DType::i32, 0);
-  const fs::path run = fs::temp_directory_path() / cat("meshlm_dp_ckpt_", id);
+  // Rank 0 makes the directory; every rank reads the checkpoint (one machine, or a shared disk).
+  const ScratchDir scratch(*g_world, "dp_ckpt");
+  const fs::path run = scratch.path() / "run";
   const RunConfig base = tiny(10);
   const Curve whole = reference(base);  // 10 uninterrupted steps
 
@@ -240,8 +238,6 @@ TEST(DataParallelCheckpoint, ADataParallelCheckpointIsTheOneProcessCheckpointAnd
           << (comm ? "resumed by the ranks" : "resumed by one process") << ", step " << i + 1;
     }
   }
-  g_world->barrier();
-  if (g_world->rank() == 0) fs::remove_all(run);
 }
 
 TEST(DataParallelErrors, ABatchSmallerThanTheRanksOrAWrongDpIsAUserError) {
@@ -318,5 +314,3 @@ TEST(GradientSyncWire, Bf16BucketsAreTheF32SumWithinTheBoundAndIdenticalOnEveryR
 
 }  // namespace
 }  // namespace meshlm
-
-int main(int argc, char** argv) { return meshlm::testing_mpi::run_mpi_tests(argc, argv); }

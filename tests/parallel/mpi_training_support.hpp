@@ -1,8 +1,8 @@
 #pragma once
-// Shared by the multi-rank training tests (run under mpirun): the world communicator, the
-// data and config they train on, single-process references and the comparisons.
+// Shared by the multi-rank training tests (run under mpirun, with the shared main of
+// tests/support/mpi_test_main.cpp): the data and config they train on, single-process references
+// and the comparisons.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -16,30 +16,28 @@
 
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/train/trainer.hpp"
+#include "tests/support/mpi_test_main.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm::testing_mpi {
 
 namespace fs = std::filesystem;
+using testing_support::ScratchDir;
 
-inline Communicator* g_world = nullptr;
 inline constexpr double kLr = 3e-3;  // configs/tiny.toml's
 
 // The King James Bible (Debian's bible-kjv, as the single-process training tests use it):
-// rank 0 writes it once, every rank reads it.
+// rank 0 writes it once, every rank reads it (into memory, so the file can go at once).
 inline const TokenSource& data() {
   static auto source = [] {
-    int32_t id = int32_t(::getpid());
-    g_world->broadcast(&id, 1, DType::i32, 0);
-    const fs::path path = fs::temp_directory_path() / cat("meshlm_dp_kjv_", id, ".txt");
+    const ScratchDir dir(*g_world, "kjv");
+    const fs::path path = dir.path() / "kjv.txt";
     int32_t rc = 0;
     if (g_world->rank() == 0)
       rc = std::system(cat("bash ", MESHLM_SOURCE_DIR, "/scripts/kjv-text.sh ", path.string()).c_str());
     g_world->broadcast(&rc, 1, DType::i32, 0);
     EXPECT_EQ(rc, 0) << "scripts/kjv-text.sh failed";
-    auto opened = open_token_source(path, 0.1);
-    g_world->barrier();
-    if (g_world->rank() == 0) fs::remove(path);  // a text file is read into memory
-    return opened;
+    return open_token_source(path, 0.1);
   }();
   return *source;
 }
@@ -132,36 +130,6 @@ inline bool same_on_every_rank(const std::vector<float>& v) {
   int32_t differs = std::memcmp(root.data(), v.data(), v.size() * sizeof(float)) != 0;
   g_world->all_reduce(&differs, 1, DType::i32, ReduceOp::max);
   return differs == 0;
-}
-
-// Ranks other than 0 print only their failures, marked with their rank.
-class FailurePrinter : public ::testing::EmptyTestEventListener {
- public:
-  explicit FailurePrinter(int rank) : rank_(rank) {}
-  void OnTestPartResult(const ::testing::TestPartResult& r) override {
-    if (r.failed())
-      std::printf("rank %d: %s:%d: %s\n", rank_, r.file_name() ? r.file_name() : "?", r.line_number(), r.message());
-  }
-
- private:
-  int rank_;
-};
-
-
-// The main of a multi-rank test binary: MPI up, rank 0 prints gtest's report, the others only
-// their failures; the exit code is the same on every rank.
-inline int run_mpi_tests(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto world = make_mpi_world_communicator();
-  g_world = world.get();
-  if (world->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new FailurePrinter(world->rank()));
-  }
-  int32_t failed = RUN_ALL_TESTS() != 0;
-  world->all_reduce(&failed, 1, DType::i32, ReduceOp::max);
-  return failed;
 }
 
 }  // namespace meshlm::testing_mpi

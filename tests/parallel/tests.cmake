@@ -1,31 +1,31 @@
-# Data- and tensor-parallel training under mpirun (oversubscribed on small machines; one
-# OpenMP thread per rank).
-set(meshlm_mpi_env "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMP_NUM_THREADS=1")
+# Data-, tensor- and pipeline-parallel training under mpirun. Each binary's GPU cases (named
+# *OnTheGpu*, skipped without a GPU) are their own ctest entries (label gpu); the CPU entries run
+# the rest.
+set(meshlm_parallel_gpu_filter "*OnTheGpu*")
 foreach(kind dp tp pp)
   add_executable(meshlm_${kind}_mpi_tests ${CMAKE_CURRENT_LIST_DIR}/${kind}_mpi_tests.cpp)
-  target_link_libraries(meshlm_${kind}_mpi_tests PRIVATE meshlm GTest::gtest)
-  target_include_directories(meshlm_${kind}_mpi_tests PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(meshlm_${kind}_mpi_tests PRIVATE meshlm meshlm_mpi_test_main GTest::gtest)
   target_compile_definitions(meshlm_${kind}_mpi_tests PRIVATE MESHLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endforeach()
-foreach(np 1 2 3 4)
-  add_test(NAME parallel.dp.np${np}
-           COMMAND ${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe --bind-to none --timeout 400
-                   $<TARGET_FILE:meshlm_dp_mpi_tests>)
-  set_tests_properties(parallel.dp.np${np} PROPERTIES TIMEOUT 450 ENVIRONMENT "${meshlm_mpi_env}")
-endforeach()
-foreach(np 2 4)
-  add_test(NAME parallel.tp.np${np}
-           COMMAND ${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe --bind-to none --timeout 400
-                   $<TARGET_FILE:meshlm_tp_mpi_tests>)
-  set_tests_properties(parallel.tp.np${np} PROPERTIES TIMEOUT 450 ENVIRONMENT "${meshlm_mpi_env}")
-endforeach()
 
-foreach(np 2 4 8)
-  add_test(NAME parallel.pp.np${np}
-           COMMAND ${MPIEXEC_EXECUTABLE} -np ${np} --oversubscribe --bind-to none --timeout 400
-                   $<TARGET_FILE:meshlm_pp_mpi_tests>)
-  set_tests_properties(parallel.pp.np${np} PROPERTIES TIMEOUT 450 ENVIRONMENT "${meshlm_mpi_env}")
+# The rank counts of each binary's CPU and GPU entries (the pipeline's GPU case needs at most one
+# stage per block: 4).
+set(dp_cpu_nps 1 2 3 4)
+set(dp_gpu_nps 1 2 3 4)
+set(tp_cpu_nps 2 4)
+set(tp_gpu_nps 2 4)
+set(pp_cpu_nps 2 4 8)
+set(pp_gpu_nps 2 4)
+foreach(kind dp tp pp)
+  foreach(np ${${kind}_cpu_nps})
+    meshlm_mpi_test(parallel.${kind}.np${np} NP ${np} BINARY meshlm_${kind}_mpi_tests MPI_TIMEOUT 400 TIMEOUT 450
+                    FILTER "-${meshlm_parallel_gpu_filter}")
+  endforeach()
+  foreach(np ${${kind}_gpu_nps})
+    meshlm_mpi_test(parallel.${kind}.gpu.np${np} NP ${np} BINARY meshlm_${kind}_mpi_tests MPI_TIMEOUT 400
+                    TIMEOUT 450 FILTER "${meshlm_parallel_gpu_filter}" GPU)
+  endforeach()
 endforeach()
 
 add_test(NAME parallel.cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parallel_cli.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
-set_tests_properties(parallel.cli PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}")
+set_tests_properties(parallel.cli PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)

@@ -201,9 +201,9 @@ TEST(TensorParallelTraining, DataAndTensorParallelTogetherMatchOneProcess) {
 }
 
 TEST(TensorParallelCheckpoint, ATensorParallelCheckpointIsTheOneProcessCheckpointAndResumesUnderAnyTp) {
-  int32_t id = int32_t(::getpid());
-  g_world->broadcast(&id, 1, DType::i32, 0);
-  const fs::path run = fs::temp_directory_path() / cat("meshlm_tp_ckpt_", id);
+  // Rank 0 makes the directory; every rank reads the checkpoint (one machine, or a shared disk).
+  const ScratchDir scratch(*g_world, "tp_ckpt");
+  const fs::path run = scratch.path() / "run";
   const int n = g_world->size();
   const RunConfig base = tiny(10);
   const Curve whole = reference(base);
@@ -234,8 +234,6 @@ TEST(TensorParallelCheckpoint, ATensorParallelCheckpointIsTheOneProcessCheckpoin
           << (comm ? "resumed at tp " : "resumed by one process ") << (comm ? n : 1) << ", step " << i + 1;
     }
   }
-  g_world->barrier();
-  if (g_world->rank() == 0) fs::remove_all(run);
 }
 
 TEST(TensorParallelMemory, ShardsHoldTheirShareOfSplitTensorsAndAllReplicatedOnes) {
@@ -263,5 +261,3 @@ TEST(TensorParallelErrors, HeadsThatDoNotDivideAndAWrongMeshAreUserErrors) {
 
 }  // namespace
 }  // namespace meshlm
-
-int main(int argc, char** argv) { return meshlm::testing_mpi::run_mpi_tests(argc, argv); }

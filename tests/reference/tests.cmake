@@ -15,9 +15,9 @@ function(meshlm_reference_test name)
   add_test(NAME reference.${name}.torch
            COMMAND ${MESHLM_REFERENCE_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_against_torch.py ${dir})
   set_tests_properties(reference.${name}.dump PROPERTIES
-    FIXTURES_SETUP reference_${name} ENVIRONMENT "OMP_NUM_THREADS=2" TIMEOUT 120)
+    FIXTURES_SETUP reference_${name} ENVIRONMENT "OMP_NUM_THREADS=2" TIMEOUT 120 LABELS reference)
   set_tests_properties(reference.${name}.torch PROPERTIES
-    FIXTURES_REQUIRED reference_${name} ENVIRONMENT "OMP_NUM_THREADS=2" TIMEOUT 300)
+    FIXTURES_REQUIRED reference_${name} ENVIRONMENT "OMP_NUM_THREADS=2" TIMEOUT 300 LABELS reference)
 endfunction()
 
 # Awkward sizes: a prime vocabulary, 3 heads of 16, T shorter than n_positions.

@@ -1,22 +1,22 @@
 #pragma once
 // Data and configs shared by the training tests.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "meshlm/train/run_config.hpp"
+#include "tests/support/scratch_dir.hpp"
 
 namespace meshlm::testing_data {
 
 namespace fs = std::filesystem;
 
+// This process's scratch directory (the text, checkpoint runs), removed when the process exits.
 inline fs::path temp_dir() {
-  fs::path d = fs::temp_directory_path() / ("meshlm_train_test_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
+  static const testing_support::ScratchDir dir("train_test");
+  return dir.path();
 }
 
 // The King James Bible from the Debian package bible-kjv (installed by scripts/install-deps.sh).
