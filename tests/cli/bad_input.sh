@@ -67,7 +67,7 @@ expect unknown_device "device.*tpu" train --data "$work/text.txt" $small --devic
 expect cuda_device "cuda" train --data "$work/text.txt" $small --device cuda
 expect negative_steps "train.steps" train --data "$work/text.txt" $small --train.steps -1
 expect missing_data_option "data" train $small
-expect bad_optimizer "optimizer" train --data "$work/text.txt" $small --optim.name lion
+expect bad_optimizer "optim.name.*adamw" train --data "$work/text.txt" $small --optim.name lion
 expect block_exceeds_positions "block_size" train --data "$work/text.txt" $small --train.block_size 32
 expect data_not_prepared "meta.json" train --data "$work/emptydir" $small
 

@@ -327,9 +327,10 @@ TEST_F(CudaKernels, AdamWStepsBitIdenticalToCpu) {
   Vec params = randn(n, 70), grads = randn(n, 71);
   Buffer d_params = upload(params), d_grads = upload(grads);
   const std::vector<ParamRange> ranges = {{0, 40000, true}, {40000, 3, false}, {50000, n - 50000, true}};
-  for (const char* name : {"adamw", "adam"}) {
+  for (const OptimizerKind kind : {OptimizerKind::adamw, OptimizerKind::adam}) {
+    const std::string_view name = optimizer_name(kind);
     OptimConfig cfg;
-    cfg.name = name;
+    cfg.name = kind;
     cfg.weight_decay = 0.1f;
     auto on_cpu = make_optimizer(cfg, n, Device::cpu);
     auto on_gpu = make_optimizer(cfg, n, Device::cuda);
@@ -351,11 +352,11 @@ TEST_F(CudaKernels, GradientNormAndClipping) {
   for (const size_t n : {size_t(1), size_t(16384), size_t(1000003)}) {
     Vec g = randn(n, 80);
     Buffer d_g = upload(g);
-    const double cpu_sq = grad_norm_squared(g.data(), n), gpu_sq = grad_norm_squared(f(d_g), n);
+    const double cpu_sq = grad_norm_squared(host_span(g)), gpu_sq = grad_norm_squared(f32_span(d_g, 0, n));
     EXPECT_NEAR(gpu_sq, cpu_sq, 1e-12 * cpu_sq) << n;
-    EXPECT_EQ(grad_norm_squared(f(d_g), n), gpu_sq) << "the same value on every call";
-    scale_grads(g.data(), n, 0.25f);
-    scale_grads(f(d_g), n, 0.25f);
+    EXPECT_EQ(grad_norm_squared(f32_span(d_g, 0, n)), gpu_sq) << "the same value on every call";
+    scale_grads(host_span(g), 0.25f);
+    scale_grads(f32_span(d_g, 0, n), 0.25f);
     EXPECT_EQ(download(d_g), g) << n;
   }
 }

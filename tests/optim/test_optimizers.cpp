@@ -39,15 +39,15 @@ struct Reference {
       const double wd = r.decay ? double(cfg.weight_decay) : 0.0;
       for (size_t i = r.begin; i < r.begin + r.count; ++i) {
         double g = grads[i];
-        if (cfg.name == "adamw" || cfg.name == "adam") {
-          if (cfg.name == "adamw") p[i] *= 1.0 - lr * wd;
+        if (cfg.name == OptimizerKind::adamw || cfg.name == OptimizerKind::adam) {
+          if (cfg.name == OptimizerKind::adamw) p[i] *= 1.0 - lr * wd;
           else g += wd * p[i];
           m[i] = b1 * m[i] + (1.0 - b1) * g;
           v[i] = b2 * v[i] + (1.0 - b2) * g * g;
           const double bc1 = 1.0 - std::pow(b1, double(t)), bc2 = 1.0 - std::pow(b2, double(t));
           const double denom = std::sqrt(v[i]) / std::sqrt(bc2) + eps;
           p[i] -= lr / bc1 * m[i] / denom;
-        } else if (cfg.name == "sgd") {
+        } else if (cfg.name == OptimizerKind::sgd) {
           g += wd * p[i];
           if (momentum != 0.0) {
             buf[i] = t == 1 ? g : momentum * buf[i] + (1.0 - double(cfg.dampening)) * g;
@@ -94,11 +94,11 @@ std::vector<Case> reference_cases() {
   c.beta2 = 0.999f;
   cases.push_back({"adamw_large_eps", c, 1e-3f});
   c = {};
-  c.name = "adam";
+  c.name = OptimizerKind::adam;
   c.weight_decay = 0.05f;
   cases.push_back({"adam_l2", c});
   c = {};
-  c.name = "sgd";
+  c.name = OptimizerKind::sgd;
   c.weight_decay = 0.01f;
   cases.push_back({"sgd_plain", c});
   c.momentum = 0.9f;
@@ -108,7 +108,7 @@ std::vector<Case> reference_cases() {
   c.nesterov = true;
   cases.push_back({"sgd_nesterov", c});
   c = {};
-  c.name = "adagrad";
+  c.name = OptimizerKind::adagrad;
   c.weight_decay = 0.01f;
   c.lr_decay = 0.05f;
   c.initial_accumulator = 0.1f;
@@ -170,7 +170,7 @@ void expect_golden(const OptimConfig& cfg, const std::vector<float>& torch_resul
   const std::vector<ParamRange> ranges = {{0, 3, true}, {3, 2, false}};
   const float lrs[3] = {0.01f, 0.02f, 0.005f};
   for (int s = 0; s < 3; ++s) opt->step(p.data(), kGoldenGrads[s], ranges, lrs[s]);
-  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(p[i], torch_result[i], 1e-6f * std::abs(torch_result[i])) << cfg.name << " " << i;
+  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(p[i], torch_result[i], 1e-6f * std::abs(torch_result[i])) << optimizer_name(cfg.name) << " " << i;
 }
 
 TEST(OptimGolden, AdamWMatchesTorch) {
@@ -180,13 +180,13 @@ TEST(OptimGolden, AdamWMatchesTorch) {
 
 TEST(OptimGolden, AdamMatchesTorch) {
   OptimConfig c;
-  c.name = "adam";
+  c.name = OptimizerKind::adam;
   expect_golden(c, {0.467928857f, -1.22441781f, 1.9763422f, 0.0460823663f, -0.761984766f});
 }
 
 TEST(OptimGolden, SgdMatchesTorch) {
   OptimConfig c;
-  c.name = "sgd";
+  c.name = OptimizerKind::sgd;
   c.momentum = 0.9f;
   c.dampening = 0.1f;
   expect_golden(c, {0.490137219f, -1.23983145f, 1.98484659f, 0.0390074998f, -0.752300024f});
@@ -197,7 +197,7 @@ TEST(OptimGolden, SgdMatchesTorch) {
 
 TEST(OptimGolden, AdagradMatchesTorch) {
   OptimConfig c;
-  c.name = "adagrad";
+  c.name = OptimizerKind::adagrad;
   c.lr_decay = 0.1f;
   c.initial_accumulator = 0.1f;
   expect_golden(c, {0.486115694f, -1.24336505f, 1.99274325f, 0.0318131372f, -0.751993835f});
@@ -223,7 +223,7 @@ TEST(OptimDecay, AdamWShrinksOnlyDecayedRangesByOneMinusLrTimesWd) {
 
 TEST(OptimDecay, SgdFirstStepStartsMomentumBufferAtTheGradient) {
   OptimConfig c;
-  c.name = "sgd";
+  c.name = OptimizerKind::sgd;
   c.momentum = 0.9f;
   c.dampening = 0.5f;
   c.weight_decay = 0.0f;
@@ -341,7 +341,7 @@ INSTANTIATE_TEST_SUITE_P(Optim, OptimSharding, ::testing::ValuesIn(reference_cas
 TEST(OptimState, NamesFollowTorchAndBuffersSpanAllParameters) {
   auto names = [](const std::string& name, float momentum = 0.0f) {
     OptimConfig c;
-    c.name = name;
+    c.name = parse_enum(kOptimizerNames, name, "optim.name");
     c.momentum = momentum;
     auto opt = make_optimizer(c, 100);
     std::vector<std::string> out;
@@ -361,7 +361,7 @@ TEST(OptimState, NamesFollowTorchAndBuffersSpanAllParameters) {
 
 TEST(OptimState, AdagradAccumulatorStartsAtInitialValue) {
   OptimConfig c;
-  c.name = "adagrad";
+  c.name = OptimizerKind::adagrad;
   c.initial_accumulator = 0.25f;
   auto opt = make_optimizer(c, 10);
   for (float s : opt->state().at(0).second->f32()) EXPECT_EQ(s, 0.25f);
@@ -424,19 +424,15 @@ std::string validation_error(const OptimConfig& c) {
 }
 
 TEST(OptimConfigValidation, DefaultsAndEveryOptimizerAreValid) {
-  for (const char* name : {"adamw", "adam", "sgd", "adagrad"}) {
+  for (const auto& [kind, name] : kOptimizerNames) {
     OptimConfig c;
-    c.name = name;
+    c.name = kind;
     EXPECT_EQ(validation_error(c), "") << name;
   }
 }
 
 TEST(OptimConfigValidation, ErrorsNameTheKeyAndValue) {
   OptimConfig c;
-  c.name = "lamb";
-  EXPECT_EQ(validation_error(c), "unknown optimizer 'lamb' (expected adamw, adam, sgd or adagrad)");
-  EXPECT_THROW(make_optimizer(c, 10), UserError);
-  c = {};
   c.beta1 = 1.5f;
   EXPECT_EQ(validation_error(c), "optim.beta1 must be in [0, 1), got 1.5");
   c = {};
@@ -467,7 +463,7 @@ TEST(OptimConfigValidation, ErrorsNameTheKeyAndValue) {
 
 TEST(OptimConfigValidation, NesterovNeedsMomentumAndNoDampening) {
   OptimConfig c;
-  c.name = "sgd";
+  c.name = OptimizerKind::sgd;
   c.nesterov = true;
   EXPECT_THAT(validation_error(c), ::testing::StartsWith("optim.nesterov requires optim.momentum > 0"));
   c.momentum = 0.9f;

@@ -71,7 +71,7 @@ TEST(DataParallelCuda, RanksOnTheGpuMatchOneGpuProcess) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
   for (const int64_t zero : {0, 1, 2}) {
     RunConfig cfg = layout(tiny(), zero, "native", 0.05);
-    cfg.train.device = "cuda";
+    cfg.train.device = Device::cuda;
     const Curve got = train(cfg, g_world, cfg.train.steps);
     expect_matches(got, reference(cfg), cat(g_world->size(), " ranks on the GPU, ZeRO-", zero));
     EXPECT_TRUE(same_on_every_rank(got.params)) << "ranks hold different parameters";
@@ -90,7 +90,7 @@ TEST(DataParallelAccumulation, TwoMicroStepsPerStepMatchOneProcess) {
 TEST(DataParallelBf16Gradients, TrainLikeOneProcessToBf16Rounding) {
   for (int64_t zero : {0, 2}) {
     RunConfig cfg = layout(tiny(), zero, "ring", 0.05);
-    cfg.parallel.grad_reduce_dtype = "bf16";
+    cfg.parallel.grad_reduce_dtype = DType::bf16;
     const Curve got = train(cfg, g_world, cfg.train.steps);
     const Curve& want = reference(cfg);
     for (size_t i = 0; i < want.losses.size(); ++i)

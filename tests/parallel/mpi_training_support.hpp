@@ -87,7 +87,7 @@ inline const Curve& reference(RunConfig cfg) {
 inline RunConfig layout(RunConfig cfg, int64_t zero, const std::string& algo, double bucket_mb) {
   cfg.parallel.dp = g_world->size();
   cfg.parallel.zero = zero;
-  cfg.parallel.allreduce = algo;
+  cfg.parallel.allreduce = parse_enum(kAllReduceChoiceNames, algo, "allreduce");
   cfg.parallel.bucket_mb = bucket_mb;
   return cfg;
 }

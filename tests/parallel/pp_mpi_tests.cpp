@@ -22,7 +22,7 @@ RunConfig piped(int64_t dp, int64_t tp, int64_t pp, const std::string& schedule,
   cfg.parallel.dp = dp;
   cfg.parallel.tp = tp;
   cfg.parallel.pp = pp;
-  cfg.parallel.pp_schedule = schedule;
+  cfg.parallel.pp_schedule = parse_enum(kPipeScheduleNames, schedule, "schedule");
   return cfg;
 }
 
@@ -44,14 +44,14 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
     cfg.parallel.pp_layers = "3,1";
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x pp 2, ZeRO-2, layers 3,1");
     cfg.parallel.zero = 3;
-    cfg.parallel.pp_schedule = "gpipe";
+    cfg.parallel.pp_schedule = PipeSchedule::gpipe;
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x pp 2, ZeRO-3, gpipe, layers 3,1");
   }
   if (n == 8) {
     RunConfig cfg = piped(2, 2, 2, "1f1b");
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x tp 2 x pp 2");
     cfg.parallel.zero = 3;
-    cfg.train.recompute = "full";  // a recomputed block gathers its parameters once for forward and backward
+    cfg.train.recompute = Recompute::full;  // a recomputed block gathers its parameters once for forward and backward
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), "dp 2 x tp 2 x pp 2, ZeRO-3, full recompute");
   }
 }
@@ -72,7 +72,7 @@ TEST(Pipeline, StagesOnTheGpuMatchOneGpuProcess) {
   if (n > 4) GTEST_SKIP() << "more stages than the 4 blocks";
   for (const char* schedule : {"1f1b", "gpipe"}) {
     RunConfig cfg = piped(1, 1, n, schedule);
-    cfg.train.device = "cuda";
+    cfg.train.device = Device::cuda;
     expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), cat("pp ", n, " ", schedule, " on the GPU"));
   }
 }
@@ -83,7 +83,7 @@ TEST(Pipeline, MixedPrecisionAgreesAcrossRanksAndWithOneProcess) {
   for (const char* precision : {"fp16", "bf16"}) {
     RunConfig cfg = piped(dp, tp, 2, "1f1b", 12);
     cfg.train.lr = 1e-3;  // no loss spike (see above)
-    cfg.train.precision = precision;
+    cfg.train.precision = parse_precision(precision);
     cfg.train.loss_scale = 0x1p40;
     std::vector<float> scales, skipped, losses;
     {
@@ -173,7 +173,7 @@ TEST(Pipeline, BadSplitsAreUserErrors) {
   RunConfig one_f = piped(1, 1, 4, "1f1b");
   one_f.train.grad_accum = 2;  // fewer micro-batches than stages
   EXPECT_THROW(one_f.validate(), UserError);
-  one_f.parallel.pp_schedule = "gpipe";
+  one_f.parallel.pp_schedule = PipeSchedule::gpipe;
   EXPECT_NO_THROW(one_f.validate());
 }
 

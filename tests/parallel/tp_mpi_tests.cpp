@@ -182,11 +182,11 @@ TEST(TensorParallelTraining, RanksOnTheGpuMatchOneGpuProcess) {
   if (!device_available(Device::cuda)) GTEST_SKIP() << "no CUDA GPU (or no CUDA build)";
   const int n = g_world->size();
   RunConfig cfg = mesh_layout(tiny(), 1, n);
-  cfg.train.device = "cuda";
+  cfg.train.device = Device::cuda;
   expect_matches(train(cfg, g_world, cfg.train.steps), reference(cfg), cat("tp ", n, " on the GPU"));
   if (n == 4) {
     RunConfig hybrid = mesh_layout(tiny(), 2, 2, 2);
-    hybrid.train.device = "cuda";
+    hybrid.train.device = Device::cuda;
     expect_matches(train(hybrid, g_world, hybrid.train.steps), reference(hybrid), "dp 2 x tp 2, ZeRO-2, on the GPU");
   }
 }

@@ -137,7 +137,7 @@ int run(const Args& a) {
 
   // AdamW on the same batch, constant learning rate, no clipping.
   OptimConfig oc;
-  oc.name = "adamw";
+  oc.name = OptimizerKind::adamw;
   oc.beta1 = 0.9f;
   oc.beta2 = 0.95f;
   oc.eps = 1e-8f;

@@ -49,7 +49,7 @@ RunConfig small_run(const std::string& device) {
   cfg.train.micro_batch = 4;
   cfg.train.steps = 50;
   cfg.train.warmup_steps = 5;
-  cfg.train.device = device;
+  cfg.train.device = parse_enum(kDeviceNames, device, "device");
   return cfg;
 }
 
@@ -76,7 +76,7 @@ TEST_F(CudaTraining, FiftyTinyStepsFollowTheCpuCurveInFp32) {
 TEST_F(CudaTraining, FiftyTinyStepsFollowTheCpuCurveInBf16) {
   auto data = open_token_source(kjv_text(), 0.05);
   RunConfig cpu_cfg = small_run("cpu"), gpu_cfg = small_run("cuda");
-  cpu_cfg.train.precision = gpu_cfg.train.precision = "bf16";
+  cpu_cfg.train.precision = gpu_cfg.train.precision = Precision::bf16;
   const Curve cpu = train(cpu_cfg, *data, 50), gpu = train(gpu_cfg, *data, 50);
   const double worst = worst_rel(gpu.loss, cpu.loss);
   std::printf("bf16: worst per-step relative loss difference %.3g\n", worst);
@@ -99,7 +99,7 @@ TEST_F(CudaTraining, CheckpointsMoveBetweenGpuAndCpu) {
       save_checkpoint(run, t, data->tokenizer(), data->description(), true);
     }
     CheckpointInfo info = read_checkpoint_info(*latest_checkpoint(run));
-    info.config.train.device = second;
+    info.config.train.device = parse_enum(kDeviceNames, second, "device");
     Trainer resumed(info.config, *data);
     load_checkpoint_into(info, resumed);
     std::vector<float> tail;
@@ -151,7 +151,7 @@ TEST(CudaTrainingLayouts, UnsupportedGpuLayoutsAreUserErrors) {
   zero3.parallel.zero = 3;
   EXPECT_THROW(Trainer(zero3, *data), UserError);
   RunConfig sgd = cfg;
-  sgd.optim.name = "sgd";
+  sgd.optim.name = OptimizerKind::sgd;
   EXPECT_THROW(Trainer(sgd, *data), UserError);
 }
 

@@ -43,7 +43,7 @@ TEST(MixedPrecision, Bf16AndFp16TrackTheFp32LossCurveOver200Steps) {
   const std::vector<float> fp32 = loss_curve(cfg, *data, cfg.train.steps);
   for (const char* precision : {"bf16", "fp16"}) {
     RunConfig c = cfg;
-    c.train.precision = precision;
+    c.train.precision = parse_precision(precision);
     const std::vector<float> low = loss_curve(c, *data, c.train.steps);
     double worst = 0;
     for (size_t i = 0; i < fp32.size(); ++i) worst = std::max(worst, std::abs(double(low[i]) - fp32[i]) / fp32[i]);
@@ -62,7 +62,7 @@ TEST(MixedPrecision, Bf16AndFp16TrackTheFp32LossCurveOver200Steps) {
 TEST(MixedPrecision, Fp16RecoversFromAHugeInitialLossScaleBySkippingSteps) {
   RunConfig cfg = tiny_config();
   cfg.model.n_layer = 2;
-  cfg.train.precision = "fp16";
+  cfg.train.precision = Precision::fp16;
   cfg.train.loss_scale = 0x1p40;
   cfg.train.loss_scale_hysteresis = 2;
   cfg.train.warmup_steps = 0;
@@ -99,7 +99,7 @@ TEST(MixedPrecision, ResumeRestoresTheLossScaler) {
   cfg.model.n_layer = 1;
   cfg.train.micro_batch = 4;
   cfg.train.steps = 12;
-  cfg.train.precision = "fp16";
+  cfg.train.precision = Precision::fp16;
   cfg.train.loss_scale = 0x1p30;
   cfg.train.loss_scale_window = 2;
   cfg.train.loss_scale_hysteresis = 1;

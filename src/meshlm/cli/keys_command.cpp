@@ -16,14 +16,25 @@ int run_keys() {
   for (const ConfigField& f : config_fields(defaults)) {
     std::string type, value;
     std::visit(
-        [&](auto* p) {
-          using T = std::remove_pointer_t<decltype(p)>;
+        [&](const auto& target) {
           std::ostringstream os;
-          if constexpr (std::is_same_v<T, int64_t>) type = "integer", os << *p;
-          else if constexpr (std::is_same_v<T, bool>) type = "bool", os << (*p ? "true" : "false");
-          else if constexpr (std::is_same_v<T, std::string>) type = "string", os << '"' << *p << '"';
-          else type = "number", os << *p;
-          value = os.str();
+          if constexpr (std::is_same_v<std::decay_t<decltype(target)>, ChoiceRef>) {
+            type = "one of " + target.names, os << '"' << target.get() << '"';
+            value = os.str();
+            return;
+          } else {
+            const auto* p = target;
+            using T = std::remove_cv_t<std::remove_pointer_t<decltype(p)>>;
+            if constexpr (std::is_same_v<T, int64_t>)
+              type = "integer", os << *p;
+            else if constexpr (std::is_same_v<T, bool>)
+              type = "bool", os << (*p ? "true" : "false");
+            else if constexpr (std::is_same_v<T, std::string>)
+              type = "string", os << '"' << *p << '"';
+            else
+              type = "number", os << *p;
+            value = os.str();
+          }
         },
         f.target);
     std::printf("| `%s` | %s | %s | %s |\n", f.key.c_str(), type.c_str(), value.c_str(), f.help.c_str());

@@ -150,7 +150,7 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--precision", "train.precision",
                       "matrix products in fp32, bf16 or fp16 (fp16 with dynamic loss scaling); weights stay fp32");
   add_parallel_option(cmd, args, "--zero", "parallel.zero", "ZeRO stage: 0, 1 (optimizer state sharded), 2 (and gradients) or 3 (and parameters)");
-  add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: ring (ours) or native (MPI's)");
+  add_parallel_option(cmd, args, "--allreduce", "parallel.allreduce", "gradient all-reduce: auto (default), ring (ours) or native (MPI's or NCCL's)");
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
                       "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");

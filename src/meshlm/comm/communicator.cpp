@@ -4,10 +4,8 @@
 
 namespace meshlm {
 
-AllReduceAlgo parse_allreduce_algo(const std::string& name) {
-  if (name == "native") return AllReduceAlgo::native;
-  if (name == "ring") return AllReduceAlgo::ring;
-  throw UserError(cat("all-reduce algorithm '", name, "' is unknown (expected native or ring)"));
+AllReduceAlgo parse_allreduce_algo(std::string_view name) {
+  return parse_enum(kAllReduceAlgoNames, name, "the all-reduce algorithm");
 }
 
 std::vector<int64_t> even_counts(int64_t total, int parts) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "meshlm/core/dtype.hpp"
+#include "meshlm/core/enum_names.hpp"
 
 namespace meshlm {
 
@@ -22,8 +23,10 @@ enum class ReduceOp { sum, avg, max };
 
 // How all_reduce moves data: the backend's own algorithm (MPI_Allreduce, NCCL) or our ring
 // (reduce-scatter then all-gather over the point-to-point layer).
-enum class AllReduceAlgo { native, ring };
-AllReduceAlgo parse_allreduce_algo(const std::string& name);  // "native" | "ring"; UserError otherwise
+enum class AllReduceAlgo : uint8_t { native, ring };
+inline constexpr EnumNames<AllReduceAlgo, 2> kAllReduceAlgoNames{
+    {{AllReduceAlgo::native, "native"}, {AllReduceAlgo::ring, "ring"}}};
+AllReduceAlgo parse_allreduce_algo(std::string_view name);  // "native" | "ring"; UserError otherwise
 
 // An operation in flight. wait() blocks until it has completed (and rethrows its error);
 // test() says whether it has. Destroying a Request that was not waited for waits for it.

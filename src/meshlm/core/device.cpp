@@ -10,7 +10,7 @@
 
 namespace meshlm {
 
-std::string_view device_name(Device d) { return d == Device::cpu ? "cpu" : "cuda"; }
+std::string_view device_name(Device d) { return enum_to_name(kDeviceNames, d); }
 
 bool built_with_cuda() {
 #if MESHLM_HAVE_CUDA
@@ -29,14 +29,15 @@ bool device_available(Device d) {
 #endif
 }
 
-Device parse_device(std::string_view name) {
-  Device d;
-  if (name == "cpu") d = Device::cpu;
-  else if (name == "cuda") d = Device::cuda;
-  else throw UserError(cat("unknown device '", name, "' (expected cpu or cuda)"));
+void require_device(Device d) {
   if (d == Device::cuda && !built_with_cuda())
     throw UserError("device 'cuda' is not available: this build has no CUDA backend (configure with nvcc present)");
   if (!device_available(d)) throw UserError("device 'cuda' is not available: no CUDA GPU found");
+}
+
+Device parse_device(std::string_view name) {
+  const Device d = parse_enum(kDeviceNames, name, "device");
+  require_device(d);
   return d;
 }
 

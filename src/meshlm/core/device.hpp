@@ -6,13 +6,17 @@
 #include <string>
 #include <string_view>
 
+#include "meshlm/core/enum_names.hpp"
+
 namespace meshlm {
 
 enum class Device : uint8_t { cpu, cuda };
+inline constexpr EnumNames<Device, 2> kDeviceNames{{{Device::cpu, "cpu"}, {Device::cuda, "cuda"}}};
 
 std::string_view device_name(Device d);
-// Parses "cpu" / "cuda"; throws UserError for an unknown name, for "cuda" in a build without
-// the CUDA backend and for "cuda" on a machine without a GPU.
+// Throws UserError for "cuda" in a build without the CUDA backend and on a machine without a GPU.
+void require_device(Device d);
+// Parses "cpu" / "cuda" and requires the device (an unknown name is a UserError too).
 Device parse_device(std::string_view name);
 bool built_with_cuda();
 // cpu: always; cuda: built with CUDA and at least one GPU visible.

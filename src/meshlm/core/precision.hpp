@@ -8,9 +8,13 @@
 #include <cstdint>
 #include <string_view>
 
+#include "meshlm/core/enum_names.hpp"
+
 namespace meshlm {
 
 enum class Precision : uint8_t { fp32, bf16, fp16 };
+inline constexpr EnumNames<Precision, 3> kPrecisionNames{
+    {{Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}, {Precision::fp16, "fp16"}}};
 
 std::string_view precision_name(Precision p);
 // "fp32" | "bf16" | "fp16"; UserError naming `what` otherwise.

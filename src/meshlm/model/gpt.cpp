@@ -112,12 +112,7 @@ std::vector<ParamSpec> shard_specs(const GPTConfig& cfg, TpCollectives* tp, cons
 }
 }  // namespace
 
-Recompute parse_recompute(const std::string& name) {
-  if (name == "none") return Recompute::none;
-  if (name == "selective") return Recompute::selective;
-  if (name == "full") return Recompute::full;
-  throw UserError(cat("recompute must be none, selective or full, got '", name, "'"));
-}
+Recompute parse_recompute(std::string_view name) { return parse_enum(kRecomputeNames, name, "recompute"); }
 
 GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCollectives* tp,
          const StageSpec& stage, Recompute recompute, Precision precision, KernelProfile* profile)

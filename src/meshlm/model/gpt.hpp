@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "meshlm/core/buffer.hpp"
+#include "meshlm/core/enum_names.hpp"
 #include "meshlm/kernels/kernels.hpp"
 #include "meshlm/model/config.hpp"
 #include "meshlm/model/param_gate.hpp"
@@ -43,7 +44,9 @@ class KernelProfile;
 //   full       only each block's input; the backward pass reruns the block's forward
 // The results are bit-identical to `none` (the same kernels rerun on the same inputs).
 enum class Recompute : uint8_t { none, selective, full };
-Recompute parse_recompute(const std::string& name);  // "none" | "selective" | "full"; UserError otherwise
+inline constexpr EnumNames<Recompute, 3> kRecomputeNames{
+    {{Recompute::none, "none"}, {Recompute::selective, "selective"}, {Recompute::full, "full"}}};
+Recompute parse_recompute(std::string_view name);  // "none" | "selective" | "full"; UserError otherwise
 
 class GPT {
  public:

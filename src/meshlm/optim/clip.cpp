@@ -10,13 +10,13 @@ namespace meshlm {
 
 // The memory's own device computes the sums (kernels/update_kernel_list.def: sum_squares
 // fixes the summation order by blocks, so the norm does not depend on the thread count).
-double grad_norm_squared(const float* g, size_t n) {
-  if (n == 0) return 0.0;
-  MESHLM_ASSERT(g != nullptr);
-  return update_kernels_for(device_of(g)).sum_squares(g, int64_t(n));
+double grad_norm_squared(DeviceSpan<const float> g) {
+  if (g.size == 0) return 0.0;
+  MESHLM_ASSERT(g.data != nullptr);
+  return update_kernels_for(g.device).sum_squares(g.data, int64_t(g.size));
 }
 
-double global_grad_norm(const float* g, size_t n) { return std::sqrt(grad_norm_squared(g, n)); }
+double global_grad_norm(DeviceSpan<const float> g) { return std::sqrt(grad_norm_squared(g)); }
 
 double global_grad_norm(std::span<const double> shard_norms_squared) {
   double total = 0.0;
@@ -31,14 +31,14 @@ float clip_scale(double norm, float max_norm) {
   return coef < 1.0 ? float(coef) : 1.0f;
 }
 
-void scale_grads(float* g, size_t n, float scale) {
+void scale_grads(DeviceSpan<float> g, float scale) {
   if (scale == 1.0f) return;
-  if (n > 0) update_kernels_for(device_of(g)).scale(g, int64_t(n), scale);
+  if (g.size > 0) update_kernels_for(g.device).scale(g.data, int64_t(g.size), scale);
 }
 
-float clip_grad_norm(float* g, size_t n, float max_norm) {
-  const double norm = global_grad_norm(g, n);
-  scale_grads(g, n, clip_scale(norm, max_norm));
+float clip_grad_norm(DeviceSpan<float> g, float max_norm) {
+  const double norm = global_grad_norm(g);
+  scale_grads(g, clip_scale(norm, max_norm));
   return float(norm);
 }
 

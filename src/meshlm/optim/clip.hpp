@@ -8,13 +8,15 @@
 #include <cstddef>
 #include <span>
 
+#include "meshlm/core/device_span.hpp"
+
 namespace meshlm {
 
-// Sum of squares of g[0..n), accumulated in double.
-double grad_norm_squared(const float* g, size_t n);
+// Sum of squares of g, accumulated in double (on g's device).
+double grad_norm_squared(DeviceSpan<const float> g);
 
-// The L2 norm of g[0..n).
-double global_grad_norm(const float* g, size_t n);
+// The L2 norm of g.
+double global_grad_norm(DeviceSpan<const float> g);
 // The L2 norm of a gradient split into shards, from the shards' squared norms (added in order).
 double global_grad_norm(std::span<const double> shard_norms_squared);
 
@@ -23,9 +25,9 @@ double global_grad_norm(std::span<const double> shard_norms_squared);
 float clip_scale(double norm, float max_norm);
 
 // g[i] *= scale.
-void scale_grads(float* g, size_t n, float scale);
+void scale_grads(DeviceSpan<float> g, float scale);
 
-// Scales g[0..n) by clip_scale(norm, max_norm) and returns the norm before clipping.
-float clip_grad_norm(float* g, size_t n, float max_norm);
+// Scales g by clip_scale(norm, max_norm) and returns the norm before clipping.
+float clip_grad_norm(DeviceSpan<float> g, float max_norm);
 
 }  // namespace meshlm

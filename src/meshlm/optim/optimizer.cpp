@@ -39,8 +39,6 @@ std::vector<ParamRange> ranges_in(std::span<const ParamRange> ranges, Range part
 }
 
 void OptimConfig::validate() const {
-  if (name != "adamw" && name != "adam" && name != "sgd" && name != "adagrad")
-    throw UserError(cat("unknown optimizer '", name, "' (expected adamw, adam, sgd or adagrad)"));
   auto below_one = [](const char* key, float v) {
     if (!(v >= 0.0f && v < 1.0f)) throw UserError(cat("optim.", key, " must be in [0, 1), got ", v));
   };
@@ -242,13 +240,16 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, size_t n_param
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimConfig& cfg, Range range, Device device) {
   cfg.validate();
-  if (cfg.name == "adamw") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true, device);
-  if (cfg.name == "adam") return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false, device);
+  switch (cfg.name) {
+    case OptimizerKind::adamw: return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/true, device);
+    case OptimizerKind::adam: return std::make_unique<Adam>(cfg, range, /*decoupled_decay=*/false, device);
+    case OptimizerKind::sgd:
+    case OptimizerKind::adagrad: break;
+  }
   if (device != Device::cpu)
-    throw UserError(cat("optimizer '", cfg.name, "' runs on the CPU only for now (on ", device_name(device),
-                        " use adamw or adam)"));
-  if (cfg.name == "sgd") return std::make_unique<Sgd>(cfg, range);
-  MESHLM_ASSERT(cfg.name == "adagrad", "optimizer ", cfg.name);
+    throw UserError(cat("optim.name = ", optimizer_name(cfg.name), " runs on the CPU only for now (on ",
+                        device_name(device), " use adamw or adam)"));
+  if (cfg.name == OptimizerKind::sgd) return std::make_unique<Sgd>(cfg, range);
   return std::make_unique<Adagrad>(cfg, range);
 }
 

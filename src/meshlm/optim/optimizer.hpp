@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "meshlm/core/buffer.hpp"
+#include "meshlm/core/enum_names.hpp"
 #include "meshlm/core/range.hpp"
 #include "meshlm/model/param_spec.hpp"
 
@@ -33,8 +34,15 @@ std::vector<ParamRange> param_ranges(const ParamLayout& layout, bool decay_embed
 // The parts of `ranges` inside `part`, in order (a ZeRO shard may cut through tensors).
 std::vector<ParamRange> ranges_in(std::span<const ParamRange> ranges, Range part);
 
+enum class OptimizerKind : uint8_t { adamw, adam, sgd, adagrad };
+inline constexpr EnumNames<OptimizerKind, 4> kOptimizerNames{{{OptimizerKind::adamw, "adamw"},
+                                                              {OptimizerKind::adam, "adam"},
+                                                              {OptimizerKind::sgd, "sgd"},
+                                                              {OptimizerKind::adagrad, "adagrad"}}};
+inline std::string_view optimizer_name(OptimizerKind k) { return enum_to_name(kOptimizerNames, k); }
+
 struct OptimConfig {
-  std::string name = "adamw";  // adamw | adam | sgd | adagrad
+  OptimizerKind name = OptimizerKind::adamw;
   float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;  // adam(w); weight_decay for all
   float momentum = 0.0f;  // sgd
   bool nesterov = false;

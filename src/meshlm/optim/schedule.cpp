@@ -8,8 +8,6 @@
 namespace meshlm {
 
 void ScheduleConfig::validate() const {
-  if (decay != "cosine" && decay != "linear" && decay != "constant")
-    throw UserError(cat("unknown learning-rate decay '", decay, "' for train.decay (expected cosine, linear or constant)"));
   if (warmup_steps < 0) throw UserError(cat("train.warmup_steps must not be negative, got ", warmup_steps));
   if (total_steps < 0) throw UserError(cat("train.steps must not be negative, got ", total_steps));
   if (!(min_lr_ratio >= 0.0f && min_lr_ratio <= 1.0f))
@@ -21,12 +19,11 @@ float lr_at(const ScheduleConfig& s, float base_lr, int64_t step) {
   const double lr = base_lr;
   // (step + 1): the first step already trains, at a small rate rather than at zero.
   if (step < s.warmup_steps) return float(lr * double(step + 1) / double(s.warmup_steps));
-  if (s.decay == "constant") return base_lr;
+  if (s.decay == Decay::constant) return base_lr;
   const double min_lr = lr * double(s.min_lr_ratio);
   if (step >= s.total_steps) return float(min_lr);
   const double progress = double(step - s.warmup_steps) / double(s.total_steps - s.warmup_steps);
-  if (s.decay == "linear") return float(min_lr + (1.0 - progress) * (lr - min_lr));
-  MESHLM_ASSERT(s.decay == "cosine", "decay ", s.decay);
+  if (s.decay == Decay::linear) return float(min_lr + (1.0 - progress) * (lr - min_lr));
   return float(min_lr + 0.5 * (1.0 + std::cos(std::numbers::pi * progress)) * (lr - min_lr));
 }
 

@@ -4,10 +4,16 @@
 #include <cstdint>
 #include <string>
 
+#include "meshlm/core/enum_names.hpp"
+
 namespace meshlm {
 
+enum class Decay : uint8_t { cosine, linear, constant };
+inline constexpr EnumNames<Decay, 3> kDecayNames{
+    {{Decay::cosine, "cosine"}, {Decay::linear, "linear"}, {Decay::constant, "constant"}}};
+
 struct ScheduleConfig {
-  std::string decay = "cosine";  // cosine | linear | constant
+  Decay decay = Decay::cosine;
   int64_t warmup_steps = 0;
   int64_t total_steps = 0;      // decay ends here; from then on the rate stays at the floor
   float min_lr_ratio = 0.1f;    // the floor, as a fraction of the peak rate

@@ -1,6 +1,5 @@
 #include "meshlm/parallel/parallel_config.hpp"
 
-#include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
 
 namespace meshlm {
@@ -9,13 +8,25 @@ void ParallelConfig::validate() const {
   if (dp < 1) throw UserError(cat("parallel.dp must be at least 1, got ", dp));
   if (tp < 1) throw UserError(cat("parallel.tp must be at least 1, got ", tp));
   if (pp < 1) throw UserError(cat("parallel.pp must be at least 1, got ", pp));
-  if (pp_schedule != "gpipe" && pp_schedule != "1f1b")
-    throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", pp_schedule, "'"));
   if (zero < 0 || zero > 3) throw UserError(cat("parallel.zero must be 0, 1, 2 or 3, got ", zero));
-  parse_allreduce_algo(allreduce);
-  if (grad_reduce_dtype != "f32" && grad_reduce_dtype != "bf16")
-    throw UserError(cat("parallel.grad_reduce_dtype must be f32 or bf16, got '", grad_reduce_dtype, "'"));
   if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));
+  if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
+    throw UserError(
+        "parallel.grad_reduce_dtype = bf16 needs our ring (it sums in f32), but parallel.allreduce is native");
+}
+
+AllReduceAlgo allreduce_algo_for(AllReduceChoice choice, std::string_view backend) {
+  const bool nccl = backend == "nccl";
+  switch (choice) {
+    case AllReduceChoice::automatic: return nccl ? AllReduceAlgo::native : AllReduceAlgo::ring;
+    case AllReduceChoice::native: return AllReduceAlgo::native;
+    case AllReduceChoice::ring: break;
+  }
+  if (nccl)
+    throw UserError(
+        "parallel.allreduce = ring: these GPU ranks reduce through NCCL, which runs its own all-reduce "
+        "(set parallel.allreduce to auto or native)");
+  return AllReduceAlgo::ring;
 }
 
 }  // namespace meshlm

@@ -4,23 +4,42 @@
 // all-reduce). None of it changes a run's results beyond rounding.
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/dtype.hpp"
+#include "meshlm/core/enum_names.hpp"
+#include "meshlm/parallel/pipeline.hpp"
 
 namespace meshlm {
 
+// parallel.allreduce: `auto` takes the backend's best (our ring over MPI, NCCL's own on GPUs
+// with NCCL); `ring` and `native` ask for one, and are refused where the backend lacks it.
+enum class AllReduceChoice : uint8_t { automatic, ring, native };
+inline constexpr EnumNames<AllReduceChoice, 3> kAllReduceChoiceNames{
+    {{AllReduceChoice::automatic, "auto"}, {AllReduceChoice::ring, "ring"}, {AllReduceChoice::native, "native"}}};
+
+// The element types gradients may travel as (parallel.grad_reduce_dtype).
+inline constexpr EnumNames<DType, 2> kGradWireNames{{{DType::f32, "f32"}, {DType::bf16, "bf16"}}};
+
 struct ParallelConfig {
-  int64_t dp = 1;                  // data-parallel ranks; dp · pp · tp = the number of launched processes
-  int64_t tp = 1;                  // tensor-parallel ranks (must divide model.n_head)
-  int64_t pp = 1;                  // pipeline stages
-  std::string pp_schedule = "1f1b";  // gpipe or 1f1b
-  std::string pp_layers;           // blocks per stage, e.g. "2,3,3"; empty = balanced by compute
-  int64_t zero = 0;                // ZeRO stage: 0, 1, 2 or 3 (parallel/zero_strategy.hpp)
+  int64_t dp = 1;  // data-parallel ranks; dp · pp · tp = the number of launched processes
+  int64_t tp = 1;  // tensor-parallel ranks (must divide model.n_head)
+  int64_t pp = 1;  // pipeline stages
+  PipeSchedule pp_schedule = PipeSchedule::one_f_one_b;
+  std::string pp_layers;              // blocks per stage, e.g. "2,3,3"; empty = balanced by compute
+  int64_t zero = 0;                   // ZeRO stage: 0, 1, 2 or 3 (parallel/zero_strategy.hpp)
   bool reshard_after_forward = true;  // ZeRO-3: drop gathered parameters after each use (false: keep them for the step)
-  std::string allreduce = "ring";  // ring (ours) or native (MPI's)
-  double bucket_mb = 25.0;         // gradient bucket size in MiB
-  bool overlap = true;             // reduce buckets during the backward pass (false: after it)
-  std::string grad_reduce_dtype = "f32";  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
+  AllReduceChoice allreduce = AllReduceChoice::automatic;
+  double bucket_mb = 25.0;               // gradient bucket size in MiB
+  bool overlap = true;                   // reduce buckets during the backward pass (false: after it)
+  DType grad_reduce_dtype = DType::f32;  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
   // Throws UserError naming the first invalid key ("parallel.<field>").
   void validate() const;
 };
+
+// The all-reduce algorithm `choice` asks of a communicator of backend `backend` ("self", "mpi",
+// "nccl"): NCCL has only its own, so `ring` there is a UserError, not a setting ignored.
+AllReduceAlgo allreduce_algo_for(AllReduceChoice choice, std::string_view backend);
 
 }  // namespace meshlm

@@ -67,12 +67,6 @@ StageSpec stage_spec(const std::vector<int64_t>& layers_per_stage, int stage) {
   return s;
 }
 
-PipeSchedule parse_pipe_schedule(const std::string& name) {
-  if (name == "gpipe") return PipeSchedule::gpipe;
-  if (name == "1f1b") return PipeSchedule::one_f_one_b;
-  throw UserError(cat("parallel.pp_schedule must be gpipe or 1f1b, got '", name, "'"));
-}
-
 std::vector<PipeOp> pipeline_ops(PipeSchedule schedule, int stages, int stage, int64_t micro) {
   std::vector<PipeOp> ops;
   if (schedule == PipeSchedule::gpipe) {

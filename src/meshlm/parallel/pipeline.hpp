@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "meshlm/core/enum_names.hpp"
 #include "meshlm/model/config.hpp"
 #include "meshlm/model/param_spec.hpp"
 
@@ -21,8 +22,9 @@ std::vector<int64_t> partition_layers(const GPTConfig& cfg, int stages, int64_t 
 // Stage `stage` of a partition.
 StageSpec stage_spec(const std::vector<int64_t>& layers_per_stage, int stage);
 
-enum class PipeSchedule { gpipe, one_f_one_b };
-PipeSchedule parse_pipe_schedule(const std::string& name);  // "gpipe" | "1f1b"; UserError otherwise
+enum class PipeSchedule : uint8_t { gpipe, one_f_one_b };
+inline constexpr EnumNames<PipeSchedule, 2> kPipeScheduleNames{
+    {{PipeSchedule::gpipe, "gpipe"}, {PipeSchedule::one_f_one_b, "1f1b"}}};
 
 struct PipeOp {
   bool forward;

@@ -29,6 +29,7 @@
 
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/device.hpp"
+#include "meshlm/core/device_span.hpp"
 #include "meshlm/core/range.hpp"
 #include "meshlm/model/param_gate.hpp"
 #include "meshlm/model/param_spec.hpp"
@@ -47,7 +48,7 @@ struct MemoryPerRank {
 // The gradients a rank contributes to the global norm: the elements `range` of the flat
 // layout, at `data` (data[0] is element range.begin).
 struct GradPart {
-  const float* data = nullptr;
+  DeviceSpan<const float> data;  // the gradients of `range`
   Range range;
   // true: the data-parallel ranks' parts tile the buffer and their squared norms add up;
   // false: every rank's gradients are its own (no sum over data-parallel ranks).

@@ -35,10 +35,10 @@ ZeroStrategy::ZeroStrategy(const StrategyContext& ctx)
   shard_ranges_ = ranges_in(param_ranges(ctx.layout, ctx.optim.decay_embeddings), shard_);
   if (ranks > 1) {
     grad_comm_ = dp_.split(0, rank);
-    grad_comm_->set_allreduce_algo(parse_allreduce_algo(parallel_.allreduce));
+    grad_comm_->set_allreduce_algo(allreduce_algo_for(parallel_.allreduce, grad_comm_->backend()));
     const size_t bucket = std::max<size_t>(1, size_t(parallel_.bucket_mb * 1024 * 1024 / sizeof(float)));
     sync_ = std::make_unique<GradientSync>(*grad_comm_, n_, bucket, shard_grads_,
-                                           parse_dtype(parallel_.grad_reduce_dtype, "parallel.grad_reduce_dtype"));
+                                           parallel_.grad_reduce_dtype);
     if (grads_.is_paged()) sync_->on_bucket_done([this](size_t b, size_t e) { grads_.discard(b, e); });
   }
   if (shard_params) {
@@ -62,8 +62,13 @@ MemoryPerRank ZeroStrategy::memory() const {
 }
 
 std::string ZeroStrategy::describe() const {
-  const bool bf16_wire = parallel_.grad_reduce_dtype == "bf16";
-  return cat(bf16_wire ? "ring (bf16 on the wire)" : parallel_.allreduce, " all-reduce, ", parallel_.bucket_mb,
+  std::string algo = "local";  // one rank: nothing to reduce
+  if (grad_comm_)
+    algo = parallel_.grad_reduce_dtype == DType::bf16 ? "ring (bf16 on the wire)"
+           : grad_comm_->backend() == "nccl"          ? "NCCL"
+                                                       : std::string(enum_to_name(kAllReduceAlgoNames,
+                                                                                  grad_comm_->allreduce_algo()));
+  return cat(algo, " all-reduce, ", parallel_.bucket_mb,
              " MiB buckets, ZeRO-", stage_);
 }
 
@@ -96,14 +101,14 @@ double ZeroStrategy::finish_reduction() {
 GradPart ZeroStrategy::norm_part() const {
   // Every rank holds the reduced gradients of (at least) its even part: the parts tile the buffer.
   const Range part = dp_.size() > 1 ? even_part(n_, dp_.size(), dp_.rank()) : Range{0, n_};
-  const float* data = shard_grads_ ? grad_shard_.data<float>() : grads_.data<float>() + part.begin;
-  return {data, part, true};
+  return {shard_grads_ ? f32_span(grad_shard_, 0, part.count) : f32_span(grads_, part.begin, part.count), part, true};
 }
 
 void ZeroStrategy::apply(float lr, float grad_scale) {
-  float* grads = shard_grads_ ? grad_shard_.data<float>() : grads_.data<float>() + shard_.begin;
-  if (grad_scale != 1.0f) scale_grads(grads, shard_.count, grad_scale);
-  opt_->step(params_.data<float>(), grads, shard_ranges_, lr);
+  const DeviceSpan<float> grads =
+      shard_grads_ ? f32_span(grad_shard_, 0, shard_.count) : f32_span(grads_, shard_.begin, shard_.count);
+  scale_grads(grads, grad_scale);
+  opt_->step(params_.data<float>(), grads.data, shard_ranges_, lr);
   if (sharded_) {
     sharded_->flush();  // gathered copies are stale now: the next use gathers the new shards
   } else if (shard_.count != n_) {

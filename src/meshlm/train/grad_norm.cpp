@@ -20,13 +20,13 @@ double global_gradient_norm(const GradPart& part, const ParamLayout& layout, con
                             DeviceMesh& mesh) {
   const bool over_dp = part.tiled_over_dp;
   if (mesh.tp().size() == 1 && mesh.pp().size() == 1)
-    return std::sqrt(add_over(mesh.dp(), 0.0, grad_norm_squared(part.data, part.range.count), over_dp));
+    return std::sqrt(add_over(mesh.dp(), 0.0, grad_norm_squared(part.data), over_dp));
   double split = 0, replicated = 0;
   for (const ParamView& v : layout.views()) {
     if (!stage.first && v.spec.name == "wte.weight") continue;
     const Range r = intersect(Range{v.offset, v.numel}, part.range);
     if (r.empty()) continue;
-    const double sq = grad_norm_squared(part.data + (r.begin - part.range.begin), r.count);
+    const double sq = grad_norm_squared(part.data.subspan(r.begin - part.range.begin, r.count));
     (v.spec.split == TpSplit::replicated ? replicated : split) += sq;
   }
   const double split_sum = add_over(mesh.dp(), 0.0, split, over_dp);

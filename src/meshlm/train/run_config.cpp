@@ -1,9 +1,10 @@
 #include "meshlm/train/run_config.hpp"
 
+#include <toml++/toml.h>
+
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
@@ -29,7 +30,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.steps", &t.steps, "optimizer steps"},
       {"train.lr", &t.lr, "peak learning rate"},
       {"train.warmup_steps", &t.warmup_steps, "linear warm-up steps"},
-      {"train.decay", &t.decay, "learning-rate decay after warm-up: cosine, linear or constant"},
+      {"train.decay", choice(&t.decay, kDecayNames), "learning-rate decay after warm-up"},
       {"train.min_lr_ratio", &t.min_lr_ratio, "final learning rate as a fraction of train.lr"},
       {"train.grad_clip", &t.grad_clip, "clip the global gradient norm to this (0 = off)"},
       {"train.seed", &t.seed, "seed of parameter initialisation and batch sampling"},
@@ -42,14 +43,16 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.val_fraction", &t.val_fraction, "for a plain text file as --data: its tail held out for validation"},
       {"train.threads", &t.threads, "CPU threads (0 = all)"},
       {"train.log_every", &t.log_every, "steps between log lines"},
-      {"train.device", &t.device, "cpu or cuda"},
-      {"train.recompute", &t.recompute, "activation recomputation: none, selective (the GELU output; the default) or full"},
-      {"train.precision", &t.precision, "matrix products in fp32, bf16 or fp16 (master weights stay fp32)"},
+      {"train.device", choice(&t.device, kDeviceNames), "where the model trains"},
+      {"train.recompute", choice(&t.recompute, kRecomputeNames),
+       "activation recomputation: none, selective (the GELU output) or full"},
+      {"train.precision", choice(&t.precision, kPrecisionNames),
+       "precision of the matrix products (master weights stay fp32)"},
       {"train.loss_scale", &t.loss_scale, "fp16: initial loss scale"},
       {"train.loss_scale_window", &t.loss_scale_window, "fp16: steps without overflow before the scale doubles"},
       {"train.loss_scale_hysteresis", &t.loss_scale_hysteresis, "fp16: overflows tolerated before the scale halves"},
       {"train.loss_scale_min", &t.loss_scale_min, "fp16: smallest loss scale (an overflow there is an error)"},
-      {"optim.name", &o.name, "adamw, adam, sgd or adagrad"},
+      {"optim.name", choice(&o.name, kOptimizerNames), "the optimizer"},
       {"optim.beta1", &o.beta1, "Adam/AdamW first-moment decay"},
       {"optim.beta2", &o.beta2, "Adam/AdamW second-moment decay"},
       {"optim.eps", &o.eps, "Adam/AdamW epsilon"},
@@ -64,15 +67,19 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.dp", &p.dp, "data-parallel ranks (dp x pp x tp = processes launched)"},
       {"parallel.tp", &p.tp, "tensor-parallel ranks (must divide model.n_head)"},
       {"parallel.pp", &p.pp, "pipeline stages (blocks split into contiguous stages)"},
-      {"parallel.pp_schedule", &p.pp_schedule, "pipeline schedule: gpipe or 1f1b"},
+      {"parallel.pp_schedule", choice(&p.pp_schedule, kPipeScheduleNames), "pipeline schedule"},
       {"parallel.pp_layers", &p.pp_layers, "blocks per stage, e.g. \"2,3,3\" (empty = balanced by compute)"},
       {"parallel.zero", &p.zero, "ZeRO stage: 0, 1 (shard optimizer state), 2 (and gradients) or 3 (and parameters)"},
       {"parallel.reshard_after_forward", &p.reshard_after_forward,
-       "ZeRO-3: free gathered parameters after each use and gather again for the backward (false: keep them for the step)"},
-      {"parallel.allreduce", &p.allreduce, "gradient all-reduce: ring (ours) or native (MPI's)"},
+       "ZeRO-3: free gathered parameters after each use and gather again for the backward (false: keep them for the "
+       "step)"},
+      {"parallel.allreduce", choice(&p.allreduce, kAllReduceChoiceNames),
+       "gradient all-reduce: auto (our ring over MPI, NCCL's own with NCCL), ring (ours; not with NCCL) or native "
+       "(MPI's or NCCL's)"},
       {"parallel.bucket_mb", &p.bucket_mb, "gradient bucket size in MiB"},
       {"parallel.overlap", &p.overlap, "reduce gradient buckets while the backward pass runs (false: after it)"},
-      {"parallel.grad_reduce_dtype", &p.grad_reduce_dtype, "gradients travel as f32 or bf16 (summed in f32 by our ring)"},
+      {"parallel.grad_reduce_dtype", choice(&p.grad_reduce_dtype, kGradWireNames),
+       "element type of gradients on the wire (bf16: summed in f32 by our ring)"},
   };
 }
 
@@ -89,7 +96,7 @@ void RunConfig::validate() const {
   model.validate();
   optim.validate();
   parallel.validate();
-  if (parallel.pp > 1 && parallel.pp_schedule == "1f1b" && train.grad_accum < parallel.pp)
+  if (parallel.pp > 1 && parallel.pp_schedule == PipeSchedule::one_f_one_b && train.grad_accum < parallel.pp)
     throw UserError(cat("train.grad_accum (", train.grad_accum, ") is smaller than parallel.pp (", parallel.pp,
                         "): the 1F1B schedule needs at least one micro-batch per stage (raise train.grad_accum or "
                         "use parallel.pp_schedule = \"gpipe\")"));
@@ -116,20 +123,20 @@ void RunConfig::validate() const {
   non_negative("train.threads", train.threads);
   positive("train.log_every", train.log_every);
   if (train.block_size > model.n_positions)
-    throw UserError(cat("train.block_size (", train.block_size, ") exceeds model.n_positions (", model.n_positions, ")"));
+    throw UserError(
+        cat("train.block_size (", train.block_size, ") exceeds model.n_positions (", model.n_positions, ")"));
   if (!(train.lr > 0) || !std::isfinite(train.lr)) throw UserError(cat("train.lr must be positive, got ", train.lr));
   if (!(train.grad_clip >= 0)) throw UserError(cat("train.grad_clip must not be negative, got ", train.grad_clip));
   if (!(train.val_fraction > 0 && train.val_fraction < 1))
     throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
-  if (train.recompute != "none" && train.recompute != "selective" && train.recompute != "full")
-    throw UserError(cat("train.recompute must be none, selective or full, got '", train.recompute, "'"));
-  parse_precision(train.precision, "train.precision");
   train.loss_scaler().validate();
-  if (train.device != "cpu" && train.device != "cuda")
-    throw UserError(cat("train.device must be cpu or cuda, got '", train.device, "'"));
 }
 
 namespace {
+
+void set_choice(const ConfigField& f, const ChoiceRef& c, std::string_view value, const std::string& source) {
+  if (!c.set(value)) throw UserError(cat(source, ": ", f.key, " must be ", c.names, ", got '", value, "'"));
+}
 
 ConfigField& find_field(std::vector<ConfigField>& fields, const std::string& key, const std::string& source) {
   for (auto& f : fields)
@@ -142,21 +149,31 @@ void set_from_toml(ConfigField& f, const toml::node& node, const std::string& so
     return UserError(cat(source, ": config key '", f.key, "' expects ", expected));
   };
   std::visit(
-      [&](auto* p) {
-        using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, int64_t>) {
-          if (!node.is_integer()) throw bad("an integer");
-          *p = node.as_integer()->get();
-        } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
-          if (node.is_integer()) *p = T(node.as_integer()->get());
-          else if (node.is_floating_point()) *p = T(node.as_floating_point()->get());
-          else throw bad("a number");
-        } else if constexpr (std::is_same_v<T, bool>) {
-          if (!node.is_boolean()) throw bad("true or false");
-          *p = node.as_boolean()->get();
+      [&](auto& target) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(target)>, ChoiceRef>) {
+          if (!node.is_string()) throw bad(cat("one of ", target.names, " (a string)").c_str());
+          set_choice(f, target, node.as_string()->get(), source);
+          return;
         } else {
-          if (!node.is_string()) throw bad("a string");
-          *p = node.as_string()->get();
+          auto* p = target;
+          using T = std::remove_pointer_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, int64_t>) {
+            if (!node.is_integer()) throw bad("an integer");
+            *p = node.as_integer()->get();
+          } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+            if (node.is_integer())
+              *p = T(node.as_integer()->get());
+            else if (node.is_floating_point())
+              *p = T(node.as_floating_point()->get());
+            else
+              throw bad("a number");
+          } else if constexpr (std::is_same_v<T, bool>) {
+            if (!node.is_boolean()) throw bad("true or false");
+            *p = node.as_boolean()->get();
+          } else {
+            if (!node.is_string()) throw bad("a string");
+            *p = node.as_string()->get();
+          }
         }
       },
       f.target);
@@ -176,7 +193,9 @@ void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string&
   for (auto&& [section, node] : root) {
     const std::string sec(section.str());
     const toml::table* tbl = node.as_table();
-    if (!tbl) throw UserError(cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim], [parallel])"));
+    if (!tbl)
+      throw UserError(
+          cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim], [parallel])"));
     for (auto&& [name, value] : *tbl) {
       ConfigField& f = find_field(fields, sec + "." + std::string(name.str()), source);
       set_from_toml(f, value, source);
@@ -195,22 +214,30 @@ void apply_override(RunConfig& cfg, const std::string& key, const std::string& v
     return UserError(cat("command line: --", key, " expects ", expected, ", got '", value, "'"));
   };
   std::visit(
-      [&](auto* p) {
-        using T = std::remove_pointer_t<decltype(p)>;
-        const char* b = value.data();
-        const char* e = b + value.size();
-        if constexpr (std::is_same_v<T, int64_t>) {
-          auto r = std::from_chars(b, e, *p);
-          if (r.ec != std::errc() || r.ptr != e) throw bad("an integer");
-        } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
-          auto r = std::from_chars(b, e, *p);
-          if (r.ec != std::errc() || r.ptr != e) throw bad("a number");
-        } else if constexpr (std::is_same_v<T, bool>) {
-          if (value == "true" || value == "1") *p = true;
-          else if (value == "false" || value == "0") *p = false;
-          else throw bad("true or false");
+      [&](auto& target) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(target)>, ChoiceRef>) {
+          set_choice(f, target, value, "command line");
         } else {
-          *p = value;
+          auto* p = target;
+          using T = std::remove_pointer_t<decltype(p)>;
+          const char* b = value.data();
+          const char* e = b + value.size();
+          if constexpr (std::is_same_v<T, int64_t>) {
+            auto r = std::from_chars(b, e, *p);
+            if (r.ec != std::errc() || r.ptr != e) throw bad("an integer");
+          } else if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+            auto r = std::from_chars(b, e, *p);
+            if (r.ec != std::errc() || r.ptr != e) throw bad("a number");
+          } else if constexpr (std::is_same_v<T, bool>) {
+            if (value == "true" || value == "1")
+              *p = true;
+            else if (value == "false" || value == "0")
+              *p = false;
+            else
+              throw bad("true or false");
+          } else {
+            *p = value;
+          }
         }
       },
       f.target);
@@ -219,7 +246,15 @@ void apply_override(RunConfig& cfg, const std::string& key, const std::string& v
 std::string config_to_json(const RunConfig& cfg) {
   RunConfig copy = cfg;
   nlohmann::ordered_json j;
-  for (const ConfigField& f : config_fields(copy)) std::visit([&](auto* p) { j[f.key] = *p; }, f.target);
+  for (const ConfigField& f : config_fields(copy))
+    std::visit(
+        [&](const auto& target) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(target)>, ChoiceRef>)
+            j[f.key] = std::string(target.get());
+          else
+            j[f.key] = *target;
+        },
+        f.target);
   return j.dump(2);
 }
 
@@ -237,10 +272,14 @@ RunConfig config_from_json(const std::string& text, const std::string& source) {
     auto it = j.find(f.key);
     if (it == j.end()) continue;  // a key newer than the checkpoint keeps its default
     std::visit(
-        [&](auto* p) {
-          using T = std::remove_pointer_t<decltype(p)>;
+        [&](auto& target) {
           try {
-            *p = it->template get<T>();
+            if constexpr (std::is_same_v<std::decay_t<decltype(target)>, ChoiceRef>) {
+              set_choice(f, target, it->template get<std::string>(), source);
+            } else {
+              using T = std::remove_pointer_t<std::decay_t<decltype(target)>>;
+              *target = it->template get<T>();
+            }
           } catch (const nlohmann::json::exception&) {
             throw UserError(cat(source, ": config key '", f.key, "' has the wrong type"));
           }

@@ -4,12 +4,17 @@
 // `--section.key value` command-line overrides and the reference in docs/CLI.md.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <variant>
 #include <vector>
 
+#include "meshlm/core/device.hpp"
+#include "meshlm/core/enum_names.hpp"
+#include "meshlm/core/precision.hpp"
 #include "meshlm/model/config.hpp"
+#include "meshlm/model/gpt.hpp"
 #include "meshlm/optim/loss_scaler.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/optim/schedule.hpp"
@@ -24,7 +29,7 @@ struct TrainConfig {
   int64_t steps = 1000;       // optimizer steps
   double lr = 3e-4;           // peak learning rate
   int64_t warmup_steps = 0;
-  std::string decay = "cosine";  // cosine | linear | constant
+  Decay decay = Decay::cosine;
   double min_lr_ratio = 0.1;     // floor of the decay, as a fraction of lr
   double grad_clip = 1.0;        // max global gradient norm; 0 disables clipping
   int64_t seed = 1337;           // parameters and batches both derive from it
@@ -37,9 +42,9 @@ struct TrainConfig {
   double val_fraction = 0.1;     // for a plain text file: its tail held out for validation
   int64_t threads = 0;           // CPU threads; 0 = all
   int64_t log_every = 1;
-  std::string device = "cpu";
-  std::string recompute = "selective";  // activation recomputation: none | selective | full
-  std::string precision = "fp32";  // fp32 | bf16 | fp16 (core/precision.hpp)
+  Device device = Device::cpu;
+  Recompute recompute = Recompute::selective;  // activation recomputation (model/gpt.hpp)
+  Precision precision = Precision::fp32;       // core/precision.hpp
   // fp16 dynamic loss scaling (optim/loss_scaler.hpp)
   double loss_scale = 65536.0;
   int64_t loss_scale_window = 1000;
@@ -64,9 +69,27 @@ struct RunConfig {
   void validate() const;
 };
 
+// A key whose value is one of a few names, held as an enumeration: parsed once, when the config
+// is read, so an unknown name is an error naming the key and the names it takes.
+struct ChoiceRef {
+  std::function<std::string_view()> get;
+  std::function<bool(std::string_view)> set;  // false: not one of the names
+  std::string names;                          // "a, b or c"
+};
+template <class E, size_t N>
+ChoiceRef choice(E* target, const EnumNames<E, N>& names) {
+  return {[=] { return enum_to_name(names, *target); },
+          [=](std::string_view name) {
+            const auto v = enum_from_name(names, name);
+            if (v) *target = *v;
+            return v.has_value();
+          },
+          enum_choices(names)};
+}
+
 struct ConfigField {
   std::string key;  // "section.name"
-  std::variant<int64_t*, double*, float*, bool*, std::string*> target;
+  std::variant<int64_t*, double*, float*, bool*, std::string*, ChoiceRef> target;
   std::string help;
 };
 std::vector<ConfigField> config_fields(RunConfig& cfg);

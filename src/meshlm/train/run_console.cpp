@@ -47,8 +47,9 @@ void RunConsole::header(const RunSetup& setup, const std::string& data_path, Tra
                 trainer.global_layout().total(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
                 (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
                 (long long)cfg.train.grad_accum,
-                cfg.train.precision == "fp16" ? cat("fp16 (loss scale ", cfg.train.loss_scale, ")").c_str()
-                                              : cfg.train.precision.c_str(),
+                cfg.train.precision == Precision::fp16
+                    ? cat("fp16 (loss scale ", cfg.train.loss_scale, ")").c_str()
+                    : std::string(precision_name(cfg.train.precision)).c_str(),
                 omp_get_max_threads(), many ? " per rank" : "", data_path.c_str(),
                 (long long)data.size(Split::train), (long long)data.size(Split::val),
                 std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
@@ -59,7 +60,7 @@ void RunConsole::header(const RunSetup& setup, const std::string& data_path, Tra
                   comm_.size(), (long long)cfg.parallel.dp, (long long)cfg.parallel.pp, (long long)cfg.parallel.tp,
                   trainer.strategy().describe().c_str(), (long long)trainer.rows().count,
                   (long long)cfg.train.micro_batch,
-                  cfg.parallel.pp > 1 ? cat("; ", cfg.parallel.pp_schedule, " schedule").c_str() : "");
+                  cfg.parallel.pp > 1 ? cat("; ", enum_to_name(kPipeScheduleNames, cfg.parallel.pp_schedule), " schedule").c_str() : "");
   }
   // Which ranks hold what, and each rank's memory (gathered: rank 0 prints).
   const MemoryPerRank m = trainer.memory();

@@ -53,8 +53,8 @@ double load_average() {
 StepBenchmark run_step_benchmark(const RunConfig& config, Precision precision, int steps, int warmup, bool profile,
                                  Device device) {
   RunConfig cfg = config;
-  cfg.train.precision = std::string(precision_name(precision));
-  cfg.train.device = std::string(device_name(device));
+  cfg.train.precision = precision;
+  cfg.train.device = device;
   cfg.train.steps = std::max<int64_t>(cfg.train.steps, warmup + steps);
   const GPTConfig& m = cfg.model;
   StepBenchmark r;

@@ -32,13 +32,14 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
 // ZeRO 0-2; ZeRO-3's paged buffers and the bf16 gradient wire (our ring reduces on the host)
 // still need host memory.
 Device training_device(const RunConfig& cfg) {
-  const Device d = parse_device(cfg.train.device);
+  const Device d = cfg.train.device;
+  require_device(d);
   if (d == Device::cpu) return d;
   auto refuse = [&](const std::string& what) {
-    throw UserError(cat("train.device = ", cfg.train.device, ": ", what, " runs on the CPU only for now"));
+    throw UserError(cat("train.device = ", device_name(d), ": ", what, " runs on the CPU only for now"));
   };
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
-  if (cfg.parallel.grad_reduce_dtype != "f32") refuse("parallel.grad_reduce_dtype = bf16");
+  if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
   return d;
 }
 
@@ -46,7 +47,7 @@ MeshShape mesh_shape(const ParallelConfig& p) { return {int(p.dp), int(p.pp), in
 
 // Without pipelining a step is the one-stage schedule F0 B0 F1 B1 … (1F1B of one stage).
 std::vector<PipeOp> step_schedule(const ParallelConfig& p, int stage, int64_t micro_batches) {
-  const PipeSchedule schedule = p.pp > 1 ? parse_pipe_schedule(p.pp_schedule) : PipeSchedule::one_f_one_b;
+  const PipeSchedule schedule = p.pp > 1 ? p.pp_schedule : PipeSchedule::one_f_one_b;
   return pipeline_ops(schedule, int(p.pp), stage, micro_batches);
 }
 
@@ -82,13 +83,13 @@ class Trainer::TrainFeed final : public MicroBatchFeed {
 
 Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm, KernelProfile* profile)
     : cfg_(cfg),
-      precision_(parse_precision(cfg.train.precision, "train.precision")),
+      precision_(cfg.train.precision),
       own_comm_(comm ? nullptr : make_self_communicator()),
       comm_(comm ? comm : own_comm_.get()),
       // A GPU run's collectives go through NCCL when every rank has a GPU of its own. The
       // device name is checked again (with the layout) when the model is built.
-      device_comm_(cfg.train.device == "cuda" ? make_device_communicator(*comm_, parse_device(cfg.train.device))
-                                              : nullptr),
+      device_comm_(cfg.train.device == Device::cuda ? make_device_communicator(*comm_, training_device(cfg))
+                                                    : nullptr),
       // Every check before the mesh's collectives depends only on the config, the same on
       // every rank: either all ranks throw here or none does.
       mesh_([&] {
@@ -111,7 +112,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     throw UserError(cat("the data's tokenizer has ", data.vocab_size(), " tokens but model.vocab_size is ",
                         cfg.model.vocab_size));
   const Device device = training_device(cfg);
-  const Recompute recompute = parse_recompute(cfg.train.recompute);
+  const Recompute recompute = cfg.train.recompute;
   const int64_t accum = cfg.train.grad_accum, rows = int64_t(rows_.count);
   step_ops_ = step_schedule(cfg.parallel, mesh_->coords().pp, accum);
   executor_ = std::make_unique<StepExecutor>(
@@ -127,7 +128,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
 
   sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim});
   executor_->set_param_gate(sync_->param_gate());
-  mesh_->tp().set_allreduce_algo(parse_allreduce_algo(cfg.parallel.allreduce));
+  mesh_->tp().set_allreduce_algo(allreduce_algo_for(cfg.parallel.allreduce, mesh_->tp().backend()));
   // The counter-based initialisation: every layout starts from one process's weights.
   sync_->write_params([&](float* p) {
     init_params(model.layout(), cfg_.model, uint64_t(cfg_.train.seed), {p, model.num_params()}, model.tp_size(),
