@@ -123,9 +123,9 @@ void all_reduces(Communicator& c, bool async) {
         SCOPED_TRACE(::testing::Message() << dtype_name(t) << " op " << int(op) << " count " << count);
         Buffer b = upload(encode(inputs(t, r, 0, count), t), t);
         if (async)
-          c.all_reduce_async(b.raw(), count, t, op)->wait();
+          c.all_reduce_async(device_ptr(b), count, t, op)->wait();
         else
-          c.all_reduce(b.raw(), count, t, op);
+          c.all_reduce(device_ptr(b), count, t, op);
         EXPECT_TRUE(all_match(decode(to_host(b), t), 0, [&](int64_t i) { return expected(t, op, n, i); }));
       }
 }
@@ -146,21 +146,21 @@ void scatters_and_gathers(Communicator& c) {
           const size_t es = dtype_size(t);
           Buffer send = upload(encode(inputs(t, r, 0, total), t), t);
           Buffer out(Device::cuda, t, size_t(mine));
-          void* recv = in_place ? static_cast<char*>(send.raw()) + size_t(off) * es : out.raw();
-          c.reduce_scatter(send.raw(), recv, counts, t, ReduceOp::sum);
+          const DevicePtr recv = in_place ? device_ptr(send, size_t(off)) : device_ptr(out);
+          c.reduce_scatter(device_ptr(send), recv, counts, t, ReduceOp::sum);
           std::vector<unsigned char> got =
               in_place ? to_host(send, size_t(off) * es, size_t(mine) * es) : to_host(out);
           EXPECT_TRUE(all_match(decode(got, t), off, [&](int64_t i) { return expected(t, ReduceOp::sum, n, i); }));
           // All-gather every rank's inputs for its part back into a whole buffer.
           Buffer all(Device::cuda, t, size_t(total));
           Buffer part = upload(encode(inputs(t, r, off, mine), t), t);
-          const void* from = part.raw();
+          ConstDevicePtr from = device_ptr(part);
           if (in_place) {
             copy_bytes(static_cast<char*>(all.raw()) + size_t(off) * es, Device::cuda, part.raw(), Device::cuda,
                        size_t(mine) * es);
-            from = static_cast<char*>(all.raw()) + size_t(off) * es;
+            from = device_ptr(all, size_t(off));
           }
-          c.all_gather(from, all.raw(), counts, t);
+          c.all_gather(from, device_ptr(all), counts, t);
           std::vector<float> whole = decode(to_host(all), t);
           for (int q = 0, begin = 0; q < n; begin += int(counts[size_t(q)]), ++q) {
             std::vector<float> piece(whole.begin() + begin, whole.begin() + begin + counts[size_t(q)]);
@@ -174,7 +174,7 @@ void broadcasts_and_messages(Communicator& c) {
   const int n = c.size(), r = c.rank();
   for (int root = 0; root < n; ++root) {
     Buffer b = upload(encode(inputs(DType::f32, r, 0, 1000), DType::f32), DType::f32);
-    c.broadcast(b.raw(), 1000, DType::f32, root);
+    c.broadcast(device_ptr(b), 1000, DType::f32, root);
     EXPECT_TRUE(all_match(decode(to_host(b), DType::f32), 0, [&](int64_t i) { return input(DType::f32, root, i); }));
   }
   if (n == 1) return;
@@ -185,10 +185,10 @@ void broadcasts_and_messages(Communicator& c) {
     SCOPED_TRACE(::testing::Message() << "count " << count);
     Buffer out = upload(encode(inputs(DType::f32, r, 0, count), DType::f32), DType::f32);
     Buffer from_left(Device::cuda, DType::f32, size_t(count)), from_right(Device::cuda, DType::f32, size_t(count));
-    auto s1 = c.isend(out.raw(), count, DType::f32, right, 1);
-    auto s2 = c.isend(out.raw(), count, DType::f32, left, 2);
-    c.recv(from_left.raw(), count, DType::f32, left, 1);
-    c.recv(from_right.raw(), count, DType::f32, right, 2);
+    auto s1 = c.isend(device_ptr(out), count, DType::f32, right, 1);
+    auto s2 = c.isend(device_ptr(out), count, DType::f32, left, 2);
+    c.recv(device_ptr(from_left), count, DType::f32, left, 1);
+    c.recv(device_ptr(from_right), count, DType::f32, right, 2);
     s1->wait();
     s2->wait();
     EXPECT_TRUE(all_match(decode(to_host(from_left), DType::f32), 0, [&](int64_t i) { return input(DType::f32, left, i); }));
@@ -226,7 +226,7 @@ TEST(MpiGpuStaging, CompressedRingOnGpuBuffers) {
   std::vector<float> v(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) v[size_t(i)] = float(r + i % 5);
   Buffer b = upload(encode(v, DType::f32), DType::f32);
-  ring_all_reduce_compressed(world(), b.data<float>(), count, DType::bf16, ReduceOp::sum);
+  ring_all_reduce_compressed(world(), device_ptr(b), count, DType::bf16, ReduceOp::sum);
   EXPECT_TRUE(all_match(decode(to_host(b), DType::f32), 0,
                         [&](int64_t i) { return float(n * (n - 1) / 2) + float(n) * float(i % 5); }));
 }
@@ -253,7 +253,7 @@ TEST(Nccl, AsyncRequestsCompleteInOrderOnTheComputeStream) {
     std::vector<float> v = inputs(DType::f32, r, 0, 100000);
     for (float& x : v) x += float(k);
     bufs.push_back(upload(encode(v, DType::f32), DType::f32));
-    reqs.push_back(g_nccl->all_reduce_async(bufs.back().raw(), 100000, DType::f32, ReduceOp::sum));
+    reqs.push_back(g_nccl->all_reduce_async(device_ptr(bufs.back()), 100000, DType::f32, ReduceOp::sum));
   }
   for (auto& q : reqs) q->wait();  // the compute stream now waits for them; copies queue behind
   for (int k = 0; k < 4; ++k)
@@ -294,7 +294,7 @@ TEST(Nccl, SplitIntoEvenAndOddGroups) {
   float want = 0;
   for (int q = r % 2; q < n; q += 2) want += float(q);
   Buffer b = upload(encode(std::vector<float>(1001, float(r)), DType::f32), DType::f32);
-  sub->all_reduce(b.raw(), 1001, DType::f32, ReduceOp::sum);
+  sub->all_reduce(device_ptr(b), 1001, DType::f32, ReduceOp::sum);
   EXPECT_TRUE(all_match(decode(to_host(b), DType::f32), 0, [&](int64_t) { return want; }));
   auto reversed = g_nccl->split(0, -r);
   EXPECT_EQ(reversed->rank(), n - 1 - r);

@@ -661,25 +661,25 @@ class CountingCommunicator final : public Communicator {
   int rank() const override { return c_.rank(); }
   int size() const override { return c_.size(); }
   std::string backend() const override { return c_.backend(); }
-  void all_reduce(void* d, int64_t n, DType t, ReduceOp op) override { c_.all_reduce(d, n, t, op); }
-  std::unique_ptr<Request> all_reduce_async(void* d, int64_t n, DType t, ReduceOp op) override {
+  void all_reduce(DevicePtr d, int64_t n, DType t, ReduceOp op) override { c_.all_reduce(d, n, t, op); }
+  std::unique_ptr<Request> all_reduce_async(DevicePtr d, int64_t n, DType t, ReduceOp op) override {
     return c_.all_reduce_async(d, n, t, op);
   }
-  void reduce_scatter(const void* s, void* r, std::span<const int64_t> c, DType t, ReduceOp op) override {
+  void reduce_scatter(ConstDevicePtr s, DevicePtr r, std::span<const int64_t> c, DType t, ReduceOp op) override {
     c_.reduce_scatter(s, r, c, t, op);
   }
-  void all_gather(const void* s, void* r, std::span<const int64_t> c, DType t) override { c_.all_gather(s, r, c, t); }
-  void broadcast(void* d, int64_t n, DType t, int root) override { c_.broadcast(d, n, t, root); }
-  void send(const void* d, int64_t n, DType t, int dst, int tag) override {
+  void all_gather(ConstDevicePtr s, DevicePtr r, std::span<const int64_t> c, DType t) override { c_.all_gather(s, r, c, t); }
+  void broadcast(DevicePtr d, int64_t n, DType t, int root) override { c_.broadcast(d, n, t, root); }
+  void send(ConstDevicePtr d, int64_t n, DType t, int dst, int tag) override {
     bytes_sent += n * int64_t(dtype_size(t));
     c_.send(d, n, t, dst, tag);
   }
-  void recv(void* d, int64_t n, DType t, int src, int tag) override { c_.recv(d, n, t, src, tag); }
-  std::unique_ptr<Request> isend(const void* d, int64_t n, DType t, int dst, int tag) override {
+  void recv(DevicePtr d, int64_t n, DType t, int src, int tag) override { c_.recv(d, n, t, src, tag); }
+  std::unique_ptr<Request> isend(ConstDevicePtr d, int64_t n, DType t, int dst, int tag) override {
     bytes_sent += n * int64_t(dtype_size(t));
     return c_.isend(d, n, t, dst, tag);
   }
-  std::unique_ptr<Request> irecv(void* d, int64_t n, DType t, int src, int tag) override {
+  std::unique_ptr<Request> irecv(DevicePtr d, int64_t n, DType t, int src, int tag) override {
     return c_.irecv(d, n, t, src, tag);
   }
   void barrier() override { c_.barrier(); }

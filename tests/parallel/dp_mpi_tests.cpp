@@ -275,7 +275,7 @@ TEST(GradientSyncWire, Bf16BucketsAreTheF32SumWithinTheBoundAndIdenticalOnEveryR
       for (size_t i = 0; i < count; ++i) grads[i] = grad(r, i);
       const Range shard = even_part(count, n, r);
       std::vector<float> shard_out(shard.count, -1.0f);
-      GradientSync sync(*comm, count, bucket, scatter, DType::bf16);
+      GradientSync sync(*comm, count, bucket, scatter, DType::bf16, Device::cpu);
       sync.begin(grads.data(), scatter ? shard_out.data() : nullptr);
       for (size_t offset = count; offset-- > 0;)
         if (offset % 1000 == 0) sync.grads_ready(offset);

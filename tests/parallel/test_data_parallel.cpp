@@ -97,7 +97,7 @@ TEST(GradientSync, BucketsCoverTheBufferAndReduceScatterFillsTheShard) {
   const size_t n = 1000;
   std::vector<float> grads(n);
   std::iota(grads.begin(), grads.end(), 0.0f);
-  GradientSync all_reduce(*self, n, 64, false);
+  GradientSync all_reduce(*self, n, 64, false, DType::f32, Device::cpu);
   EXPECT_EQ(all_reduce.buckets(), (n + 63) / 64);
   all_reduce.begin(grads.data());
   for (size_t offset = n; offset-- > 0;)
@@ -105,7 +105,7 @@ TEST(GradientSync, BucketsCoverTheBufferAndReduceScatterFillsTheShard) {
   all_reduce.wait();
   EXPECT_EQ(grads[999], 999.0f);
 
-  GradientSync scatter(*self, n, 300, true);
+  GradientSync scatter(*self, n, 300, true, DType::f32, Device::cpu);
   std::vector<float> shard(n, -1.0f);
   scatter.begin(grads.data(), shard.data());
   scatter.wait();

@@ -52,7 +52,7 @@ double relative_l2(const float* got, const float* want, size_t n) {
 
 // The conjugate pairs on closed-form data: rank r's value at (i, j) is 1000·r + 10·i + j.
 TEST(TensorParallelOps, EachPairsForwardAndBackwardDoWhatMegatronSays) {
-  TpGroup tp(*g_world);
+  TpGroup tp(*g_world, Device::cpu);
   const int64_t n = tp.size(), r = tp.rank(), N = 3, Cl = 5;
   auto value = [](int64_t rank, int64_t i, int64_t j) { return float(1000 * rank + 10 * i + j); };
   std::vector<float> x(size_t(N * Cl));
@@ -81,18 +81,18 @@ TEST(TensorParallelOps, EachPairsForwardAndBackwardDoWhatMegatronSays) {
   // gather_from_tp: whole[i, q·Cl + j] = rank q's (i, j); its backward and scatter's forward
   // keep this rank's columns; scatter's backward gathers.
   std::vector<float> whole(size_t(N * n * Cl));
-  gather_from_tp_forward(&tp, x.data(), whole.data(), N, Cl);
+  gather_from_tp_forward(&tp, x.data(), whole.data(), N, Cl, Device::cpu);
   for (int64_t i = 0; i < N; ++i)
     for (int64_t q = 0; q < n; ++q)
       for (int64_t j = 0; j < Cl; ++j) EXPECT_EQ(whole[size_t(i * n * Cl + q * Cl + j)], value(q, i, j));
   std::vector<float> back(size_t(N * Cl));
-  gather_from_tp_backward(&tp, whole.data(), back.data(), N, Cl);
+  gather_from_tp_backward(&tp, whole.data(), back.data(), N, Cl, Device::cpu);
   EXPECT_EQ(back, x);
   std::vector<float> mine(size_t(N * Cl));
-  scatter_to_tp_forward(&tp, whole.data(), mine.data(), N, Cl);
+  scatter_to_tp_forward(&tp, whole.data(), mine.data(), N, Cl, Device::cpu);
   EXPECT_EQ(mine, x);
   std::vector<float> regathered(whole.size());
-  scatter_to_tp_backward(&tp, mine.data(), regathered.data(), N, Cl);
+  scatter_to_tp_backward(&tp, mine.data(), regathered.data(), N, Cl, Device::cpu);
   EXPECT_EQ(regathered, whole);
   EXPECT_GT(tp.all_reduces(), 0);
 }
@@ -100,7 +100,7 @@ TEST(TensorParallelOps, EachPairsForwardAndBackwardDoWhatMegatronSays) {
 TEST(TensorParallelModel, ForwardLossLogitsAndEveryGradientMatchOneProcess) {
   const GPTConfig cfg = awkward();
   const int64_t B = 3, T = 16;
-  TpGroup tp(*g_world);
+  TpGroup tp(*g_world, Device::cpu);
   GPT sharded(cfg, B, T, Device::cpu, &tp), single(cfg, B, T);
   ASSERT_EQ(sharded.tp_size(), g_world->size());
   const ParamLayout& global = single.layout();

@@ -30,7 +30,7 @@ int run_eval(const EvalArgs& a) {
     exec_under_mpirun(int(a.nproc), rest);
   }
   const Device device = inference_device(a.device);
-  InferenceGroup group = make_inference_group(a.tp);
+  InferenceGroup group = make_inference_group(a.tp, device);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   auto data = open_token_source(a.data, 0.1);
   check_tokenizer_matches(m, data->tokenizer(), a.data);

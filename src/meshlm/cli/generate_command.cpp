@@ -30,7 +30,7 @@ int run_generate(GenerateArgs a) {
     exec_under_mpirun(int(a.nproc), rest);
   }
   const Device device = inference_device(a.device);
-  InferenceGroup group = make_inference_group(a.tp);
+  InferenceGroup group = make_inference_group(a.tp, device);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   if (!m.tokenizer)
     throw UserError(cat(m.dir.string(), " has no tokenizer.json: generate needs a checkpoint saved by meshlm train"));

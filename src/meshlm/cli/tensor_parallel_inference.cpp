@@ -4,14 +4,14 @@
 
 namespace meshlm {
 
-InferenceGroup make_inference_group(int64_t tp) {
+InferenceGroup make_inference_group(int64_t tp, Device device) {
   if (tp < 1) throw UserError(cat("--tp must be at least 1, got ", tp));
   InferenceGroup g;
   g.world = launched_by_mpi() ? make_mpi_world_communicator() : make_self_communicator();
   if (g.world->size() != tp)
     throw UserError(cat("--tp ", tp, " needs ", tp, " processes but ", g.world->size(),
                         g.world->size() == 1 ? " was" : " were", " launched (mpirun -np ", tp, ", or --nproc ", tp, ")"));
-  if (tp > 1) g.tp = std::make_unique<TpGroup>(*g.world);
+  if (tp > 1) g.tp = std::make_unique<TpGroup>(*g.world, device);
   return g;
 }
 

@@ -24,7 +24,7 @@ struct InferenceGroup {
 
 // One process, or the MPI world as one tensor-parallel group of `tp` ranks (UserError if the
 // number of processes differs).
-InferenceGroup make_inference_group(int64_t tp);
+InferenceGroup make_inference_group(int64_t tp, Device device);
 
 // This rank's shard of a whole model's parameters, for `gpt` (built with the group), in the
 // memory of gpt.device().

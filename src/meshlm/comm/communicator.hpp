@@ -4,7 +4,8 @@
 // returns at once) and `mpi`; the NCCL backend for GPU buffers implements the same interface
 // with its work queued on a stream (asynchronous ops return a Request whose wait() joins it).
 //
-// Buffers are raw pointers with an element count and a DType. Reductions of f32, bf16 and
+// Buffers are pointers tagged with their device (DevicePtr: a plain pointer is host memory)
+// with an element count and a DType; backends stage or route GPU memory by that tag alone. Reductions of f32, bf16 and
 // f16 buffers accumulate in f32; i32 reduces as integers. Every collective must be called by
 // every rank of the group in the same order with matching counts (as in MPI).
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "meshlm/core/device_span.hpp"
 #include "meshlm/core/dtype.hpp"
 #include "meshlm/core/enum_names.hpp"
 
@@ -54,24 +56,24 @@ class Communicator {
 
   // In place: data[count] becomes the element-wise reduction over ranks; identical on every
   // rank. Uses the algorithm chosen by set_allreduce_algo (native by default).
-  virtual void all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) = 0;
+  virtual void all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op) = 0;
   // The same, started in the background; `data` must stay untouched until wait(). Requests
   // complete in the order they were started.
-  virtual std::unique_ptr<Request> all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) = 0;
+  virtual std::unique_ptr<Request> all_reduce_async(DevicePtr data, int64_t count, DType dtype, ReduceOp op) = 0;
 
   // send holds sum(counts) elements, rank r's part being counts[r] elements starting at
   // sum(counts[0..r)); recv (counts[rank()] elements) receives the reduction of this rank's part.
-  virtual void reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
+  virtual void reduce_scatter(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype,
                               ReduceOp op) = 0;
   // recv (sum(counts) elements) receives every rank's send (counts[r] elements) at rank r's
   // offset. send may alias recv at this rank's offset (in place).
-  virtual void all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) = 0;
-  virtual void broadcast(void* data, int64_t count, DType dtype, int root) = 0;
+  virtual void all_gather(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype) = 0;
+  virtual void broadcast(DevicePtr data, int64_t count, DType dtype, int root) = 0;
 
-  virtual void send(const void* data, int64_t count, DType dtype, int dst, int tag = 0) = 0;
-  virtual void recv(void* data, int64_t count, DType dtype, int src, int tag = 0) = 0;
-  virtual std::unique_ptr<Request> isend(const void* data, int64_t count, DType dtype, int dst, int tag = 0) = 0;
-  virtual std::unique_ptr<Request> irecv(void* data, int64_t count, DType dtype, int src, int tag = 0) = 0;
+  virtual void send(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) = 0;
+  virtual void recv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) = 0;
+  virtual std::unique_ptr<Request> isend(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) = 0;
+  virtual std::unique_ptr<Request> irecv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) = 0;
 
   virtual void barrier() = 0;
   // Ranks with the same color form a new group, ordered by key (then by rank here).

@@ -2,16 +2,14 @@
 // GPU buffers in the host-side comm code. The MPI backend and our rings read and write buffers
 // on the host (no CUDA-aware MPI is assumed), so a GPU buffer is copied to host memory, the host
 // path runs on the copy and the result is copied back. That is how several ranks share one GPU
-// (dp = 2 on a single GPU), which NCCL refuses. In a build without CUDA device_of() is always
-// cpu, so the host path is exactly what it was.
+// (dp = 2 on a single GPU), which NCCL refuses. Whether a buffer is on the GPU comes with it
+// (DevicePtr), never from asking the driver.
 #include <cstddef>
 #include <memory>
 
 #include "meshlm/core/device.hpp"
 
 namespace meshlm {
-
-inline bool on_gpu(const void* p) { return device_of(p) == Device::cuda; }
 
 // A host copy of `bytes` of the GPU buffer `gpu`, loaded from it when `load`; store() copies it
 // back. The copies are ordered after the kernels already queued on the compute stream and have

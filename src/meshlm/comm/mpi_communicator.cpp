@@ -118,26 +118,27 @@ MpiCommunicator::~MpiCommunicator() {
   if (!finalized && comm_ != MPI_COMM_NULL && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
 }
 
-void MpiCommunicator::all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+void MpiCommunicator::all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op) {
   all_reduce_with(allreduce_algo(), data, count, dtype, op);
 }
 
-void MpiCommunicator::all_reduce_with(AllReduceAlgo algo, void* data, int64_t count, DType dtype, ReduceOp op) {
+void MpiCommunicator::all_reduce_with(AllReduceAlgo algo, DevicePtr data, int64_t count, DType dtype, ReduceOp op) {
   if (algo == AllReduceAlgo::ring)
     ring_all_reduce(*this, data, count, dtype, op);
   else
     native_all_reduce(data, count, dtype, op);
 }
 
-void MpiCommunicator::native_all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+void MpiCommunicator::native_all_reduce(DevicePtr at, int64_t count, DType dtype, ReduceOp op) {
   check_reduce(count, dtype);
   if (count == 0) return;
-  if (on_gpu(data)) {
-    HostStage host(data, size_t(count) * dtype_size(dtype), true);
+  if (at.on_gpu()) {
+    HostStage host(at.ptr, size_t(count) * dtype_size(dtype), true);
     native_all_reduce(host.data(), count, dtype, op);
-    host.store(data);
+    host.store(at.ptr);
     return;
   }
+  void* data = at.ptr;
   std::vector<float> wide;
   void* buf = data;
   DType type = dtype;
@@ -156,7 +157,7 @@ void MpiCommunicator::native_all_reduce(void* data, int64_t count, DType dtype, 
   if (is_half(dtype)) narrow_from_f32(wide.data(), data, count, dtype);
 }
 
-std::unique_ptr<Request> MpiCommunicator::all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) {
+std::unique_ptr<Request> MpiCommunicator::all_reduce_async(DevicePtr data, int64_t count, DType dtype, ReduceOp op) {
   check_reduce(count, dtype);
   if (!async_queue_) {
     // A private duplicate keeps the background reductions from matching the caller's own
@@ -171,15 +172,17 @@ std::unique_ptr<Request> MpiCommunicator::all_reduce_async(void* data, int64_t c
   return async_queue_->submit([=] { c->all_reduce_with(algo, data, count, dtype, op); });
 }
 
-void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
-                                     ReduceOp op) {
+void MpiCommunicator::reduce_scatter(ConstDevicePtr send_at, DevicePtr recv_at, std::span<const int64_t> counts,
+                                     DType dtype, ReduceOp op) {
+  const void* send = send_at.ptr;
+  void* recv = recv_at.ptr;
   std::vector<int> icounts, displs;
   int_layout(counts, size_, icounts, displs);
   const int64_t total = int64_t(displs.back()) + icounts.back();
   check_reduce(total, dtype);
   if (total == 0) return;
   const int64_t mine = icounts[size_t(rank_)];
-  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  const bool send_gpu = send_at.on_gpu(), recv_gpu = recv_at.on_gpu();
   if (send_gpu || recv_gpu) {
     // Staged separately: an in-place call becomes two disjoint host buffers.
     const size_t esize = dtype_size(dtype);
@@ -212,12 +215,15 @@ void MpiCommunicator::reduce_scatter(const void* send, void* recv, std::span<con
   if (out != recv) std::memcpy(recv, out, staging.size());
 }
 
-void MpiCommunicator::all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) {
+void MpiCommunicator::all_gather(ConstDevicePtr send_at, DevicePtr recv_at, std::span<const int64_t> counts,
+                                 DType dtype) {
+  const void* send = send_at.ptr;
+  void* recv = recv_at.ptr;
   std::vector<int> icounts, displs;
   int_layout(counts, size_, icounts, displs);
   const int64_t total = int64_t(displs.back()) + icounts.back();
   if (total == 0) return;
-  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  const bool send_gpu = send_at.on_gpu(), recv_gpu = recv_at.on_gpu();
   if (send_gpu || recv_gpu) {
     // Staged separately: an in-place call becomes a gather from a separate buffer.
     const size_t esize = dtype_size(dtype);
@@ -234,10 +240,11 @@ void MpiCommunicator::all_gather(const void* send, void* recv, std::span<const i
   MESHLM_MPI_CHECK(MPI_Allgatherv(sendbuf, icounts[size_t(rank_)], type, recv, icounts.data(), displs.data(), type, comm_));
 }
 
-void MpiCommunicator::broadcast(void* data, int64_t count, DType dtype, int root) {
+void MpiCommunicator::broadcast(DevicePtr at, int64_t count, DType dtype, int root) {
+  void* data = at.ptr;
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
-  if (on_gpu(data)) {
+  if (at.on_gpu()) {
     HostStage host(data, size_t(count) * esize, rank_ == root);
     broadcast(host.data(), count, dtype, root);
     if (rank_ != root) host.store(data);
@@ -250,10 +257,11 @@ void MpiCommunicator::broadcast(void* data, int64_t count, DType dtype, int root
 }
 
 // Zero-length messages are still sent: the receiver posts one and must see it matched.
-void MpiCommunicator::send(const void* data, int64_t count, DType dtype, int dst, int tag) {
+void MpiCommunicator::send(ConstDevicePtr at, int64_t count, DType dtype, int dst, int tag) {
+  const void* data = at.ptr;
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
-  if (on_gpu(data)) {
+  if (at.on_gpu()) {
     HostStage host(data, size_t(count) * esize, true);
     send(host.data(), count, dtype, dst, tag);
     return;
@@ -266,10 +274,11 @@ void MpiCommunicator::send(const void* data, int64_t count, DType dtype, int dst
   } while (off < count);
 }
 
-void MpiCommunicator::recv(void* data, int64_t count, DType dtype, int src, int tag) {
+void MpiCommunicator::recv(DevicePtr at, int64_t count, DType dtype, int src, int tag) {
+  void* data = at.ptr;
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
-  if (on_gpu(data)) {
+  if (at.on_gpu()) {
     HostStage host(data, size_t(count) * esize, false);
     recv(host.data(), count, dtype, src, tag);
     host.store(data);
@@ -283,10 +292,11 @@ void MpiCommunicator::recv(void* data, int64_t count, DType dtype, int src, int 
   } while (off < count);
 }
 
-std::unique_ptr<Request> MpiCommunicator::isend(const void* data, int64_t count, DType dtype, int dst, int tag) {
+std::unique_ptr<Request> MpiCommunicator::isend(ConstDevicePtr at, int64_t count, DType dtype, int dst, int tag) {
+  const void* data = at.ptr;
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
-  if (on_gpu(data)) {
+  if (at.on_gpu()) {
     auto host = std::make_unique<HostStage>(data, size_t(count) * esize, true);
     auto inner = isend(host->data(), count, dtype, dst, tag);
     return std::make_unique<StagedRequest>(std::move(host), std::move(inner), nullptr);
@@ -303,10 +313,11 @@ std::unique_ptr<Request> MpiCommunicator::isend(const void* data, int64_t count,
   return std::make_unique<MpiRequest>(std::move(reqs));
 }
 
-std::unique_ptr<Request> MpiCommunicator::irecv(void* data, int64_t count, DType dtype, int src, int tag) {
+std::unique_ptr<Request> MpiCommunicator::irecv(DevicePtr at, int64_t count, DType dtype, int src, int tag) {
+  void* data = at.ptr;
   MESHLM_ASSERT(count >= 0, "count = ", count);
   const size_t esize = dtype_size(dtype);
-  if (on_gpu(data)) {
+  if (at.on_gpu()) {
     auto host = std::make_unique<HostStage>(data, size_t(count) * esize, false);
     auto inner = irecv(host->data(), count, dtype, src, tag);
     return std::make_unique<StagedRequest>(std::move(host), std::move(inner), data);

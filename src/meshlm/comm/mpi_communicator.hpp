@@ -27,26 +27,26 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
   MPI_Comm handle() const { return comm_; }
 
-  void all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) override;
-  std::unique_ptr<Request> all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) override;
-  void reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
+  void all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op) override;
+  std::unique_ptr<Request> all_reduce_async(DevicePtr data, int64_t count, DType dtype, ReduceOp op) override;
+  void reduce_scatter(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype,
                       ReduceOp op) override;
-  void all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) override;
-  void broadcast(void* data, int64_t count, DType dtype, int root) override;
+  void all_gather(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype) override;
+  void broadcast(DevicePtr data, int64_t count, DType dtype, int root) override;
 
-  void send(const void* data, int64_t count, DType dtype, int dst, int tag = 0) override;
-  void recv(void* data, int64_t count, DType dtype, int src, int tag = 0) override;
-  std::unique_ptr<Request> isend(const void* data, int64_t count, DType dtype, int dst, int tag = 0) override;
-  std::unique_ptr<Request> irecv(void* data, int64_t count, DType dtype, int src, int tag = 0) override;
+  void send(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) override;
+  void recv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) override;
+  std::unique_ptr<Request> isend(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) override;
+  std::unique_ptr<Request> irecv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) override;
 
   void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key) override;
   [[noreturn]] void abort(int code) override;
 
   // all_reduce with an explicit algorithm (the async path captures the one chosen at submit).
-  void all_reduce_with(AllReduceAlgo algo, void* data, int64_t count, DType dtype, ReduceOp op);
+  void all_reduce_with(AllReduceAlgo algo, DevicePtr data, int64_t count, DType dtype, ReduceOp op);
   // MPI_Allreduce, with the f32 detour for half types and the division for avg.
-  void native_all_reduce(void* data, int64_t count, DType dtype, ReduceOp op);
+  void native_all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op);
 
  private:
   MPI_Comm comm_;

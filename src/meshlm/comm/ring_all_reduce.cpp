@@ -137,18 +137,19 @@ void check_compressed(DType wire, int64_t chunk_bytes) {
 
 }  // namespace
 
-void ring_all_reduce(Communicator& comm, void* data, int64_t count, DType dtype, ReduceOp op, int64_t chunk_bytes) {
+void ring_all_reduce(Communicator& comm, DevicePtr at, int64_t count, DType dtype, ReduceOp op, int64_t chunk_bytes) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   MESHLM_ASSERT(reducible(dtype), "cannot reduce ", dtype_name(dtype), " buffers");
   MESHLM_ASSERT(chunk_bytes > 0, "chunk_bytes = ", chunk_bytes);
   const int n = comm.size(), r = comm.rank();
   if (n == 1 || count == 0) return;
-  if (on_gpu(data)) {  // the ring reduces on the host
-    HostStage host(data, size_t(count) * dtype_size(dtype), true);
+  if (at.on_gpu()) {  // the ring reduces on the host
+    HostStage host(at.ptr, size_t(count) * dtype_size(dtype), true);
     ring_all_reduce(comm, host.data(), count, dtype, op, chunk_bytes);
-    host.store(data);
+    host.store(at.ptr);
     return;
   }
+  void* data = at.ptr;
   const Segments seg = segments(even_counts(count, n));
   const int own = (r + 1) % n;  // the segment this rank finishes reducing
   const int64_t own_lo = seg.offset[size_t(own)], own_len = seg.count[size_t(own)];
@@ -174,18 +175,19 @@ void ring_all_reduce(Communicator& comm, void* data, int64_t count, DType dtype,
   all_gather_ring(comm, data, dtype, seg, own, chunk_elements(chunk_bytes, dtype), nothing);
 }
 
-void ring_all_reduce_compressed(Communicator& comm, float* data, int64_t count, DType wire, ReduceOp op,
+void ring_all_reduce_compressed(Communicator& comm, DevicePtr at, int64_t count, DType wire, ReduceOp op,
                                 int64_t chunk_bytes) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   check_compressed(wire, chunk_bytes);
   const int n = comm.size(), r = comm.rank();
   if (n == 1 || count == 0) return;
-  if (on_gpu(data)) {  // the ring reduces on the host
-    HostStage host(data, size_t(count) * sizeof(float), true);
-    ring_all_reduce_compressed(comm, static_cast<float*>(host.data()), count, wire, op, chunk_bytes);
-    host.store(data);
+  if (at.on_gpu()) {  // the ring reduces on the host
+    HostStage host(at.ptr, size_t(count) * sizeof(float), true);
+    ring_all_reduce_compressed(comm, host.data(), count, wire, op, chunk_bytes);
+    host.store(at.ptr);
     return;
   }
+  float* data = static_cast<float*>(at.ptr);
   const Segments seg = segments(even_counts(count, n));
   const int64_t chunk = chunk_elements(chunk_bytes, wire);
   // Every message of both phases is sent from (and, in the all-gather, received into) the wire
@@ -205,8 +207,10 @@ void ring_all_reduce_compressed(Communicator& comm, float* data, int64_t count, 
                   [&](int64_t lo, int64_t len) { widen_to_f32(msg + lo, data + lo, len, wire); });
 }
 
-void ring_reduce_scatter_compressed(Communicator& comm, const float* send, float* recv,
+void ring_reduce_scatter_compressed(Communicator& comm, ConstDevicePtr send_at, DevicePtr recv_at,
                                     std::span<const int64_t> counts, DType wire, ReduceOp op, int64_t chunk_bytes) {
+  const float* send = static_cast<const float*>(send_at.ptr);
+  float* recv = static_cast<float*>(recv_at.ptr);
   check_compressed(wire, chunk_bytes);
   const int n = comm.size(), r = comm.rank();
   MESHLM_ASSERT(int(counts.size()) == n, "counts has ", counts.size(), " entries for ", n, " ranks");
@@ -219,7 +223,7 @@ void ring_reduce_scatter_compressed(Communicator& comm, const float* send, float
   const auto at = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
   MESHLM_ASSERT(mine == 0 || recv == send + base || at(recv + mine) <= at(send) || at(send + total) <= at(recv),
                 "recv overlaps send other than at this rank's part");
-  const bool send_gpu = on_gpu(send), recv_gpu = on_gpu(recv);
+  const bool send_gpu = send_at.on_gpu(), recv_gpu = recv_at.on_gpu();
   if (send_gpu || recv_gpu) {  // the ring reduces on the host; in place becomes disjoint copies
     std::unique_ptr<HostStage> in, out;
     if (send_gpu) in = std::make_unique<HostStage>(send, size_t(total) * sizeof(float), true);

@@ -24,14 +24,14 @@ inline constexpr int kRingAllGatherTag = 32761;
 inline constexpr int64_t kRingChunkBytes = int64_t(1) << 20;
 
 // Collective over `comm`: data[count] becomes the op-reduction over ranks. n = 1 is a no-op.
-void ring_all_reduce(Communicator& comm, void* data, int64_t count, DType dtype, ReduceOp op,
+void ring_all_reduce(Communicator& comm, DevicePtr data, int64_t count, DType dtype, ReduceOp op,
                      int64_t chunk_bytes = kRingChunkBytes);
 
-// Collective over `comm`: data[count] (f32) becomes the op-reduction over ranks, with every
+// Collective over `comm`: data[count] (f32; on the host or staged there from the GPU) becomes the op-reduction over ranks, with every
 // message in `wire` (bf16 or f16; chunks of chunk_bytes of it). The result is a value of
 // `wire`, widened, and identical on every rank. n = 1 is a no-op (nothing travels, nothing is
 // rounded). With f16 on the wire, partial sums beyond ±65504 become ±inf.
-void ring_all_reduce_compressed(Communicator& comm, float* data, int64_t count, DType wire, ReduceOp op,
+void ring_all_reduce_compressed(Communicator& comm, DevicePtr data, int64_t count, DType wire, ReduceOp op,
                                 int64_t chunk_bytes = kRingChunkBytes);
 
 // The reduce-scatter phase alone, with the same wire scheme and the layout of
@@ -39,7 +39,7 @@ void ring_all_reduce_compressed(Communicator& comm, float* data, int64_t count, 
 // (counts[rank()] elements; any count may be 0) receives this rank's part of the reduction,
 // rounded once to `wire` and widened. recv may be this rank's part of send (in place) or
 // disjoint from it. With n = 1 recv is a copy.
-void ring_reduce_scatter_compressed(Communicator& comm, const float* send, float* recv,
+void ring_reduce_scatter_compressed(Communicator& comm, ConstDevicePtr send, DevicePtr recv,
                                     std::span<const int64_t> counts, DType wire, ReduceOp op,
                                     int64_t chunk_bytes = kRingChunkBytes);
 

@@ -41,13 +41,6 @@ Device parse_device(std::string_view name) {
   return d;
 }
 
-Device device_of(const void* p) {
-#if MESHLM_HAVE_CUDA
-  if (p && gpu::is_device_pointer(p)) return Device::cuda;
-#endif
-  (void)p;
-  return Device::cpu;
-}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (bytes == 0) return;

@@ -22,11 +22,6 @@ bool built_with_cuda();
 // cpu: always; cuda: built with CUDA and at least one GPU visible.
 bool device_available(Device d);
 
-// The device a pointer's memory is on: cuda for memory from cudaMalloc, cpu otherwise
-// (always cpu in a build without CUDA). Lets host-side code such as the MPI backend stage GPU
-// buffers through host memory.
-Device device_of(const void* p);
-
 // Copies `bytes` from src (on src_device) to dst (on dst_device), any direction; the data is
 // in place when it returns (GPU copies are ordered after the kernels already queued).
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);

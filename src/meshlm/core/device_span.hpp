@@ -3,6 +3,7 @@
 // DeviceSpan dispatches on its device instead of asking the CUDA driver where a pointer lives.
 #include <cstddef>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "meshlm/core/buffer.hpp"
@@ -23,6 +24,39 @@ struct DeviceSpan {
   }
   operator DeviceSpan<const T>() const { return {data, size, device}; }
 };
+
+// Untyped memory and its device: what the communication layer reads and writes. A plain
+// pointer converts to host memory; GPU memory is passed with its device (DevicePtr{p,
+// Device::cuda}, or device_ptr(buffer)), so that no backend asks the driver where it lives.
+struct DevicePtr {
+  void* ptr = nullptr;
+  Device device = Device::cpu;
+  DevicePtr(void* p) : ptr(p) {}  // host memory
+  DevicePtr(void* p, Device d) : ptr(p), device(d) {}
+  bool on_gpu() const { return device == Device::cuda; }
+};
+struct ConstDevicePtr {
+  const void* ptr = nullptr;
+  Device device = Device::cpu;
+  ConstDevicePtr(const void* p) : ptr(p) {}  // host memory
+  ConstDevicePtr(const void* p, Device d) : ptr(p), device(d) {}
+  ConstDevicePtr(DevicePtr p) : ptr(p.ptr), device(p.device) {}
+  bool on_gpu() const { return device == Device::cuda; }
+};
+
+// Element `offset` of a buffer (of its dtype), on the buffer's device.
+inline DevicePtr device_ptr(Buffer& b, size_t offset = 0) {
+  MESHLM_ASSERT(offset <= b.size(), "offset ", offset, " of ", b.size());
+  return {static_cast<char*>(b.raw()) + offset * dtype_size(b.dtype()), b.device()};
+}
+inline ConstDevicePtr device_ptr(const Buffer& b, size_t offset = 0) {
+  MESHLM_ASSERT(offset <= b.size(), "offset ", offset, " of ", b.size());
+  return {static_cast<const char*>(b.raw()) + offset * dtype_size(b.dtype()), b.device()};
+}
+template <class T>
+DevicePtr device_ptr(DeviceSpan<T> s) requires(!std::is_const_v<T>) {
+  return {s.data, s.device};
+}
 
 // Host memory (a vector, an array) as a DeviceSpan.
 template <class T>

@@ -458,7 +458,7 @@ const float* GPT::forward_cached(const float* params, const int32_t* tokens, int
   if (!tp_) return logits;
   // Sampling needs whole rows: gather every rank's vocabulary slice. Slices are consecutive
   // and only the last ones are padded, so the first V gathered columns are the vocabulary.
-  gather_from_tp_forward(tp_, logits, gathered, N, Vl);
+  gather_from_tp_forward(tp_, logits, gathered, N, Vl, device_);
   for (int64_t i = 0; i < N; ++i)
     copy_bytes(full + i * V, device_, gathered + i * tps * Vl, device_, size_t(V) * sizeof(float));
   return full;

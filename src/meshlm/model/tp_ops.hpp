@@ -10,6 +10,7 @@
 //   scatter_to_tp    forward: keep own columns    backward: all-gather the gradient's columns
 #include <cstdint>
 
+#include "meshlm/core/device.hpp"
 #include "meshlm/model/tensor_parallel.hpp"
 
 namespace meshlm {
@@ -22,10 +23,15 @@ void copy_to_tp_backward(TpCollectives* tp, float* dx, int64_t n);
 void reduce_from_tp_forward(TpCollectives* tp, float* y, int64_t n);
 inline void reduce_from_tp_backward(TpCollectives*, float*, int64_t) {}
 
-// local[N, Cl] on each rank -> whole[N, Cl·tp] on every rank, and back.
-void gather_from_tp_forward(TpCollectives* tp, const float* local, float* whole, int64_t N, int64_t Cl);
-void gather_from_tp_backward(TpCollectives* tp, const float* dwhole, float* dlocal, int64_t N, int64_t Cl);
-void scatter_to_tp_forward(TpCollectives* tp, const float* whole, float* local, int64_t N, int64_t Cl);
-void scatter_to_tp_backward(TpCollectives* tp, const float* dlocal, float* dwhole, int64_t N, int64_t Cl);
+// local[N, Cl] on each rank -> whole[N, Cl·tp] on every rank (both in the memory of `device`),
+// and back.
+void gather_from_tp_forward(TpCollectives* tp, const float* local, float* whole, int64_t N, int64_t Cl,
+                            Device device);
+void gather_from_tp_backward(TpCollectives* tp, const float* dwhole, float* dlocal, int64_t N, int64_t Cl,
+                             Device device);
+void scatter_to_tp_forward(TpCollectives* tp, const float* whole, float* local, int64_t N, int64_t Cl,
+                           Device device);
+void scatter_to_tp_backward(TpCollectives* tp, const float* dlocal, float* dwhole, int64_t N, int64_t Cl,
+                            Device device);
 
 }  // namespace meshlm

@@ -34,18 +34,18 @@ DeviceMesh::DeviceMesh(Communicator& world, MeshShape shape) : world_(world), sh
 void TpGroup::all_reduce_sum(float* data, int64_t count) {
   all_reduce_bytes_ += count * int64_t(sizeof(float));
   ++all_reduces_;
-  comm_.all_reduce(data, count, DType::f32, ReduceOp::sum);
+  comm_.all_reduce({data, device_}, count, DType::f32, ReduceOp::sum);
 }
 
 void TpGroup::all_reduce_max(float* data, int64_t count) {
   all_reduce_bytes_ += count * int64_t(sizeof(float));
   ++all_reduces_;
-  comm_.all_reduce(data, count, DType::f32, ReduceOp::max);
+  comm_.all_reduce({data, device_}, count, DType::f32, ReduceOp::max);
 }
 
 void TpGroup::all_gather(const float* send, float* recv, int64_t count) {
   const std::vector<int64_t> counts(size_t(comm_.size()), count);
-  comm_.all_gather(send, recv, counts, DType::f32);
+  comm_.all_gather({send, device_}, {recv, device_}, counts, DType::f32);
 }
 
 }  // namespace meshlm

@@ -48,11 +48,12 @@ class DeviceMesh {
   std::unique_ptr<Communicator> dp_, pp_, tp_, embedding_;
 };
 
-// The model's tensor-parallel collectives over a communicator, counting the bytes each rank
-// hands to all-reduces (for the benchmark's comparison with the 4·b·s·h-per-layer formula).
+// The model's tensor-parallel collectives over a communicator, on activations in the memory of
+// `device` (the model's), counting the bytes each rank hands to all-reduces (for the
+// benchmark's comparison with the 4·b·s·h-per-layer formula).
 class TpGroup final : public TpCollectives {
  public:
-  explicit TpGroup(Communicator& comm) : comm_(comm) {}
+  TpGroup(Communicator& comm, Device device) : comm_(comm), device_(device) {}
   int size() const override { return comm_.size(); }
   int rank() const override { return comm_.rank(); }
   void all_reduce_sum(float* data, int64_t count) override;
@@ -65,6 +66,7 @@ class TpGroup final : public TpCollectives {
 
  private:
   Communicator& comm_;
+  Device device_;
   int64_t all_reduce_bytes_ = 0, all_reduces_ = 0;
 };
 

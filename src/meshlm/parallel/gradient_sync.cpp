@@ -8,8 +8,9 @@
 
 namespace meshlm {
 
-GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire)
-    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire) {
+GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire,
+                           Device device)
+    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire), device_(device) {
   MESHLM_ASSERT(bucket_elems > 0, "empty gradient buckets");
   MESHLM_ASSERT(wire == DType::f32 || wire == DType::bf16 || wire == DType::f16, "gradients cannot travel as ",
                 dtype_name(wire));
@@ -89,7 +90,7 @@ void GradientSync::worker() {
 
 void GradientSync::reduce_bucket(size_t k) {
   const size_t begin = bucket_begin_[k], end = k == 0 ? n_ : bucket_begin_[k - 1];
-  float* data = grads_ + begin;
+  const DevicePtr data{grads_ + begin, device_};
   const bool compressed = wire_ != DType::f32;
   if (!reduce_scatter_) {
     if (compressed)
@@ -109,7 +110,7 @@ void GradientSync::reduce_bucket(size_t k) {
     if (int(r) == comm_.rank()) mine = b;
     shard_begin = shard_end;
   }
-  float* out = counts[size_t(comm_.rank())] > 0 ? shard_out_ + (mine - shard_.begin) : shard_out_;
+  const DevicePtr out{counts[size_t(comm_.rank())] > 0 ? shard_out_ + (mine - shard_.begin) : shard_out_, device_};
   if (compressed)
     ring_reduce_scatter_compressed(comm_, data, out, counts, wire_, ReduceOp::sum);
   else

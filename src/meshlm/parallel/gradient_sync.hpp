@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/device_span.hpp"
 #include "meshlm/core/range.hpp"
 
 namespace meshlm {
@@ -31,7 +32,8 @@ namespace meshlm {
 // rank for the all-reduce).
 class GradientSync {
  public:
-  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire = DType::f32);
+  // The gradients (and the shard output) are in the memory of `device`.
+  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire, Device device);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
@@ -61,6 +63,7 @@ class GradientSync {
   std::vector<size_t> bucket_begin_;  // bucket k covers [bucket_begin_[k], k == 0 ? n : bucket_begin_[k-1])
   std::vector<int64_t> shard_counts_;
   Range shard_;
+  Device device_;
   float* grads_ = nullptr;
   float* shard_out_ = nullptr;
   size_t launched_ = 0;  // buckets queued in this reduction

@@ -125,10 +125,9 @@ void ShardedParams::reset_peak() {
 void ShardedParams::gather(Range r) {
   std::vector<int64_t> counts(shards_.size());
   for (size_t q = 0; q < shards_.size(); ++q) counts[q] = int64_t(overlap(r, shards_[q]));
-  float* base = params_.data<float>();
   // The ranks' parts of r tile it in rank order; this rank's part is sent in place.
-  const float* mine = base + std::clamp(shard_.begin, r.begin, r.end());
-  comm_.all_gather(mine, base + r.begin, counts, DType::f32);
+  comm_.all_gather(device_ptr(params_, std::clamp(shard_.begin, r.begin, r.end())), device_ptr(params_, r.begin),
+                   counts, DType::f32);
 }
 
 void ShardedParams::worker() {

@@ -38,7 +38,7 @@ ZeroStrategy::ZeroStrategy(const StrategyContext& ctx)
     grad_comm_->set_allreduce_algo(allreduce_algo_for(parallel_.allreduce, grad_comm_->backend()));
     const size_t bucket = std::max<size_t>(1, size_t(parallel_.bucket_mb * 1024 * 1024 / sizeof(float)));
     sync_ = std::make_unique<GradientSync>(*grad_comm_, n_, bucket, shard_grads_,
-                                           parallel_.grad_reduce_dtype);
+                                           parallel_.grad_reduce_dtype, device_);
     if (grads_.is_paged()) sync_->on_bucket_done([this](size_t b, size_t e) { grads_.discard(b, e); });
   }
   if (shard_params) {
@@ -113,7 +113,7 @@ void ZeroStrategy::apply(float lr, float grad_scale) {
     sharded_->flush();  // gathered copies are stale now: the next use gathers the new shards
   } else if (shard_.count != n_) {
     const std::vector<int64_t> counts = even_counts(int64_t(n_), dp_.size());
-    dp_.all_gather(params_.data<float>() + shard_.begin, params_.data<float>(), counts, DType::f32);
+    dp_.all_gather(device_ptr(params_, shard_.begin), device_ptr(params_), counts, DType::f32);
   }
 }
 
@@ -157,7 +157,7 @@ std::vector<std::pair<std::string, std::vector<float>>> ZeroStrategy::read_optim
       copy_bytes(values.data(), Device::cpu, buf->raw(), buf->device(), n_ * sizeof(float));
     } else {
       const std::vector<int64_t> counts = even_counts(int64_t(n_), dp_.size());
-      dp_.all_gather(buf->data<float>(), values.data(), counts, DType::f32);
+      dp_.all_gather(device_ptr(*buf), values.data(), counts, DType::f32);
     }
     out.emplace_back(name, std::move(values));
   }

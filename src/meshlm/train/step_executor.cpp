@@ -53,7 +53,7 @@ StepExecutor::Outbox& StepExecutor::outbox(std::vector<Outbox>& boxes, int64_t m
 
 void StepExecutor::sum_tied_embedding(float* grads) {
   if (embedding_.size() == 1) return;
-  embedding_.all_reduce(grads + wte_offset_, int64_t(wte_count_), DType::f32, ReduceOp::sum);
+  embedding_.all_reduce({grads + wte_offset_, model().device()}, int64_t(wte_count_), DType::f32, ReduceOp::sum);
 }
 
 ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& feed, const float* params,
@@ -66,13 +66,13 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
   const int act_tag = tag_base, grad_tag = tag_base + int(micro_batches);
   auto receive = [&](Buffer& into, int64_t count, int from, int tag) {
     Timer wait;
-    pp_.recv(into.data<float>(), count, DType::f32, from, tag);
+    pp_.recv(device_ptr(into), count, DType::f32, from, tag);
     result.pipe_wait_s += wait.seconds();
   };
   auto send = [&](std::vector<Outbox>& boxes, int64_t micro, const float* what, int64_t count, int to, int tag) {
     Outbox& box = outbox(boxes, micro);
     copy_bytes(box.data.raw(), box.data.device(), what, box.data.device(), size_t(count) * sizeof(float));
-    box.pending = pp_.isend(box.data.data<float>(), count, DType::f32, to, tag);
+    box.pending = pp_.isend(device_ptr(box.data), count, DType::f32, to, tag);
   };
 
   for (size_t k = 0; k < ops.size(); ++k) {

@@ -99,7 +99,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
                               cfg.parallel.dp, " data-parallel ranks: every rank needs at least one sequence"));
         return std::make_unique<DeviceMesh>(device_comm_ ? *device_comm_ : *comm_, mesh_shape(cfg.parallel));
       }()),
-      tp_group_(std::make_unique<TpGroup>(mesh_->tp())),
+      tp_group_(std::make_unique<TpGroup>(mesh_->tp(), training_device(cfg))),
       stage_layers_(partition_layers(cfg.model, int(cfg.parallel.pp), cfg.train.T(cfg.model), cfg.parallel.pp_layers)),
       stage_(stage_spec(stage_layers_, mesh_->coords().pp)),
       data_(data),
@@ -229,7 +229,8 @@ std::vector<float> Trainer::assemble_global(const float* local) {
     std::copy_n(local, n, stage_whole.data());
   } else {
     std::vector<float> shards(n * size_t(tp));
-    tp_group_->all_gather(local, shards.data(), int64_t(n));
+    const std::vector<int64_t> counts(static_cast<size_t>(tp), static_cast<int64_t>(n));
+    mesh_->tp().all_gather(local, shards.data(), counts, DType::f32);  // host copies
     for (int r = 0; r < tp; ++r)
       shard_to_global(m.layout(), stage_layout, tp, r, shards.data() + size_t(r) * n, stage_whole.data());
   }

@@ -194,12 +194,12 @@ class Scratch {
 class Staged {
  public:
   Staged() = default;
-  Staged(const void* p, size_t bytes, bool load, cudaMemPool_t pool, NcclLane& lane)
-      : dev_(const_cast<void*>(p)), bytes_(bytes) {
-    if (bytes == 0 || device_of(p) == Device::cuda) return;
+  Staged(ConstDevicePtr p, size_t bytes, bool load, cudaMemPool_t pool, NcclLane& lane)
+      : dev_(const_cast<void*>(p.ptr)), bytes_(bytes) {
+    if (bytes == 0 || p.on_gpu()) return;
     copy_ = Scratch(pool, bytes, cudaStreamPerThread, lane.stream);
     dev_ = copy_.get();
-    if (load) MESHLM_CUDA_CHECK(cudaMemcpyAsync(dev_, p, bytes, cudaMemcpyHostToDevice, cudaStreamPerThread));
+    if (load) MESHLM_CUDA_CHECK(cudaMemcpyAsync(dev_, p.ptr, bytes, cudaMemcpyHostToDevice, cudaStreamPerThread));
     const Event ready = record_on(cudaStreamPerThread);
     MESHLM_CUDA_CHECK(cudaStreamWaitEvent(lane.stream, ready.get(), 0));
   }
@@ -289,7 +289,7 @@ class NcclRequest final : public Request {
 };
 
 // Zero-length messages are not sent: both sides skip them, which keeps the others' order.
-std::unique_ptr<NcclRequest> post_send(const std::shared_ptr<NcclLane>& lane, cudaMemPool_t pool, const void* data,
+std::unique_ptr<NcclRequest> post_send(const std::shared_ptr<NcclLane>& lane, cudaMemPool_t pool, ConstDevicePtr data,
                                        int64_t count, DType dtype, int dst) {
   if (count == 0) return nullptr;
   use_device(lane->device);
@@ -302,7 +302,7 @@ std::unique_ptr<NcclRequest> post_send(const std::shared_ptr<NcclLane>& lane, cu
   return std::make_unique<NcclRequest>(lane, record_on(lane->stream));
 }
 
-std::unique_ptr<NcclRequest> post_recv(const std::shared_ptr<NcclLane>& lane, cudaMemPool_t pool, void* data,
+std::unique_ptr<NcclRequest> post_recv(const std::shared_ptr<NcclLane>& lane, cudaMemPool_t pool, DevicePtr data,
                                        int64_t count, DType dtype, int src) {
   if (count == 0) return nullptr;
   use_device(lane->device);
@@ -312,7 +312,7 @@ std::unique_ptr<NcclRequest> post_recv(const std::shared_ptr<NcclLane>& lane, cu
   MESHLM_NCCL_CHECK(ncclRecv(buf.get(), bytes, ncclUint8, src, lane->comm, lane->stream));
   Event done = record_on(lane->stream);
   if (!buf.staged()) return std::make_unique<NcclRequest>(lane, std::move(done));
-  return std::make_unique<NcclRequest>(lane, std::move(done), std::move(buf), data);
+  return std::make_unique<NcclRequest>(lane, std::move(done), std::move(buf), data.ptr);
 }
 
 // The reduce-scatter of `src` (sum(counts) elements of `type`) into `dst` (this rank's part),
@@ -403,7 +403,7 @@ void NcclCommunicator::queue_all_reduce(void* data, int64_t count, DType dtype, 
   if (op == ReduceOp::avg) gpu::divide_async(data, count, dtype, size_, lane.stream);
 }
 
-void NcclCommunicator::all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) {
+void NcclCommunicator::all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op) {
   check_reduce(count, dtype);
   if (count == 0 || size_ == 1) return;  // a reduction over one rank is the identity
   use_device(device_);
@@ -412,13 +412,13 @@ void NcclCommunicator::all_reduce(void* data, int64_t count, DType dtype, Reduce
   if (buf.on_gpu()) after_compute(lane);
   queue_all_reduce(buf.get(), count, dtype, op);
   complete(lane);
-  if (buf.staged()) buf.store(data);
+  if (buf.staged()) buf.store(data.ptr);
 }
 
-std::unique_ptr<Request> NcclCommunicator::all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) {
+std::unique_ptr<Request> NcclCommunicator::all_reduce_async(DevicePtr data, int64_t count, DType dtype, ReduceOp op) {
   check_reduce(count, dtype);
   if (count == 0 || size_ == 1) return std::make_unique<ReadyRequest>();
-  if (device_of(data) != Device::cuda) {
+  if (!data.on_gpu()) {
     // A host buffer must hold the result when wait() returns, which a stream-ordered wait
     // cannot give: reduced now (still after the requests started before it).
     all_reduce(data, count, dtype, op);
@@ -426,12 +426,14 @@ std::unique_ptr<Request> NcclCommunicator::all_reduce_async(void* data, int64_t 
   }
   use_device(device_);
   after_compute(*coll_);
-  queue_all_reduce(data, count, dtype, op);
+  queue_all_reduce(data.ptr, count, dtype, op);
   return std::make_unique<NcclRequest>(coll_, record_on(coll_->stream));
 }
 
-void NcclCommunicator::reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
-                                      ReduceOp op) {
+void NcclCommunicator::reduce_scatter(ConstDevicePtr send_at, DevicePtr recv_at, std::span<const int64_t> counts,
+                                      DType dtype, ReduceOp op) {
+  const void* send = send_at.ptr;
+  void* recv = recv_at.ptr;
   const Layout l = layout(counts, size_);
   check_reduce(l.total, dtype);
   if (l.total == 0) return;
@@ -443,8 +445,8 @@ void NcclCommunicator::reduce_scatter(const void* send, void* recv, std::span<co
                 "reduce_scatter: recv overlaps send other than at this rank's part");
   use_device(device_);
   NcclLane& lane = *coll_;
-  Staged in(send, size_t(l.total) * esize, true, pool_, lane);
-  Staged out = in_place ? Staged() : Staged(recv, size_t(mine) * esize, false, pool_, lane);
+  Staged in(send_at, size_t(l.total) * esize, true, pool_, lane);
+  Staged out = in_place ? Staged() : Staged(recv_at, size_t(mine) * esize, false, pool_, lane);
   void* result = in_place ? static_cast<char*>(in.get()) + off : out.get();
   if (in.on_gpu() || out.on_gpu()) after_compute(lane);
   if (is_half(dtype) && op != ReduceOp::max) {
@@ -466,7 +468,10 @@ void NcclCommunicator::reduce_scatter(const void* send, void* recv, std::span<co
     out.store(recv);
 }
 
-void NcclCommunicator::all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) {
+void NcclCommunicator::all_gather(ConstDevicePtr send_at, DevicePtr recv_at, std::span<const int64_t> counts,
+                                  DType dtype) {
+  const void* send = send_at.ptr;
+  void* recv = recv_at.ptr;
   const Layout l = layout(counts, size_);
   if (l.total == 0) return;
   const size_t esize = dtype_size(dtype);
@@ -479,8 +484,8 @@ void NcclCommunicator::all_gather(const void* send, void* recv, std::span<const 
   NcclLane& lane = *coll_;
   // In place, the staged copy of a host recv carries this rank's part in (host all-gathers are
   // small: counts, flags).
-  Staged out(recv, size_t(l.total) * esize, in_place, pool_, lane);
-  Staged in = in_place ? Staged() : Staged(send, size_t(mine) * esize, true, pool_, lane);
+  Staged out(recv_at, size_t(l.total) * esize, in_place, pool_, lane);
+  Staged in = in_place ? Staged() : Staged(send_at, size_t(mine) * esize, true, pool_, lane);
   auto* all = static_cast<char*>(out.get());
   const void* own = in_place ? all + off : in.get();
   if (in.on_gpu() || out.on_gpu()) after_compute(lane);
@@ -503,7 +508,7 @@ void NcclCommunicator::all_gather(const void* send, void* recv, std::span<const 
   if (out.staged()) out.store(recv);
 }
 
-void NcclCommunicator::broadcast(void* data, int64_t count, DType dtype, int root) {
+void NcclCommunicator::broadcast(DevicePtr data, int64_t count, DType dtype, int root) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   MESHLM_ASSERT(root >= 0 && root < size_, "broadcast root ", root, " in a group of ", size_);
   if (count == 0 || size_ == 1) return;
@@ -514,7 +519,7 @@ void NcclCommunicator::broadcast(void* data, int64_t count, DType dtype, int roo
   if (buf.on_gpu()) after_compute(lane);
   MESHLM_NCCL_CHECK(ncclBroadcast(buf.get(), buf.get(), bytes, ncclUint8, root, lane.comm, lane.stream));
   complete(lane);
-  if (buf.staged() && rank_ != root) buf.store(data);
+  if (buf.staged() && rank_ != root) buf.store(data.ptr);
 }
 
 // A message to a higher rank travels up, one to a lower rank down; so does its receive.
@@ -530,23 +535,23 @@ const std::shared_ptr<NcclLane>& NcclCommunicator::lane_from(int src) const {
   return src < rank_ ? up_ : down_;
 }
 
-void NcclCommunicator::send(const void* data, int64_t count, DType dtype, int dst, int) {
+void NcclCommunicator::send(ConstDevicePtr data, int64_t count, DType dtype, int dst, int) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   if (auto r = post_send(lane_to(dst), pool_, data, count, dtype, dst)) r->wait_on_host();
 }
 
-void NcclCommunicator::recv(void* data, int64_t count, DType dtype, int src, int) {
+void NcclCommunicator::recv(DevicePtr data, int64_t count, DType dtype, int src, int) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   if (auto r = post_recv(lane_from(src), pool_, data, count, dtype, src)) r->wait_on_host();
 }
 
-std::unique_ptr<Request> NcclCommunicator::isend(const void* data, int64_t count, DType dtype, int dst, int) {
+std::unique_ptr<Request> NcclCommunicator::isend(ConstDevicePtr data, int64_t count, DType dtype, int dst, int) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   if (auto r = post_send(lane_to(dst), pool_, data, count, dtype, dst)) return r;
   return std::make_unique<ReadyRequest>();
 }
 
-std::unique_ptr<Request> NcclCommunicator::irecv(void* data, int64_t count, DType dtype, int src, int) {
+std::unique_ptr<Request> NcclCommunicator::irecv(DevicePtr data, int64_t count, DType dtype, int src, int) {
   MESHLM_ASSERT(count >= 0, "count = ", count);
   if (auto r = post_recv(lane_from(src), pool_, data, count, dtype, src)) return r;
   return std::make_unique<ReadyRequest>();

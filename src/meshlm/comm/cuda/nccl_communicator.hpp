@@ -70,17 +70,17 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
 
-  void all_reduce(void* data, int64_t count, DType dtype, ReduceOp op) override;
-  std::unique_ptr<Request> all_reduce_async(void* data, int64_t count, DType dtype, ReduceOp op) override;
-  void reduce_scatter(const void* send, void* recv, std::span<const int64_t> counts, DType dtype,
+  void all_reduce(DevicePtr data, int64_t count, DType dtype, ReduceOp op) override;
+  std::unique_ptr<Request> all_reduce_async(DevicePtr data, int64_t count, DType dtype, ReduceOp op) override;
+  void reduce_scatter(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype,
                       ReduceOp op) override;
-  void all_gather(const void* send, void* recv, std::span<const int64_t> counts, DType dtype) override;
-  void broadcast(void* data, int64_t count, DType dtype, int root) override;
+  void all_gather(ConstDevicePtr send, DevicePtr recv, std::span<const int64_t> counts, DType dtype) override;
+  void broadcast(DevicePtr data, int64_t count, DType dtype, int root) override;
 
-  void send(const void* data, int64_t count, DType dtype, int dst, int tag = 0) override;
-  void recv(void* data, int64_t count, DType dtype, int src, int tag = 0) override;
-  std::unique_ptr<Request> isend(const void* data, int64_t count, DType dtype, int dst, int tag = 0) override;
-  std::unique_ptr<Request> irecv(void* data, int64_t count, DType dtype, int src, int tag = 0) override;
+  void send(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) override;
+  void recv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) override;
+  std::unique_ptr<Request> isend(ConstDevicePtr data, int64_t count, DType dtype, int dst, int tag = 0) override;
+  std::unique_ptr<Request> irecv(DevicePtr data, int64_t count, DType dtype, int src, int tag = 0) override;
 
   void barrier() override;
   std::unique_ptr<Communicator> split(int color, int key) override;

@@ -18,15 +18,6 @@ void device_free(void* p) noexcept {
   if (p) cudaFree(p);  // a destructor must not throw; a failure here would be a prior error
 }
 
-bool is_device_pointer(const void* p) noexcept {
-  if (device_count() == 0) return false;
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return attr.type == cudaMemoryTypeDevice;
-}
 
 void device_zero(void* p, size_t bytes) { MESHLM_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, compute_stream())); }
 

@@ -9,8 +9,6 @@ namespace meshlm::gpu {
 
 void* device_alloc(size_t bytes);  // zero-filled; UserError when the GPU is out of memory
 void device_free(void* p) noexcept;
-// Whether p points into memory from cudaMalloc (false for host memory; never throws).
-bool is_device_pointer(const void* p) noexcept;
 void device_zero(void* p, size_t bytes);
 // Copies between host and GPU memory (either direction, or GPU to GPU) in stream order on
 // the compute stream, then waits for it: the data is in place on return.
