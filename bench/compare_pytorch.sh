@@ -28,13 +28,14 @@ summary=()
 for c in $configs; do
   cfg="$here/../configs/$c.toml"
   for p in $precisions; do
-    ours=(); theirs=(); mfu=(); our_mem=0; their_mem=0
+    ours=(); theirs=(); mfu=(); our_mem=0; their_mem=0; disturbed=0
     for r in $(seq "$rounds"); do
       out=$(OMP_NUM_THREADS="$threads" "$build/bin/meshlm" bench --config "$cfg" --threads "$threads" --steps "$steps" \
             --precision "$p" "${overrides[@]}")
       echo "$out" | sed -n '1,2p;4,6p'
       ours+=("$(echo "$out" | field median_ms)")
       mfu+=("$(echo "$out" | field mfu)")
+      [ "$(echo "$out" | field disturbed)" = "True" ] && disturbed=$((disturbed + 1))
       our_mem=$(echo "$out" | field peak_rss_mib)
       out=$("${torch_env[@]}" /usr/bin/python3 "$here/pytorch_step.py" "$cfg" --threads "$threads" --steps "$steps" \
             --precision "$p" "${overrides[@]}")
@@ -47,7 +48,8 @@ for c in $configs; do
     u=$(printf '%s\n' "${mfu[@]}" | median)
     summary+=("$(printf '%s %s, %s thread(s): meshlm %.1f ms/step (MFU %.1f%%), pytorch %.1f ms/step, pytorch/meshlm = %.2fx; peak memory meshlm %.0f MiB, pytorch %.0f MiB (%.2fx)' \
       "$c" "$p" "$threads" "$m" "$(awk -v u="$u" 'BEGIN {print 100 * u}')" "$t" "$(awk -v t="$t" -v m="$m" 'BEGIN {print t / m}')" \
-      "$our_mem" "$their_mem" "$(awk -v a="$our_mem" -v b="$their_mem" 'BEGIN {print a / b}')")")
+      "$our_mem" "$their_mem" "$(awk -v a="$our_mem" -v b="$their_mem" 'BEGIN {print a / b}')")$(
+      [ $disturbed -gt 0 ] && echo "; $disturbed of $rounds meshlm runs DISTURBED (see their load lines)")")
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,7 +17,8 @@ for p in fp32 bf16; do
   [ $rc -eq 0 ] || { fail "$p: exit code $rc: $(cat "$work/err")"; continue; }
   grep -q "^meshlm bench: tiny .*, $p, 1 thread" "$work/out" || fail "$p: no header in: $(cat "$work/out")"
   grep -q "^peak: [0-9.]* GFLOP/s .* -> MFU [0-9.]*%" "$work/out" || fail "$p: no MFU line"
-  grep -q "^load average: " "$work/out" || fail "$p: no load line"
+  grep -qE "^load average: [0-9.]+ before, [0-9.]+ after, [0-9]+ CPUs; step spread [0-9.]+%: (quiet|DISTURBED)" "$work/out" || fail "$p: no load and spread line"
+  grep -qE "\"spread\": [0-9.]+, \"disturbed\": (true|false)}" "$work/out" || fail "$p: JSON lacks spread/disturbed"
   grep -q "^peak memory: [0-9]* MiB resident" "$work/out" || fail "$p: no peak memory line"
   grep -q "^linear_backward .* 5$" "$work/out" || fail "$p: profile lacks linear_backward x5 (4 in a block + head): $(cat "$work/out")"
   grep -q '^{"system": "meshlm", "precision": "'$p'"' "$work/out" || fail "$p: no JSON line"

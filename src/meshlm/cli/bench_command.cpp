@@ -14,6 +14,7 @@
 #include "meshlm/core/device.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/kernels/cpu/gemm.hpp"
+#include "meshlm/train/bench_quietness.hpp"
 #include "meshlm/train/step_benchmark.hpp"
 
 namespace meshlm {
@@ -38,13 +39,6 @@ fs::path config_path(const std::string& name) {
   throw UserError(cat("--config ", name, ": neither a file nor a name in configs/ (tiny, small, gpt2-124M, ...)"));
 }
 
-// The run itself keeps `threads` CPUs busy; more than half a CPU beyond that is someone else.
-std::string quietness(double before, double after, int threads) {
-  const double load = std::max(before, after);
-  if (load < 0) return "unknown";
-  return load > threads + 0.5 ? "BUSY: other work shares the CPUs, figures are unreliable" : "quiet";
-}
-
 // H100 SXM's dense peaks (NVIDIA's data sheet): tensor cores for bf16/fp16, CUDA cores for fp32
 // (the fp32 path does not use TF32).
 double default_gpu_peak_tflops(Precision p) { return p == Precision::fp32 ? 67.0 : 989.0; }
@@ -64,6 +58,8 @@ int run_device_bench(const BenchArgs& a, const RunConfig& cfg, Precision precisi
               device_description(device).c_str());
   std::printf("step: median %.2f ms (min %.2f, max %.2f over %zu steps after %d warm-up), %.0f tokens/s, loss %.4f\n",
               median, *lo, *hi, r.ms.size(), a.warmup, r.tokens_per_s(), r.loss);
+  const BenchQuietness quiet = judge_quietness(r.ms, -1, -1, 1);  // the host's load says little about a GPU
+  std::printf("step spread %.1f%%: %s\n", 100 * quiet.spread, quiet.verdict.c_str());
   std::printf("GPU memory in use: %.0f MiB (the whole GPU, all processes); host: %.0f MiB resident\n", gpu_mib,
               rss_mib);
   std::printf("model FLOP/s: %.1f TFLOP/s (PaLM accounting); %.1f (llm.c) -> MFU %.1f%% of %.0f TFLOP/s%s\n", palm,
@@ -71,9 +67,10 @@ int run_device_bench(const BenchArgs& a, const RunConfig& cfg, Precision precisi
   std::printf("{\"system\": \"meshlm\", \"device\": \"%s\", \"precision\": \"%s\", \"median_ms\": %.3f, "
               "\"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, \"gflops_palm\": %.1f, "
               "\"gflops_llmc\": %.1f, \"peak_gflops\": %.1f, \"mfu\": %.4f, \"peak_gpu_mib\": %.1f, "
-              "\"peak_rss_mib\": %.1f}\n",
+              "\"peak_rss_mib\": %.1f, \"spread\": %.4f, \"disturbed\": %s}\n",
               std::string(device_name(device)).c_str(), std::string(precision_name(precision)).c_str(), median, *lo,
-              *hi, r.tokens_per_s(), palm * 1e3, llmc * 1e3, peak * 1e3, palm / peak, gpu_mib, rss_mib);
+              *hi, r.tokens_per_s(), palm * 1e3, llmc * 1e3, peak * 1e3, palm / peak, gpu_mib, rss_mib, quiet.spread,
+              quiet.disturbed ? "true" : "false");
   return 0;
 }
 
@@ -108,8 +105,9 @@ int run_bench(const BenchArgs& a) {
   std::printf("peak: %.1f GFLOP/s (oneDNN %s 2048^3 matmul, %d thread%s, best of before and after the steps) -> MFU %.1f%% (llm.c %.1f%%)\n",
               peak, precision == Precision::bf16 ? "bf16" : "f32", threads, threads == 1 ? "" : "s",
               100 * palm / peak, 100 * llmc / peak);
-  std::printf("load average: %.2f before, %.2f after, %d CPUs: %s\n", r.load_before, r.load_after, cpus,
-              quietness(r.load_before, r.load_after, threads).c_str());
+  const BenchQuietness quiet = judge_quietness(r.ms, r.load_before, r.load_after, threads);
+  std::printf("load average: %.2f before, %.2f after, %d CPUs; step spread %.1f%%: %s\n", r.load_before, r.load_after,
+              cpus, 100 * quiet.spread, quiet.verdict.c_str());
   if (a.profile) {
     const double steps = double(r.ms.size());
     double total = 0, kernels = 0;
@@ -130,9 +128,10 @@ int run_bench(const BenchArgs& a) {
   }
   std::printf("{\"system\": \"meshlm\", \"precision\": \"%s\", \"threads\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
               "\"max_ms\": %.3f, \"tokens_per_s\": %.1f, \"gflops_palm\": %.2f, \"gflops_llmc\": %.2f, "
-              "\"peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, \"load_before\": %.2f, \"load_after\": %.2f}\n",
+              "\"peak_gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, \"load_before\": %.2f, \"load_after\": %.2f, "
+              "\"spread\": %.4f, \"disturbed\": %s}\n",
               std::string(precision_name(precision)).c_str(), threads, median, *lo, *hi, r.tokens_per_s(), palm, llmc,
-              peak, palm / peak, peak_mib, r.load_before, r.load_after);
+              peak, palm / peak, peak_mib, r.load_before, r.load_after, quiet.spread, quiet.disturbed ? "true" : "false");
   return 0;
 }
 
