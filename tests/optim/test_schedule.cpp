@@ -89,5 +89,16 @@ TEST(Schedule, ValidationNamesTheKey) {
   EXPECT_EQ(validation_error(schedule("linear", 0, 100, 1.0f)), "");
 }
 
+// Past its horizon (total_steps) the decay stays at the floor: a run extended beyond it trains on
+// at min_lr rather than restarting or stretching the decay; a constant rate stays at the peak.
+TEST(Schedule, PastTheHorizonTheRateStaysAtTheFloor) {
+  for (const char* decay : {"cosine", "linear"}) {
+    const ScheduleConfig s = schedule(decay, 5, 50, 0.2f);
+    EXPECT_GT(lr_at(s, 1.0f, 49), 0.2f) << decay;
+    for (int64_t step : {50, 51, 75, 1000}) EXPECT_FLOAT_EQ(lr_at(s, 1.0f, step), 0.2f) << decay << " " << step;
+  }
+  EXPECT_FLOAT_EQ(lr_at(schedule("constant", 5, 50), 1.0f, 1000), 1.0f);
+}
+
 }  // namespace
 }  // namespace meshlm

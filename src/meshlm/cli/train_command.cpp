@@ -133,6 +133,8 @@ Command register_train(CLI::App& app) {
   cmd->add_option("--out", args->request.out, "run directory: checkpoints/, metrics.jsonl, the final model");
   cmd->add_option("--resume", args->request.resume, "continue the run in RUN_DIR (default: --out) from its latest checkpoint")
       ->expected(0, 1);
+  cmd->add_flag("--overwrite", args->request.overwrite,
+                "start a new run in --out although it holds one: first remove that run's files (only meshlm's own)");
   cmd->add_option("--init-from", args->request.init_from,
                   "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
                   "with its config.json (e.g. GPT-2 from the Hugging Face hub)");

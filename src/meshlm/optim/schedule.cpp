@@ -9,7 +9,8 @@ namespace meshlm {
 
 void ScheduleConfig::validate() const {
   if (warmup_steps < 0) throw UserError(cat("train.warmup_steps must not be negative, got ", warmup_steps));
-  if (total_steps < 0) throw UserError(cat("train.steps must not be negative, got ", total_steps));
+  if (total_steps < 0)
+    throw UserError(cat("the decay horizon (train.decay_steps, or train.steps) must not be negative, got ", total_steps));
   if (!(min_lr_ratio >= 0.0f && min_lr_ratio <= 1.0f))
     throw UserError(cat("train.min_lr_ratio must be in [0, 1], got ", min_lr_ratio));
 }

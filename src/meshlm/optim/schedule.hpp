@@ -1,6 +1,8 @@
 #pragma once
 // The learning-rate schedule: linear warmup to the peak, then cosine or linear decay to a
-// floor, or a constant rate.
+// floor, reached at the decay horizon (train.decay_steps, or train.steps), or a constant rate.
+// Past the horizon the rate stays at the floor: a run extended beyond its horizon (a resumed run
+// keeps its own) trains on at min_lr instead of stretching the decay over the new length.
 #include <cstdint>
 #include <string>
 
@@ -15,7 +17,7 @@ inline constexpr EnumNames<Decay, 3> kDecayNames{
 struct ScheduleConfig {
   Decay decay = Decay::cosine;
   int64_t warmup_steps = 0;
-  int64_t total_steps = 0;      // decay ends here; from then on the rate stays at the floor
+  int64_t total_steps = 0;      // the horizon: decay ends here; from then on the rate stays at the floor
   float min_lr_ratio = 0.1f;    // the floor, as a fraction of the peak rate
 
   // Throws UserError naming the first invalid key. The keys are named as in the [train]

@@ -77,7 +77,7 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
 }  // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
-                         const std::string& data_description, bool is_best) {
+                         const std::string& data_description, bool is_best, const std::string& data_fingerprint) {
   const fs::path root = run_dir / "checkpoints";
   const TrainerState& st = trainer.state();
   const std::string name = step_dir_name(st.step);
@@ -109,6 +109,7 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
                           {"hysteresis_left", st.loss_scaler->hysteresis_left},
                           {"skipped", st.loss_scaler->skipped}};
     j["data"] = data_description;
+    if (!data_fingerprint.empty()) j["data_fingerprint"] = data_fingerprint;
     j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
                                                       trainer.config().train.grad_accum}};
     j["rng"] = {{"kind", "philox4x32-10 counter-based"}, {"seed", trainer.config().train.seed}};
@@ -176,6 +177,7 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
         throw UserError(cat("trainer state ", file.string(), " has an invalid loss scale"));
     }
     info.data = j.at("data").get<std::string>();
+    info.data_fingerprint = j.value("data_fingerprint", std::string());
     info.tokenizer = j.at("tokenizer").at("kind").get<std::string>();
     info.config = config_from_json(j.at("config").dump(), file.string());
   } catch (const nlohmann::json::exception& e) {

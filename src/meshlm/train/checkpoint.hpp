@@ -24,13 +24,15 @@ struct CheckpointInfo {
   TrainerState state;
   RunConfig config;
   std::string data;       // what the run trained on
+  std::string data_fingerprint;  // its identity (data/data_fingerprint.hpp); empty in older checkpoints
   std::string tokenizer;  // the tokenizer's kind
 };
 
 // Saves the trainer's current state; returns the checkpoint directory. Collective over the
 // trainer's ranks (ZeRO optimizer shards are gathered); rank 0 alone writes.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Trainer& trainer,
-                                      const Tokenizer& tokenizer, const std::string& data_description, bool is_best);
+                                      const Tokenizer& tokenizer, const std::string& data_description, bool is_best,
+                                      const std::string& data_fingerprint = "");
 
 // A checkpoint directory itself, or a run directory (its `latest` checkpoint); UserError if none.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);

@@ -18,7 +18,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
   OptimConfig& o = c.optim;
   ParallelConfig& p = c.parallel;
   return {
-      {"model.vocab_size", &m.vocab_size, "vocabulary size (256 for bytes)"},
+      {"model.vocab_size", &m.vocab_size,
+       "vocabulary size (0 = the data's tokenizer's; a larger one adds rows no token uses)"},
       {"model.n_positions", &m.n_positions, "longest sequence (block size) the model supports"},
       {"model.n_embd", &m.n_embd, "width of the residual stream"},
       {"model.n_layer", &m.n_layer, "number of transformer blocks"},
@@ -28,6 +29,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"train.block_size", &t.block_size, "tokens per sequence (0 = model.n_positions)"},
       {"train.grad_accum", &t.grad_accum, "micro-batches accumulated per optimizer step"},
       {"train.steps", &t.steps, "optimizer steps"},
+      {"train.decay_steps", &t.decay_steps,
+       "step at which the decay reaches its floor (0 = train.steps; a resumed run keeps its own)"},
       {"train.lr", &t.lr, "peak learning rate"},
       {"train.warmup_steps", &t.warmup_steps, "linear warm-up steps"},
       {"train.decay", choice(&t.decay, kDecayNames), "learning-rate decay after warm-up"},
@@ -87,13 +90,15 @@ ScheduleConfig RunConfig::schedule() const {
   ScheduleConfig s;
   s.decay = train.decay;
   s.warmup_steps = train.warmup_steps;
-  s.total_steps = train.steps;
+  s.total_steps = train.decay_horizon();
   s.min_lr_ratio = float(train.min_lr_ratio);
   return s;
 }
 
 void RunConfig::validate() const {
-  model.validate();
+  GPTConfig shape = model;
+  if (shape.vocab_size == kVocabFromData) shape.vocab_size = 1;  // filled in from the data later
+  shape.validate();
   optim.validate();
   parallel.validate();
   if (parallel.pp > 1 && parallel.pp_schedule == PipeSchedule::one_f_one_b && train.grad_accum < parallel.pp)
@@ -114,6 +119,7 @@ void RunConfig::validate() const {
   non_negative("train.block_size", train.block_size);
   positive("train.grad_accum", train.grad_accum);
   positive("train.steps", train.steps);
+  non_negative("train.decay_steps", train.decay_steps);
   non_negative("train.eval_every", train.eval_every);
   positive("train.eval_tokens", train.eval_tokens);
   non_negative("train.patience", train.patience);
@@ -295,7 +301,8 @@ std::vector<std::string> resume_incompatible_keys(const RunConfig& saved, const 
   std::vector<std::string> diff;
   for (auto& [key, value] : a.items()) {
     const bool fixed = key.rfind("model.", 0) == 0 || key.rfind("optim.", 0) == 0 || key == "train.micro_batch" ||
-                       key == "train.block_size" || key == "train.grad_accum" || key == "train.seed";
+                       key == "train.block_size" || key == "train.grad_accum" || key == "train.seed" ||
+                       key == "train.val_fraction";  // a text file's split
     if (fixed && b.value(key, nlohmann::json()) != value) diff.push_back(key);
   }
   return diff;

@@ -27,6 +27,7 @@ struct TrainConfig {
   int64_t block_size = 0;     // tokens per sequence (T); 0 = model.n_positions
   int64_t grad_accum = 1;     // micro-batches per optimizer step
   int64_t steps = 1000;       // optimizer steps
+  int64_t decay_steps = 0;    // the learning-rate decay's horizon; 0 = steps (optim/schedule.hpp)
   double lr = 3e-4;           // peak learning rate
   int64_t warmup_steps = 0;
   Decay decay = Decay::cosine;
@@ -56,16 +57,23 @@ struct TrainConfig {
   }
 
   int64_t T(const GPTConfig& m) const { return block_size > 0 ? block_size : m.n_positions; }
+  // The step at which the decay reaches its floor.
+  int64_t decay_horizon() const { return decay_steps > 0 ? decay_steps : steps; }
 };
 
+// model.vocab_size 0: the data's tokenizer's vocabulary, filled in when the data is opened
+// (train/run_setup.hpp). A run configuration starts there; GPTConfig alone keeps bytes (256).
+inline constexpr int64_t kVocabFromData = 0;
+
 struct RunConfig {
-  GPTConfig model;
+  GPTConfig model{.vocab_size = kVocabFromData};
   TrainConfig train;
   OptimConfig optim;
   ParallelConfig parallel;  // how the run is laid out over ranks: not part of its results
 
   ScheduleConfig schedule() const;
-  // Throws UserError naming the first invalid key.
+  // Throws UserError naming the first invalid key. model.vocab_size may still be kVocabFromData
+  // (the data fills it in); a Trainer's config must have it set.
   void validate() const;
 };
 

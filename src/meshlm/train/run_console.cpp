@@ -9,6 +9,8 @@
 
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/train/ineffective_settings.hpp"
+#include "meshlm/train/run_directory.hpp"
 
 namespace meshlm {
 
@@ -26,6 +28,48 @@ std::string mib(size_t bytes) { return cat(std::round(double(bytes) / (1024.0 * 
 
 std::string note(const std::string& n) { return n.empty() ? "" : cat(" (", n, ")"); }
 
+std::string plural(int64_t n, const char* word) { return cat(n, " ", word, n == 1 ? "" : "s"); }
+
+std::string elapsed(double seconds) {
+  if (seconds >= 60) return format_eta(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  return buf;
+}
+
+// 1234567 -> "1,234,567".
+std::string grouped(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// What the header adds below the model and memory lines: notes, then warnings.
+std::vector<std::string> header_notes(const RunSetup& setup, const std::string& data_path) {
+  const RunConfig& cfg = setup.cfg;
+  const TrainConfig& t = cfg.train;
+  std::vector<std::string> lines;
+  if (cfg.model.vocab_size > setup.data->vocab_size())
+    lines.push_back(cat("model vocabulary ", cfg.model.vocab_size, " rows, data's tokenizer ", setup.data->vocab_size(),
+                        " (rows from ", setup.data->vocab_size(), " on are never a token of this data)"));
+  const int64_t horizon = t.decay_horizon();
+  if (setup.previous_horizon)
+    lines.push_back(cat("schedule: decay horizon changed from step ", *setup.previous_horizon, " to step ", horizon,
+                        " (train.decay_steps)"));
+  if (setup.resume_from && t.decay != Decay::constant && t.steps > horizon)
+    lines.push_back(cat("schedule: the decay ends at step ", horizon, " (the run's horizon); steps ", horizon + 1, "-",
+                        t.steps, " train at the floor, lr ", t.lr * t.min_lr_ratio,
+                        " (set --train.decay_steps to decay over a new horizon)"));
+  std::error_code ec;
+  const RunContext ctx{!setup.run_dir.empty(), !std::filesystem::is_directory(data_path, ec),
+                       setup.resume_from.has_value()};
+  for (const std::string& w : ineffective_settings(cfg, ctx)) lines.push_back("warning: " + w);
+  return lines;
+}
+
 }  // namespace
 
 RunConsole::RunConsole(Communicator& comm, const RunConfig& cfg)
@@ -42,18 +86,20 @@ void RunConsole::header(const RunSetup& setup, const std::string& data_path, Tra
   const bool many = comm_.size() > 1;
   const int64_t T = cfg.train.T(cfg.model);
   if (root_) {
-    std::printf("meshlm train: %zu parameters (%lld layers, %lld heads, n_embd %lld), batch %lld x %lld tokens x %lld "
-                "accum, %s, %d threads%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s\n",
-                trainer.global_layout().total(), (long long)cfg.model.n_layer, (long long)cfg.model.n_head,
+    std::printf("meshlm train: %zu parameters (%s, %s, n_embd %lld), batch %lld x %lld tokens x %lld "
+                "accum, %s, %s%s; data %s: %lld train / %lld val tokens (%s tokenizer, vocab %lld)%s%s\n",
+                trainer.global_layout().total(), plural(cfg.model.n_layer, "layer").c_str(),
+                plural(cfg.model.n_head, "head").c_str(),
                 (long long)cfg.model.n_embd, (long long)cfg.train.micro_batch, (long long)T,
                 (long long)cfg.train.grad_accum,
                 cfg.train.precision == Precision::fp16
                     ? cat("fp16 (loss scale ", cfg.train.loss_scale, ")").c_str()
                     : std::string(precision_name(cfg.train.precision)).c_str(),
-                omp_get_max_threads(), many ? " per rank" : "", data_path.c_str(),
+                plural(omp_get_max_threads(), "thread").c_str(), many ? " per rank" : "", data_path.c_str(),
                 (long long)data.size(Split::train), (long long)data.size(Split::val),
                 std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
-                setup.resume_from ? cat("; resuming from ", setup.resume_from->dir.string()).c_str() : "");
+                setup.resume_from ? cat("; resuming from ", setup.resume_from->dir.string()).c_str() : "",
+                setup.init ? cat("; initialised from ", setup.init_from).c_str() : "");
     if (many)
       std::printf("mesh: %d ranks = dp %lld x pp %lld x tp %lld; %s; rank 0 computes %lld of %lld sequences per "
                   "micro-batch%s\n",
@@ -80,6 +126,13 @@ void RunConsole::header(const RunSetup& setup, const std::string& data_path, Tra
                 where.c_str(), mib(size_t(x[0])).c_str(), note(m.params_note).c_str(), mib(size_t(x[1])).c_str(),
                 note(m.grads_note).c_str(), mib(size_t(x[2])).c_str(), mib(size_t(x[3])).c_str());
   }
+  for (const std::string& line : header_notes(setup, data_path)) std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+void RunConsole::overwrote(const std::string& run_dir, const std::vector<std::string>& removed) {
+  if (!root_ || removed.empty()) return;
+  std::printf("--overwrite: removed the earlier run's %s from %s\n", join_list(removed).c_str(), run_dir.c_str());
   std::fflush(stdout);
 }
 
@@ -98,8 +151,10 @@ void RunConsole::step(const StepStats& st) {
   }
   if (st.loss_scale > 0) comm_part += cat(" | scale ", st.loss_scale, st.skipped ? " | skipped: gradients overflowed" : "");
   if (tty_) {
-    std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
-                (long long)st.step, (long long)steps, st.loss, last_val_, st.lr, st.tokens_per_s, st.ms,
+    // Before the first evaluation there is no validation loss yet.
+    const std::string val = std::isfinite(last_val_) ? cat(std::round(last_val_ * 1e4) / 1e4) : "–";
+    std::printf("\r\033[Kstep %lld/%lld | loss %.4f | val %s | lr %.2e | %.0f tok/s | %.1f ms%s | ETA %s",
+                (long long)st.step, (long long)steps, st.loss, val.c_str(), st.lr, st.tokens_per_s, st.ms,
                 comm_part.c_str(), format_eta(eta).c_str());
     std::fflush(stdout);
   } else if (st.step % cfg_.train.log_every == 0 || st.step == steps) {
@@ -148,6 +203,20 @@ void RunConsole::saved_model(const std::string& run_dir, const Trainer& trainer)
   if (!root_) return;
   std::printf("saved %s/model.safetensors and %s/config.json (best val loss %.4f at step %lld)\n", run_dir.c_str(),
               run_dir.c_str(), trainer.state().best_val_loss, (long long)trainer.state().best_step);
+}
+
+void RunConsole::summary(const RunSummary& s) {
+  if (!root_) return;
+  const double tok_s = s.seconds > 0 ? double(s.tokens) / s.seconds : 0;
+  const std::string best = std::isfinite(s.best_val_loss)
+                               ? cat("best val loss ", std::round(double(s.best_val_loss) * 1e4) / 1e4, " at step ",
+                                     s.best_step)
+                               : std::string("no evaluation");
+  std::printf("done: %s (%lld-%lld) in %s, %s tokens (%.0f tok/s); %s; peak memory %s resident%s\n",
+              plural(s.last_step - s.first_step, "step").c_str(), (long long)(s.first_step + 1),
+              (long long)s.last_step, elapsed(s.seconds).c_str(), grouped(s.tokens).c_str(), tok_s, best.c_str(),
+              mib(size_t(s.peak_rss_bytes)).c_str(), comm_.size() > 1 ? " (the largest rank)" : "");
+  std::fflush(stdout);
 }
 
 }  // namespace meshlm

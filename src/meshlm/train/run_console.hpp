@@ -11,12 +11,25 @@
 
 namespace meshlm {
 
+// How a run went, for its last line.
+struct RunSummary {
+  int64_t first_step = 0, last_step = 0;  // steps trained in this launch: (first_step, last_step]
+  double seconds = 0;
+  int64_t tokens = 0;           // tokens trained in this launch, over all ranks
+  float best_val_loss = 0;      // over the whole run (also before a resume); infinite: none
+  int64_t best_step = -1;
+  int64_t peak_rss_bytes = 0;   // the largest of the ranks' peaks
+};
+
 class RunConsole {
  public:
   RunConsole(Communicator& comm, const RunConfig& cfg);
 
-  // Collective (every rank's memory is gathered for rank 0 to print).
+  // Collective (every rank's memory is gathered for rank 0 to print). Ends with a note where the
+  // model's vocabulary is larger than the data's, the schedule's horizon on resume, and a
+  // "warning: ..." line for each setting without effect (train/ineffective_settings.hpp).
   void header(const RunSetup& setup, const std::string& data_path, Trainer& trainer);
+  void overwrote(const std::string& run_dir, const std::vector<std::string>& removed);
   void step(const StepStats& s);
   void eval(const EvalStats& e, bool best);
   void checkpoint(const std::string& dir, bool best);
@@ -25,6 +38,7 @@ class RunConsole {
   // Ends the step line on a terminal and prints the strategy's summary.
   void training_done(const Trainer& trainer);
   void saved_model(const std::string& run_dir, const Trainer& trainer);
+  void summary(const RunSummary& s);
 
  private:
   Communicator& comm_;

@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/data/data_fingerprint.hpp"
+#include "meshlm/train/run_directory.hpp"
 
 namespace meshlm {
 
@@ -18,7 +20,42 @@ LoadedModel load_initial_model(const fs::path& path) {
   return load_model(resolve_checkpoint(path));
 }
 
+// A new run into a directory that holds another run needs --overwrite.
+void check_run_directory(const RunRequest& request, const fs::path& run_dir, RunSetup& s) {
+  if (request.overwrite && request.resume_flag)
+    throw UserError("--overwrite and --resume contradict each other (--resume continues the run, --overwrite replaces it)");
+  if (request.overwrite && run_dir.empty()) throw UserError("--overwrite needs --out RUN_DIR");
+  if (request.resume_flag || run_dir.empty()) return;
+  s.previous_run = previous_run_entries(run_dir);
+  if (!s.previous_run.empty() && !request.overwrite)
+    throw UserError(cat("--out ", run_dir.string(), " already holds a run (", join_list(s.previous_run),
+                        "): continue it with --resume, or replace it with --overwrite"));
+}
+
+void check_resumed_data(const CheckpointInfo& saved, const std::string& path, const std::string& fingerprint) {
+  if (saved.data_fingerprint.empty() || saved.data_fingerprint == fingerprint) return;
+  throw UserError(cat("--resume: --data ", path, " is not the data the checkpoint was trained on (", saved.data,
+                      "): fingerprint ", fingerprint, ", the checkpoint's ", saved.data_fingerprint));
+}
+
 }  // namespace
+
+void settle_vocab_size(GPTConfig& model, int64_t data_vocab) {
+  if (model.vocab_size == kVocabFromData) model.vocab_size = data_vocab;
+  if (model.vocab_size < data_vocab)
+    throw UserError(cat("model.vocab_size (", model.vocab_size, ") is smaller than the data's tokenizer vocabulary (",
+                        data_vocab, "): leave model.vocab_size unset (or 0) to take the data's"));
+}
+
+std::optional<int64_t> settle_decay_horizon(TrainConfig& now, const TrainConfig& saved) {
+  const int64_t old = saved.decay_horizon();
+  if (now.decay_steps == kDecayStepsUnset) {
+    now.decay_steps = old;
+    return std::nullopt;
+  }
+  now.decay_steps = now.decay_horizon();  // explicit: kept as a number, so that a later resume keeps it too
+  return now.decay_steps == old ? std::nullopt : std::optional<int64_t>(old);
+}
 
 RunSetup read_run_setup(const RunRequest& request) {
   RunSetup s;
@@ -32,6 +69,7 @@ RunSetup read_run_setup(const RunRequest& request) {
   if (resuming && s.run_dir.empty()) throw UserError("--resume needs the run directory (--resume RUN_DIR or --out RUN_DIR)");
   if (!s.run_dir.empty() && fs::exists(s.run_dir) && !fs::is_directory(s.run_dir))
     throw UserError(cat("--out ", s.run_dir.string(), " exists and is not a directory"));
+  check_run_directory(request, s.run_dir, s);
 
   if (resuming) {
     auto latest = latest_checkpoint(s.run_dir);
@@ -42,16 +80,22 @@ RunSetup read_run_setup(const RunRequest& request) {
   RunConfig& cfg = s.cfg;
   cfg = s.resume_from && request.config.empty() ? s.resume_from->config : RunConfig{};
   cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
+  if (resuming) cfg.train.decay_steps = kDecayStepsUnset;  // unless this launch sets it, the run's own
   if (!request.config.empty()) apply_toml_file(cfg, request.config);
   if (!request.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
     s.init = load_initial_model(request.init_from);
+    s.init_from = request.init_from;
     cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
   }
   for (const auto& [k, v] : request.overrides) {
     if (s.init && k.rfind("model.", 0) == 0)
       throw UserError(cat("--", k, " cannot change a model loaded with --init-from (its shape comes from its config.json)"));
     apply_override(cfg, k, v);
+  }
+  if (s.resume_from) {
+    if (cfg.model.vocab_size == kVocabFromData) cfg.model.vocab_size = s.resume_from->config.model.vocab_size;
+    s.previous_horizon = settle_decay_horizon(cfg.train, s.resume_from->config.train);
   }
   cfg.validate();
   if (s.resume_from) {
@@ -60,11 +104,14 @@ RunSetup read_run_setup(const RunRequest& request) {
       std::string keys;
       for (const auto& k : diff) keys += (keys.empty() ? "" : ", ") + k;
       throw UserError(cat("--resume: the config differs from the checkpoint's in ", keys,
-                          " (a resumed run must keep the model, optimizer, batch shape and seed)"));
+                          " (a resumed run must keep the model, optimizer, batch shape, seed and data split)"));
     }
   }
   if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
   s.data = open_token_source(request.data, cfg.train.val_fraction);
+  settle_vocab_size(cfg.model, s.data->vocab_size());
+  s.data_fingerprint = data_fingerprint(request.data);
+  if (s.resume_from) check_resumed_data(*s.resume_from, request.data, s.data_fingerprint);
   return s;
 }
 

@@ -22,6 +22,7 @@ struct RunRequest {
   std::string init_from;  // pretrained weights: a model directory, checkpoint or run directory
   std::string resume;     // --resume RUN_DIR (empty with resume_flag: --out)
   bool resume_flag = false;
+  bool overwrite = false;  // --overwrite: a new run replaces the earlier run in --out
   Overrides overrides;  // config keys from the command line, in order
 };
 
@@ -30,11 +31,26 @@ struct RunSetup {
   std::optional<CheckpointInfo> resume_from;
   RunConfig cfg;
   std::optional<LoadedModel> init;
+  std::string init_from;  // where `init` came from (--init-from)
   std::unique_ptr<TokenSource> data;
+  std::string data_fingerprint;              // data/data_fingerprint.hpp, stored in checkpoints
+  std::vector<std::string> previous_run;     // --overwrite: what of an earlier run --out holds
+  std::optional<int64_t> previous_horizon;   // resumed with --train.decay_steps changing the horizon: the old one
 };
 
 // Reads and checks everything; UserError naming the first problem (a resumed run must keep
-// its model, optimizer, batch shape and seed; --init-from fixes the model's shape).
+// its model, optimizer, batch shape, seed and data; --init-from fixes the model's shape; --out
+// must not hold another run unless --overwrite).
 RunSetup read_run_setup(const RunRequest& request);
+
+// model.vocab_size kVocabFromData becomes the data's tokenizer's vocabulary; a smaller one than
+// the data's is a UserError naming both. A larger one stays (the header says so).
+void settle_vocab_size(GPTConfig& model, int64_t data_vocab);
+
+// A resumed run decays over its own horizon: `now.decay_steps` kDecayStepsUnset (the launch did
+// not set train.decay_steps) takes the horizon of `saved`, so a longer train.steps continues at
+// the floor. Set explicitly, it replaces it; returns the old horizon when the horizon changed.
+inline constexpr int64_t kDecayStepsUnset = -1;
+std::optional<int64_t> settle_decay_horizon(TrainConfig& now, const TrainConfig& saved);
 
 }  // namespace meshlm

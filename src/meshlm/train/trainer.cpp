@@ -94,6 +94,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       // every rank: either all ranks throw here or none does.
       mesh_([&] {
         cfg.validate();
+        if (cfg.model.vocab_size == kVocabFromData)
+          throw UserError("model.vocab_size is not set, and nothing here supplies it from data: set it in the config");
         if (cfg.train.micro_batch < cfg.parallel.dp)
           throw UserError(cat("train.micro_batch (", cfg.train.micro_batch, ") is smaller than the ",
                               cfg.parallel.dp, " data-parallel ranks: every rank needs at least one sequence"));

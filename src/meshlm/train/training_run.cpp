@@ -1,11 +1,15 @@
 #include "meshlm/train/training_run.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
+#include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/process_memory.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/rank_agreement.hpp"
+#include "meshlm/train/run_directory.hpp"
 
 namespace meshlm {
 
@@ -30,8 +34,17 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
   }
   agree_on_setup(comm, error);
   console_ = std::make_unique<RunConsole>(comm, setup_.cfg);
-  console_->header(setup_, request.data, *trainer_);
   const bool root = comm.rank() == 0;
+  // --overwrite: only now, when everything else has been checked, does the earlier run go.
+  if (!setup_.previous_run.empty()) {
+    try {
+      if (root) console_->overwrote(setup_.run_dir.string(), remove_previous_run(setup_.run_dir));
+    } catch (const UserError& e) {
+      error = e.what();
+    }
+    agree_on_setup(comm, error);
+  }
+  console_->header(setup_, request.data, *trainer_);
   if (root && !setup_.run_dir.empty()) fs::create_directories(setup_.run_dir);
   metrics_ = setup_.run_dir.empty() || !root ? std::make_unique<MetricsLog>()
                                              : std::make_unique<MetricsLog>(setup_.run_dir / "metrics.jsonl");
@@ -41,7 +54,8 @@ TrainingRun::~TrainingRun() = default;
 
 void TrainingRun::save(bool best) {
   if (setup_.run_dir.empty()) return;
-  const fs::path dir = save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best);
+  const fs::path dir = save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(),
+                                       best, setup_.data_fingerprint);
   console_->checkpoint(dir.string(), best);
   last_saved_ = trainer_->state().step;
 }
@@ -61,9 +75,20 @@ int TrainingRun::stop_requested() {
   return sig;
 }
 
+void TrainingRun::summarise(int64_t first_step, const Timer& clock) {
+  const int64_t peak = peak_rss_bytes();
+  int64_t largest = peak;
+  for (double p : all_gather_doubles(comm_, double(peak))) largest = std::max(largest, int64_t(p));
+  const TrainerState& st = trainer_->state();
+  console_->summary({first_step, st.step, clock.seconds(), (st.step - first_step) * trainer_->tokens_per_step(),
+                     st.best_val_loss, st.best_step, largest});
+}
+
 int TrainingRun::run() {
   Trainer& trainer = *trainer_;
   const TrainConfig& t = setup_.cfg.train;
+  const int64_t first_step = trainer.state().step;
+  const Timer clock;
   bool stopped_early = false;
   while (trainer.state().step < t.steps) {
     const StepStats st = trainer.step();
@@ -87,6 +112,7 @@ int TrainingRun::run() {
     if (const int sig = stop_requested(); sig != 0) {
       if (!setup_.run_dir.empty() && last_saved_ != st.step) save(false);
       console_->stopped_by_signal(sig, st.step, !setup_.run_dir.empty());
+      summarise(first_step, clock);
       return 128 + sig;
     }
   }
@@ -103,6 +129,7 @@ int TrainingRun::run() {
       console_->saved_model(setup_.run_dir.string(), trainer);
     }
   }
+  summarise(first_step, clock);
   if (comm_.size() > 1) comm_.barrier();  // nobody finalises MPI while rank 0 still writes
   return 0;
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/timer.hpp"
 #include "meshlm/train/metrics_log.hpp"
 #include "meshlm/train/run_console.hpp"
 #include "meshlm/train/run_setup.hpp"
@@ -31,6 +32,7 @@ class TrainingRun {
   void save(bool best);
   bool evaluate();  // returns whether the evaluation is the best so far
   int stop_requested();
+  void summarise(int64_t first_step, const Timer& clock);  // collective: the ranks' peak memory
 
   Communicator& comm_;
   RunRequest request_;
