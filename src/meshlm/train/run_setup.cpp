@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
 
@@ -11,11 +12,11 @@ namespace fs = std::filesystem;
 namespace {
 
 // A model directory, or a checkpoint, or a run directory (its latest checkpoint).
-LoadedModel load_initial_model(const fs::path& path) {
+fs::path initial_model_dir(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError(cat("--init-from: not found: ", path.string()));
-  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return load_model(path.parent_path());
-  return load_model(resolve_checkpoint(path));
+  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return path.parent_path();
+  return resolve_checkpoint(path);
 }
 
 }  // namespace
@@ -43,9 +44,11 @@ RunSetup read_run_setup(const RunRequest& request) {
   cfg = s.resume_from && request.config.empty() ? s.resume_from->config : RunConfig{};
   cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
   if (!request.config.empty()) apply_toml_file(cfg, request.config);
+  fs::path init_dir;
   if (!request.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
-    s.init = load_initial_model(request.init_from);
+    init_dir = initial_model_dir(request.init_from);
+    s.init = load_model(init_dir);
     cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
   }
   for (const auto& [k, v] : request.overrides) {
@@ -65,6 +68,11 @@ RunSetup read_run_setup(const RunRequest& request) {
   }
   if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
   s.data = open_token_source(request.data, cfg.train.val_fraction);
+  if (s.init || s.resume_from)
+    check_tokenizer_identity(TokenizerIdentity::of(s.data->tokenizer(), request.data),
+                             model_tokenizer_identity(s.init ? init_dir : s.resume_from->dir), cfg.model.vocab_size,
+                             s.init ? cat("--init-from ", request.init_from) : cat("--resume ", s.run_dir.string()),
+                             request.allow_tokenizer_mismatch);
   return s;
 }
 

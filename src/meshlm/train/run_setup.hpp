@@ -22,6 +22,7 @@ struct RunRequest {
   std::string init_from;  // pretrained weights: a model directory, checkpoint or run directory
   std::string resume;     // --resume RUN_DIR (empty with resume_flag: --out)
   bool resume_flag = false;
+  bool allow_tokenizer_mismatch = false;  // train on data tokenized differently from the model's
   Overrides overrides;  // config keys from the command line, in order
 };
 
