@@ -3,6 +3,7 @@
 
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/model_loading.hpp"
+#include "meshlm/core/error.hpp"
 #include "meshlm/data/prepare.hpp"
 
 namespace meshlm {
@@ -34,25 +35,31 @@ Command register_prepare(CLI::App& app) {
       ->required()
       ->expected(1, -1);
   cmd->add_option("--out", opts->out, "data directory to create (must not exist or be empty)")->required();
-  CLI::Option* tokenizer = cmd->add_option("--tokenizer", opts->tokenizer, "byte (any bytes), bpe (trained on the input) or gpt2")
+  cmd->add_option("--tokenizer", opts->tokenizer, "byte (any bytes), bpe (trained on the input) or gpt2")
       ->check(CLI::IsMember({"byte", "bpe", "gpt2"}))
       ->capture_default_str();
   cmd->add_option("--vocab-size", opts->vocab_size, "vocabulary size for bpe (default 8192)");
   cmd->add_option("--val-fraction", opts->val_fraction, "fraction of lines held out for validation, in (0, 1)")
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "seed of the train/val split and of bpe training")->capture_default_str();
-  CLI::Option* gpt2_dir = cmd->add_option(
+  cmd->add_option(
       "--gpt2-dir", opts->gpt2_dir,
       "directory with GPT-2's encoder.json + vocab.bpe, vocab.json + merges.txt or tokenizer.json "
       "(default: scripts/fetch-gpt2-tokenizer.sh's)");
   cmd->add_option("--tokenizer-from", opts->tokenizer_from,
                   "encode with the tokenizer of a data directory, run directory, checkpoint or model directory "
-                  "(trains none)")
-      ->excludes(tokenizer)
-      ->excludes(gpt2_dir);
+                  "(trains none)");
   cmd->footer(
       "Lines are the unit of the split: each line goes to val with probability --val-fraction, decided by --seed.");
-  return {cmd, [opts] { return run_prepare(*opts); }};
+  return {cmd, [opts, cmd] {
+            // The reused tokenizer is all there is: a kind or GPT-2 files besides it would be ignored.
+            if (!opts->tokenizer_from.empty())
+              for (const char* other : {"--tokenizer", "--gpt2-dir"})
+                if (cmd->count(other) > 0)
+                  throw UserError(cat("--tokenizer-from and ", other, " cannot be combined (the tokenizer comes from ",
+                                      opts->tokenizer_from.string(), ")"));
+            return run_prepare(*opts);
+          }};
 }
 
 }  // namespace meshlm
