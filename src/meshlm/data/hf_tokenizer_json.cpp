@@ -22,8 +22,8 @@ namespace {
 
 // Whether a pre-tokenizer (or a Sequence of them) contains the ByteLevel one.
 bool is_byte_level(const json& pre) {
-  if (!pre.is_object()) return false;
-  const std::string type = pre.value("type", "");
+  if (!pre.is_object() || !pre.contains("type") || !pre["type"].is_string()) return false;
+  const std::string type = pre["type"].get<std::string>();
   if (type == "ByteLevel") return true;
   if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
     for (const json& p : pre["pretokenizers"])
@@ -49,7 +49,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const fs::path& path) {
   const auto model_it = j.find("model");
   if (model_it == j.end() || !model_it->is_object()) throw unsupported("it has no \"model\" object");
   const json& model = *model_it;
-  if (model.value("type", "BPE") != "BPE") throw unsupported(cat("model.type is ", model["type"].dump()));
+  if (auto type = model.find("type"); type != model.end() && *type != "BPE")
+    throw unsupported(cat("model.type is ", type->dump()));
   if (!model.contains("vocab") || !model["vocab"].is_object() || !model.contains("merges") ||
       !model["merges"].is_array())
     throw unsupported("model.vocab must be an object and model.merges an array");
@@ -57,7 +58,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const fs::path& path) {
     throw unsupported("its pre_tokenizer is not ByteLevel");
   if (!empty_or_null(model, "continuing_subword_prefix") || !empty_or_null(model, "end_of_word_suffix"))
     throw unsupported("it uses a subword prefix or suffix");
-  if (model.value("byte_fallback", false)) throw unsupported("it uses byte fallback");
+  if (auto bf = model.find("byte_fallback"); bf != model.end() && *bf != false && !bf->is_null())
+    throw unsupported("it uses byte fallback");
 
   // Added tokens must already be tokens of the vocabulary, under the same id: meshlm does not
   // match special tokens in text (neither does GPT-2's reference encoder).
