@@ -70,7 +70,7 @@ expect no_out_option "out" "" --input "$text"
 # A good run writes a complete data directory; a second run onto it is refused untouched.
 if "$meshlm" prepare --input "$text" --out "$out" --val-fraction 0.1 > "$work/stdout" 2> "$work/stderr"; then
   missing=""
-  for f in train.bin val.bin meta.json tokenizer.json; do [ -s "$out/$f" ] || missing="$missing $f"; done
+  for f in train.bin val.bin meta.json meshlm_tokenizer.json; do [ -s "$out/$f" ] || missing="$missing $f"; done
   if [ -z "$missing" ] && grep -q "train:" "$work/stdout"; then
     echo "ok   good_run"; passes=$((passes + 1))
   else

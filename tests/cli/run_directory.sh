@@ -52,7 +52,7 @@ echo "my notes" > "$run/notes.txt"
 echo "mine too" > "$run/checkpoints/README"
 "$meshlm" train --data "$work/text.txt" "${small[@]}" --train.steps 2 --out "$run" --overwrite > "$work/out" 2> "$work/err"
 check "--overwrite run" $? "$(cat "$work/err")"
-grep -q "^--overwrite: removed the earlier run's metrics.jsonl, checkpoints/ (1 checkpoints), model.safetensors, config.json and tokenizer.json from " "$work/out"
+grep -q "^--overwrite: removed the earlier run's metrics.jsonl, checkpoints/ (1 checkpoints), model.safetensors, config.json and meshlm_tokenizer.json from " "$work/out"
 check "--overwrite says what it removed" $? "$(head -1 "$work/out")"
 check "--overwrite keeps unrelated files" "$([ -f "$run/notes.txt" ] && [ -f "$run/checkpoints/README" ]; echo $?)" "$(ls -R "$run")"
 check "--overwrite removed the old checkpoint" "$([ ! -e "$run/checkpoints/step_000004" ] && [ -d "$run/checkpoints/step_000002" ]; echo $?)" \

@@ -16,3 +16,6 @@ set_tests_properties(cli.bench PROPERTIES TIMEOUT 300 LABELS slow)
 
 add_test(NAME cli.run_directory COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_directory.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.run_directory PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.tokenizer_identity COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/tokenizer_identity.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.tokenizer_identity PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

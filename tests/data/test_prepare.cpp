@@ -116,7 +116,7 @@ TEST_F(PrepareTest, ByteTokenizerWritesADataDirectory) {
   EXPECT_NEAR(double(r.val_lines), 500.0, 90.0);  // ~Binomial(5000, 0.1): sd 21
   EXPECT_GT(r.peak_rss_bytes, 0);
 
-  for (const char* f : {"train.bin", "val.bin", "meta.json", "tokenizer.json"})
+  for (const char* f : {"train.bin", "val.bin", "meta.json", "meshlm_tokenizer.json"})
     EXPECT_TRUE(fs::exists(o.out / f)) << f;
   TokenShard train(o.out / "train.bin"), val(o.out / "val.bin");
   EXPECT_EQ(train.size(), r.train_tokens);

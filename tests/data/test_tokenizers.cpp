@@ -503,8 +503,9 @@ TEST_F(Gpt2Tokenizer, SavesAndLoads) {
   const std::string text = "Saved and loaded: 日本語 don't  stop\n";
   EXPECT_EQ(encode(*loaded, text), encode(*tok_, text));
   const fs::path dir = default_gpt2_tokenizer_dir();
-  EXPECT_EQ(read_bytes(out / "encoder.json"), read_bytes(dir / "encoder.json"));
-  EXPECT_EQ(read_bytes(out / "vocab.bpe"), read_bytes(dir / "vocab.bpe"));
+  // Saved under Hugging Face's names (vocab.json, merges.txt): the same vocabulary and merges.
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(out / "vocab.json")), nlohmann::json::parse(read_bytes(dir / "encoder.json")));
+  EXPECT_EQ(read_bytes(out / "merges.txt"), read_bytes(dir / "vocab.bpe"));
 }
 
 TEST(Gpt2TokenizerFiles, ErrorsAreUserErrors) {

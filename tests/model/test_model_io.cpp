@@ -164,8 +164,9 @@ TEST(ModelIo, ConfigJsonIsAHuggingFaceGpt2Config) {
   for (const char* p : {"resid_pdrop", "embd_pdrop", "attn_pdrop"}) EXPECT_EQ(j[p].get<double>(), 0.0) << p;
   EXPECT_EQ(j["initializer_range"].get<double>(), 0.02);
   EXPECT_EQ(j["tie_word_embeddings"], true);
-  EXPECT_EQ(j["bos_token_id"], 10);
-  EXPECT_EQ(j["eos_token_id"], 10);
+  // No tokenizer given: no special tokens, written as null (not the last id, a plain token).
+  EXPECT_TRUE(j["bos_token_id"].is_null());
+  EXPECT_TRUE(j["eos_token_id"].is_null());
   EXPECT_EQ(j["torch_dtype"], "float32");
 
   GPTConfig gpt2;
@@ -174,9 +175,13 @@ TEST(ModelIo, ConfigJsonIsAHuggingFaceGpt2Config) {
   gpt2.n_embd = 768;
   gpt2.n_layer = 12;
   gpt2.n_head = 12;
-  const json g = json::parse(model_config_json(gpt2));
+  // The tokenizer's own ids (gpt2's <|endoftext|>; a bpe model's </s> without a bos).
+  const json g = json::parse(model_config_json(gpt2, {50256, 50256}));
   EXPECT_EQ(g["bos_token_id"], 50256);
   EXPECT_EQ(g["eos_token_id"], 50256);
+  const json bpe = json::parse(model_config_json(tiny_config(), {std::nullopt, 1}));
+  EXPECT_TRUE(bpe["bos_token_id"].is_null());
+  EXPECT_EQ(bpe["eos_token_id"], 1);
 
   // An odd epsilon survives the decimal round trip exactly.
   GPTConfig odd = tiny_config();

@@ -157,5 +157,29 @@ TEST(RunDirectory, OverwriteRemovesOnlyMeshlmsFiles) {
   EXPECT_EQ(left, (std::vector<std::string>{"checkpoints", "checkpoints/keep_me.txt", "notes.txt"}));
 }
 
+TEST(RunDirectory, OverwriteRemovesAGpt2TokenizersHuggingFaceFiles) {
+  const ScratchDir dir;
+  const fs::path run = dir.path();
+  write(run / "model.safetensors", "x");
+  write(run / "config.json", "{}");
+  write(run / "meshlm_tokenizer.json", "{\"kind\": \"gpt2\", \"encoder\": \"vocab.json\", \"vocab\": \"merges.txt\", "
+                                       "\"vocab_size\": 3, \"fingerprint\": \"0123456789abcdef\"}");
+  for (const char* f : {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "README.md"})
+    write(run / f, "x");
+  EXPECT_EQ(join_list(remove_previous_run(run)),
+            "model.safetensors, config.json, meshlm_tokenizer.json, vocab.json, merges.txt, tokenizer_config.json and "
+            "special_tokens_map.json");
+  EXPECT_TRUE(fs::exists(run / "README.md"));
+}
+
+TEST(RunDirectory, OverwriteLeavesAHuggingFaceTokenizerJsonAlone) {
+  const ScratchDir dir;
+  const fs::path run = dir.path();
+  write(run / "model.safetensors", "x");
+  write(run / "tokenizer.json", "{\"version\": \"1.0\", \"model\": {\"type\": \"BPE\"}}");
+  EXPECT_EQ(join_list(remove_previous_run(run)), "model.safetensors");
+  EXPECT_TRUE(fs::exists(run / "tokenizer.json"));
+}
+
 }  // namespace
 }  // namespace meshlm

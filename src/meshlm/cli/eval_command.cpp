@@ -21,6 +21,7 @@ struct EvalArgs {
   std::string checkpoint, data, split = "val";
   int64_t tokens = 0, batch = 8, block_size = 0, tp = 1, nproc = 0;
   std::string device = "cpu";
+  bool allow_tokenizer_mismatch = false;
 };
 
 int run_eval(const EvalArgs& a) {
@@ -33,7 +34,7 @@ int run_eval(const EvalArgs& a) {
   InferenceGroup group = make_inference_group(a.tp, device);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   auto data = open_token_source(a.data, 0.1);
-  check_tokenizer_matches(m, data->tokenizer(), a.data);
+  check_tokenizer_matches(m, data->tokenizer(), a.data, a.allow_tokenizer_mismatch);
   const int64_t T = a.block_size > 0 ? a.block_size : m.model.config.n_positions;
   if (T > m.model.config.n_positions)
     throw UserError(cat("--block-size ", T, " exceeds the model's n_positions (", m.model.config.n_positions, ")"));
@@ -69,6 +70,8 @@ Command register_eval(CLI::App& app) {
   cmd->add_option("--tp", a->tp, "tensor-parallel ranks (run under mpirun with this many processes)")->capture_default_str();
   cmd->add_option("--nproc", a->nproc, "start N processes on this machine (runs mpirun; sets --tp N)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--allow-tokenizer-mismatch", a->allow_tokenizer_mismatch,
+                "evaluate even if the data's tokenizer is not the model's");
   return {cmd, [a] { return run_eval(*a); }};
 }
 

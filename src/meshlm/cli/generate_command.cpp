@@ -33,7 +33,7 @@ int run_generate(GenerateArgs a) {
   InferenceGroup group = make_inference_group(a.tp, device);
   ModelForInference m = load_model_for_inference(a.checkpoint);
   if (!m.tokenizer)
-    throw UserError(cat(m.dir.string(), " has no tokenizer.json: generate needs a checkpoint saved by meshlm train"));
+    throw UserError(cat(m.dir.string(), " has no tokenizer (meshlm_tokenizer.json, or GPT-2 style vocab.json + merges.txt or tokenizer.json): generate needs one to read the prompt"));
   if (a.max_new_tokens < 0) throw UserError(cat("--max-new-tokens must not be negative, got ", a.max_new_tokens));
   std::vector<int32_t> prompt;
   m.tokenizer->encode(a.prompt, prompt);

@@ -2,17 +2,21 @@
 #include <memory>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/model_loading.hpp"
+#include "meshlm/core/error.hpp"
 #include "meshlm/data/prepare.hpp"
 
 namespace meshlm {
 
 namespace {
 
-int run_prepare(const PrepareOptions& opts) {
+int run_prepare(PrepareOptions opts) {
+  if (!opts.tokenizer_from.empty()) opts.tokenizer_from = tokenizer_dir_of(opts.tokenizer_from, "--tokenizer-from");
   PrepareResult r = prepare_dataset(opts);
   const double mb = double(r.input_bytes) / 1e6;
-  std::printf("meshlm prepare: %s tokenizer, vocabulary %lld (%d-byte tokens)\n", r.tokenizer.c_str(),
-              (long long)r.vocab_size, r.token_bytes);
+  std::printf("meshlm prepare: %s tokenizer, vocabulary %lld (%d-byte tokens), fingerprint %s\n", r.tokenizer.c_str(),
+              (long long)r.vocab_size, r.token_bytes, r.tokenizer_fingerprint.c_str());
+  if (!opts.tokenizer_from.empty()) std::printf("  tokenizer from %s\n", opts.tokenizer_from.c_str());
   std::printf("  read %lld file%s, %.1f MB\n", (long long)r.files, r.files == 1 ? "" : "s", mb);
   std::printf("  train: %lld tokens (%lld lines)\n", (long long)r.train_tokens, (long long)r.train_lines);
   std::printf("  val:   %lld tokens (%lld lines)\n", (long long)r.val_tokens, (long long)r.val_lines);
@@ -38,11 +42,24 @@ Command register_prepare(CLI::App& app) {
   cmd->add_option("--val-fraction", opts->val_fraction, "fraction of lines held out for validation, in (0, 1)")
       ->capture_default_str();
   cmd->add_option("--seed", opts->seed, "seed of the train/val split and of bpe training")->capture_default_str();
-  cmd->add_option("--gpt2-dir", opts->gpt2_dir,
-                  "directory with GPT-2's encoder.json and vocab.bpe (default: scripts/fetch-gpt2-tokenizer.sh's)");
+  cmd->add_option(
+      "--gpt2-dir", opts->gpt2_dir,
+      "directory with GPT-2's encoder.json + vocab.bpe, vocab.json + merges.txt or tokenizer.json "
+      "(default: scripts/fetch-gpt2-tokenizer.sh's)");
+  cmd->add_option("--tokenizer-from", opts->tokenizer_from,
+                  "encode with the tokenizer of a data directory, run directory, checkpoint or model directory "
+                  "(trains none)");
   cmd->footer(
       "Lines are the unit of the split: each line goes to val with probability --val-fraction, decided by --seed.");
-  return {cmd, [opts] { return run_prepare(*opts); }};
+  return {cmd, [opts, cmd] {
+            // The reused tokenizer is all there is: a kind or GPT-2 files besides it would be ignored.
+            if (!opts->tokenizer_from.empty())
+              for (const char* other : {"--tokenizer", "--gpt2-dir"})
+                if (cmd->count(other) > 0)
+                  throw UserError(cat("--tokenizer-from and ", other, " cannot be combined (the tokenizer comes from ",
+                                      opts->tokenizer_from.string(), ")"));
+            return run_prepare(*opts);
+          }};
 }
 
 }  // namespace meshlm

@@ -138,6 +138,8 @@ Command register_train(CLI::App& app) {
   cmd->add_option("--init-from", args->request.init_from,
                   "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
                   "with its config.json (e.g. GPT-2 from the Hugging Face hub)");
+  cmd->add_flag("--allow-tokenizer-mismatch", args->request.allow_tokenizer_mismatch,
+               "with --init-from/--resume: train even if the data's tokenizer is not the model's");
   cmd->add_option("--nproc", args->nproc,
                   "start N processes on this machine (runs mpirun; without --dp, sets --dp N/(tp·pp))")
       ->check(CLI::PositiveNumber);

@@ -27,7 +27,6 @@
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
-#include <nlohmann/json.hpp>
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
@@ -109,19 +108,28 @@ class BpeTokenizer final : public Tokenizer {
     const int eos = sp_.eos_id();
     return eos >= 0 ? std::optional<int32_t>(eos) : std::nullopt;
   }
+  // SentencePiece's own (bos is off in models meshlm trains; eos is </s>).
+  std::optional<int32_t> bos_id() const override {
+    const int id = sp_.bos_id();
+    return id >= 0 ? std::optional<int32_t>(id) : std::nullopt;
+  }
+  std::optional<int32_t> eos_id() const override { return document_separator(); }
 
   void save(const fs::path& dir) const override {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw UserError(cat("cannot create directory ", dir.string(), ": ", ec.message()));
-    // The model first: tokenizer.json only ever names a complete file.
+    // The model first: the manifest only ever names a complete file.
     const fs::path model_path = dir / kModelFile;
     write_file_atomic(model_path, [&](int fd) { write_all(fd, model_.data(), model_.size(), model_path.string()); });
-    const nlohmann::json j = {{"kind", "bpe"}, {"model", kModelFile}, {"vocab_size", vocab_size()}};
-    write_text_atomic(dir / "tokenizer.json", j.dump(2) + "\n");
+    write_tokenizer_manifest(dir, *this, {{"model", kModelFile}});
   }
 
   const std::string& model() const { return model_; }
+
+ protected:
+  // The serialized model as trained: saved and loaded byte for byte.
+  std::string identity_bytes() const override { return model_; }
 
  private:
   // Encodes text that holds no newline and no literal U+2581, word by word.

@@ -1,7 +1,4 @@
 // The byte tokenizer: token id = byte value. Any bytes round-trip exactly, UTF-8 or not.
-#include <nlohmann/json.hpp>
-
-#include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/tokenizer.hpp"
 
@@ -32,14 +29,18 @@ class ByteTokenizer final : public Tokenizer {
 
   // Bytes have no id to spare for a separator; documents simply follow each other.
   std::optional<int32_t> document_separator() const override { return std::nullopt; }
+  std::optional<int32_t> bos_id() const override { return std::nullopt; }
+  std::optional<int32_t> eos_id() const override { return std::nullopt; }
 
   void save(const std::filesystem::path& dir) const override {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) throw UserError(cat("cannot create directory ", dir.string(), ": ", ec.message()));
-    const nlohmann::json j = {{"kind", "byte"}, {"vocab_size", 256}};
-    write_text_atomic(dir / "tokenizer.json", j.dump(2) + "\n");
+    write_tokenizer_manifest(dir, *this, {});
   }
+
+ protected:
+  std::string identity_bytes() const override { return {}; }  // the kind says it all
 };
 
 }  // namespace

@@ -1,4 +1,7 @@
-// GPT-2's byte-level BPE tokenizer, read from its encoder.json + vocab.bpe.
+// GPT-2's byte-level BPE tokenizer, read from its encoder.json + vocab.bpe (Hugging Face's
+// vocab.json + merges.txt are the same formats; its tokenizer.json is converted to them in
+// hf_tokenizer_json.cpp). It saves itself under Hugging Face's names, so that a model
+// directory loads with GPT2Tokenizer.
 //
 // encode(): text -> pre-tokens (GPT-2's regex, by hand over code points) -> each pre-token's
 // UTF-8 bytes -> BPE merges by rank -> ids. Ids equal OpenAI's GPT-2 encoder's.
@@ -88,6 +91,21 @@ bool alphabet_to_bytes(std::string_view token, std::string& out) {
     i += len;
   }
   return true;
+}
+
+// Raw bytes -> token text over the alphabet (UTF-8), as the files write it.
+std::string bytes_to_alphabet(std::string_view bytes) {
+  std::string out;
+  for (char c : bytes) {
+    const uint32_t cp = alphabet().to_cp[static_cast<unsigned char>(c)];
+    if (cp < 0x80) {
+      out.push_back(char(cp));
+    } else {  // the alphabet stays below U+0800: two bytes
+      out.push_back(char(0xC0 | (cp >> 6)));
+      out.push_back(char(0x80 | (cp & 0x3F)));
+    }
+  }
+  return out;
 }
 
 // ---- Pre-tokenizer -----------------------------------------------------------------------
@@ -235,11 +253,11 @@ constexpr size_t kSimpleBpeMax = 48;     // up to this many bytes, the quadratic
 
 class Gpt2Tokenizer final : public Tokenizer {
  public:
-  Gpt2Tokenizer(std::string encoder_text, std::string vocab_text, const fs::path& encoder_path,
-                const fs::path& vocab_path)
-      : encoder_text_(std::move(encoder_text)), vocab_text_(std::move(vocab_text)), serial_(++g_serial) {
-    load_encoder(encoder_path);
-    load_merges(vocab_path);
+  Gpt2Tokenizer(const std::string& encoder_text, const std::string& vocab_text, const std::string& encoder_source,
+                const std::string& vocab_source)
+      : serial_(++g_serial) {
+    load_encoder(encoder_text, encoder_source);
+    load_merges(vocab_text, vocab_source);
   }
 
   std::string_view kind() const override { return "gpt2"; }
@@ -283,23 +301,66 @@ class Gpt2Tokenizer final : public Tokenizer {
   }
 
   std::optional<int32_t> document_separator() const override { return end_of_text_; }
+  // GPT-2 opens and closes text with the same <|endoftext|>.
+  std::optional<int32_t> bos_id() const override { return end_of_text_; }
+  std::optional<int32_t> eos_id() const override { return end_of_text_; }
 
+  // Hugging Face's file names and formats: vocab.json (token -> id, in id order) and
+  // merges.txt (a version line, then one merge per line, best first, newline-terminated:
+  // GPT2Tokenizer drops the first and the last line), written from what was loaded, so the
+  // files are the same whichever format they came from. tokenizer_config.json and
+  // special_tokens_map.json tell AutoTokenizer the class and the special tokens.
   void save(const fs::path& dir) const override {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw UserError(cat("cannot create directory ", dir.string(), ": ", ec.message()));
-    write_text_atomic(dir / "encoder.json", encoder_text_);
-    write_text_atomic(dir / "vocab.bpe", vocab_text_);
-    const nlohmann::json j = {
-        {"kind", "gpt2"}, {"encoder", "encoder.json"}, {"vocab", "vocab.bpe"}, {"vocab_size", vocab_size()}};
-    write_text_atomic(dir / "tokenizer.json", j.dump(2) + "\n");
+    nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
+    for (size_t id = 0; id < token_bytes_.size(); ++id) vocab[bytes_to_alphabet(token_bytes_[id])] = id;
+    write_text_atomic(dir / kVocabFile, vocab.dump() + "\n");
+    std::string merges = "#version: 0.2\n";
+    for (const MergeRule& m : merges_)
+      merges += cat(bytes_to_alphabet(token_bytes_[size_t(m.a)]), " ", bytes_to_alphabet(token_bytes_[size_t(m.b)]), "\n");
+    write_text_atomic(dir / kMergesFile, merges);
+    nlohmann::ordered_json config = {{"tokenizer_class", "GPT2Tokenizer"}, {"add_prefix_space", false}};
+    nlohmann::ordered_json special = nlohmann::ordered_json::object();
+    if (end_of_text_) {
+      for (const char* key : {"bos_token", "eos_token", "unk_token"}) {
+        config[key] = "<|endoftext|>";
+        special[key] = "<|endoftext|>";
+      }
+    }
+    write_text_atomic(dir / "tokenizer_config.json", config.dump(2) + "\n");
+    write_text_atomic(dir / "special_tokens_map.json", special.dump(2) + "\n");
+    write_tokenizer_manifest(dir, *this, {{"encoder", kVocabFile}, {"vocab", kMergesFile}});
+  }
+
+ protected:
+  // Each token's bytes in id order, then the merges by rank: the whole mapping, and nothing
+  // of how the files were formatted or named.
+  std::string identity_bytes() const override {
+    std::string out;
+    auto put = [&](uint64_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    put(token_bytes_.size());
+    for (const std::string& t : token_bytes_) {
+      put(t.size());
+      out += t;
+    }
+    put(merges_.size());
+    for (const MergeRule& m : merges_) {
+      put(uint64_t(uint32_t(m.a)));
+      put(uint64_t(uint32_t(m.b)));
+    }
+    return out;
   }
 
  private:
-  void load_encoder(const fs::path& path) {
-    const nlohmann::json j = nlohmann::json::parse(encoder_text_, nullptr, /*allow_exceptions=*/false);
+  static constexpr const char* kVocabFile = "vocab.json";
+  static constexpr const char* kMergesFile = "merges.txt";
+
+  void load_encoder(const std::string& text, const std::string& path) {
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object() || j.empty())
-      throw UserError(cat(path.string(), " is not a GPT-2 encoder.json (a JSON object of token -> id)"));
+      throw UserError(cat(path, " is not a GPT-2 encoder.json (a JSON object of token -> id)"));
     const size_t n = j.size();
     token_bytes_.assign(n, {});
     std::vector<bool> seen(n, false);
@@ -308,10 +369,10 @@ class Gpt2Tokenizer final : public Tokenizer {
     for (const auto& [token, value] : j.items()) {
       if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() >= int64_t(n) ||
           seen[size_t(value.get<int64_t>())])
-        throw UserError(cat(path.string(), ": token ", nlohmann::json(token).dump(), " has id ", value.dump(),
+        throw UserError(cat(path, ": token ", nlohmann::json(token).dump(), " has id ", value.dump(),
                             "; ids must be distinct integers in 0..", n - 1));
       if (!alphabet_to_bytes(token, bytes))
-        throw UserError(cat(path.string(), ": token ", nlohmann::json(token).dump(),
+        throw UserError(cat(path, ": token ", nlohmann::json(token).dump(),
                             " is not written in GPT-2's byte alphabet"));
       const auto id = int32_t(value.get<int64_t>());
       seen[size_t(id)] = true;
@@ -320,16 +381,16 @@ class Gpt2Tokenizer final : public Tokenizer {
     }
     for (int b = 0; b < 256; ++b) {
       auto it = by_bytes_.find(std::string(1, char(b)));
-      if (it == by_bytes_.end()) throw UserError(cat(path.string(), " lacks the token for byte ", b));
+      if (it == by_bytes_.end()) throw UserError(cat(path, " lacks the token for byte ", b));
       byte_id_[size_t(b)] = it->second;
     }
     if (auto it = j.find("<|endoftext|>"); it != j.end()) end_of_text_ = int32_t(it->get<int64_t>());
   }
 
-  void load_merges(const fs::path& path) {
+  void load_merges(const std::string& text, const std::string& path) {
     // Lines: "#version: 0.2", then one merge "a b" per line, best first.
     std::vector<std::string_view> lines;
-    std::string_view rest = vocab_text_;
+    std::string_view rest = text;
     while (!rest.empty()) {
       const size_t nl = rest.find('\n');
       std::string_view line = rest.substr(0, nl);
@@ -348,19 +409,19 @@ class Gpt2Tokenizer final : public Tokenizer {
       const size_t sp = line.find(' ');
       if (sp == 0 || sp == std::string_view::npos || sp + 1 == line.size() ||
           line.find(' ', sp + 1) != std::string_view::npos)
-        throw UserError(cat(path.string(), " line ", k + 1, " is not a merge \"a b\""));
+        throw UserError(cat(path, " line ", k + 1, " is not a merge \"a b\""));
       if (!alphabet_to_bytes(line.substr(0, sp), a) || !alphabet_to_bytes(line.substr(sp + 1), b))
-        throw UserError(cat(path.string(), " line ", k + 1, " is not written in GPT-2's byte alphabet"));
+        throw UserError(cat(path, " line ", k + 1, " is not written in GPT-2's byte alphabet"));
       const auto ia = by_bytes_.find(a), ib = by_bytes_.find(b), iab = by_bytes_.find(a + b);
       if (ia == by_bytes_.end() || ib == by_bytes_.end() || iab == by_bytes_.end())
-        throw UserError(cat(path.string(), " line ", k + 1, " merges tokens that encoder.json does not have"));
+        throw UserError(cat(path, " line ", k + 1, " merges tokens that encoder.json does not have"));
       merges_.push_back({ia->second, ib->second, iab->second});
       max_made[size_t(iab->second)] = std::max(max_made[size_t(iab->second)], rank);
       min_used[size_t(ia->second)] = std::min(min_used[size_t(ia->second)], rank);
       min_used[size_t(ib->second)] = std::min(min_used[size_t(ib->second)], rank);
       ++rank;
     }
-    if (merges_.empty()) throw UserError(cat(path.string(), " holds no merges"));
+    if (merges_.empty()) throw UserError(cat(path, " holds no merges"));
     table_.reserve(merges_.size());
     for (size_t r = 0; r < merges_.size(); ++r)
       table_.put(merges_[r].a, merges_[r].b, {int32_t(r), merges_[r].merged});
@@ -452,7 +513,6 @@ class Gpt2Tokenizer final : public Tokenizer {
     int32_t a, b, merged;
   };
 
-  std::string encoder_text_, vocab_text_;  // the files as read, for save()
   std::vector<std::string> token_bytes_;   // id -> raw bytes
   std::unordered_map<std::string, int32_t> by_bytes_;
   std::array<int32_t, 256> byte_id_{};
@@ -473,10 +533,28 @@ std::string read_gpt2_file(const fs::path& path) {
 
 }  // namespace
 
+std::unique_ptr<Tokenizer> make_gpt2_tokenizer(const std::string& vocab_json, const std::string& merges,
+                                               const std::string& vocab_source, const std::string& merges_source) {
+  return std::make_unique<Gpt2Tokenizer>(vocab_json, merges, vocab_source, merges_source);
+}
+
 std::unique_ptr<Tokenizer> load_gpt2_tokenizer(const fs::path& encoder_json, const fs::path& vocab_bpe) {
   std::string encoder = read_gpt2_file(encoder_json);  // in this order, for a predictable error
   std::string vocab = read_gpt2_file(vocab_bpe);
-  return std::make_unique<Gpt2Tokenizer>(std::move(encoder), std::move(vocab), encoder_json, vocab_bpe);
+  return std::make_unique<Gpt2Tokenizer>(encoder, vocab, encoder_json.string(), vocab_bpe.string());
+}
+
+std::unique_ptr<Tokenizer> load_gpt2_tokenizer_dir(const fs::path& dir) {
+  std::error_code ec;
+  auto both = [&](const char* a, const char* b) {
+    return fs::is_regular_file(dir / a, ec) && fs::is_regular_file(dir / b, ec);
+  };
+  if (both("encoder.json", "vocab.bpe")) return load_gpt2_tokenizer(dir / "encoder.json", dir / "vocab.bpe");
+  if (both("vocab.json", "merges.txt")) return load_gpt2_tokenizer(dir / "vocab.json", dir / "merges.txt");
+  if (fs::is_regular_file(dir / "tokenizer.json", ec)) return load_hf_tokenizer_json(dir / "tokenizer.json");
+  throw UserError(cat("GPT-2 tokenizer files not found in ", dir.string(),
+                      " (need encoder.json + vocab.bpe, vocab.json + merges.txt, or tokenizer.json);"
+                      " run scripts/fetch-gpt2-tokenizer.sh or pass --gpt2-dir"));
 }
 
 fs::path default_gpt2_tokenizer_dir() {

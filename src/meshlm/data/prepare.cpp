@@ -107,6 +107,14 @@ void check_utf8_file(const fs::path& path) {
 }
 
 std::unique_ptr<Tokenizer> build_tokenizer(const PrepareOptions& o, const std::vector<fs::path>& files) {
+  if (!o.tokenizer_from.empty()) {
+    // An existing tokenizer, as it is: the new data's ids mean what the old data's meant.
+    auto tok = load_tokenizer(o.tokenizer_from);
+    if (o.vocab_size != 0 && o.vocab_size != tok->vocab_size())
+      throw UserError(cat("--vocab-size ", o.vocab_size, " does not apply to --tokenizer-from (its ", tok->kind(),
+                          " tokenizer has ", tok->vocab_size(), " tokens)"));
+    return tok;
+  }
   if (o.tokenizer == "byte") {
     if (o.vocab_size != 0 && o.vocab_size != 256)
       throw UserError(cat("--vocab-size ", o.vocab_size, " does not apply to the byte tokenizer (its vocabulary is 256)"));
@@ -118,13 +126,7 @@ std::unique_ptr<Tokenizer> build_tokenizer(const PrepareOptions& o, const std::v
     return train_bpe_tokenizer(files, o.vocab_size == 0 ? kDefaultBpeVocab : o.vocab_size, o.seed);
   }
   if (o.tokenizer == "gpt2") {
-    fs::path dir = o.gpt2_dir.empty() ? default_gpt2_tokenizer_dir() : o.gpt2_dir;
-    fs::path encoder = dir / "encoder.json", merges = dir / "vocab.bpe";
-    std::error_code ec;
-    if (!fs::is_regular_file(encoder, ec) || !fs::is_regular_file(merges, ec))
-      throw UserError(cat("GPT-2 tokenizer files not found in ", dir.string(),
-                          " (need encoder.json and vocab.bpe); run scripts/fetch-gpt2-tokenizer.sh or pass --gpt2-dir"));
-    auto tok = load_gpt2_tokenizer(encoder, merges);
+    auto tok = load_gpt2_tokenizer_dir(o.gpt2_dir.empty() ? default_gpt2_tokenizer_dir() : o.gpt2_dir);
     if (o.vocab_size != 0 && o.vocab_size != tok->vocab_size())
       throw UserError(cat("--vocab-size ", o.vocab_size, " does not apply to the gpt2 tokenizer (its vocabulary is ",
                           tok->vocab_size(), ")"));
@@ -232,7 +234,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   const auto t_tok = clock::now();
   std::unique_ptr<Tokenizer> tok = build_tokenizer(o, files);
   const double tokenizer_seconds = std::chrono::duration<double>(clock::now() - t_tok).count();
-  const bool need_utf8 = o.tokenizer != "byte";
+  const bool need_utf8 = tok->kind() != "byte";
   const int64_t vocab = tok->vocab_size();
   const std::optional<int32_t> separator = tok->document_separator();
 
@@ -312,6 +314,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   json meta = {{"format", "meshlm-tokens"},
                {"version", 1},
                {"tokenizer", std::string(tok->kind())},
+               {"tokenizer_fingerprint", tok->fingerprint()},
                {"vocab_size", vocab},
                {"token_bytes", token_bytes_for_vocab(vocab)},
                {"train_tokens", r.train_tokens},
@@ -320,6 +323,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
                {"seed", o.seed},
                {"split", "line"},
                {"sources", sources}};
+  if (!o.tokenizer_from.empty()) meta["tokenizer_from"] = fs::absolute(o.tokenizer_from).lexically_normal().string();
   write_text_atomic(guard.tmp / "meta.json", meta.dump(2) + "\n");
   sync_directory(guard.tmp);
 
@@ -331,6 +335,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   sync_directory(out.parent_path());
 
   r.tokenizer = std::string(tok->kind());
+  r.tokenizer_fingerprint = tok->fingerprint();
   r.vocab_size = vocab;
   r.token_bytes = token_bytes_for_vocab(vocab);
   r.files = int64_t(files.size());
@@ -382,6 +387,10 @@ DatasetInfo read_dataset_meta(const fs::path& data_dir) {
   d.tokenizer = string("tokenizer");
   if (d.tokenizer != "byte" && d.tokenizer != "bpe" && d.tokenizer != "gpt2")
     throw UserError(cat(name, " names an unknown tokenizer \"", d.tokenizer, "\""));
+  if (auto fp = j.find("tokenizer_fingerprint"); fp != j.end()) {  // absent in data made before it existed
+    if (!fp->is_string()) throw UserError(cat(name, ": \"tokenizer_fingerprint\" must be a string, got ", fp->dump()));
+    d.tokenizer_fingerprint = fp->get<std::string>();
+  }
   d.vocab_size = integer("vocab_size", 1);
   if (d.vocab_size > int64_t(1) << 31) throw UserError(cat(name, ": \"vocab_size\" ", d.vocab_size, " is too large"));
   d.token_bytes = int(integer("token_bytes", 0));

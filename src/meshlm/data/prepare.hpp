@@ -2,7 +2,7 @@
 // `meshlm prepare`: text files -> a data directory of token shards.
 //
 //   OUT/train.bin, OUT/val.bin   token shards (see token_shard.hpp)
-//   OUT/tokenizer.json + files   the tokenizer (Tokenizer::save), read back by load_tokenizer
+//   OUT/meshlm_tokenizer.json + files   the tokenizer (Tokenizer::save), read back by load_tokenizer
 //   OUT/meta.json                what was built, from what: {"format": "meshlm-tokens", ...}
 //
 // Splitting is by line: a line, including its trailing '\n', is the unit (the King James
@@ -33,11 +33,14 @@ struct PrepareOptions {
   int64_t vocab_size = 0;                     // bpe: 0 means 8192; byte: 0 or 256; gpt2: 0 or its own
   double val_fraction = 0.01;                 // in (0, 1)
   uint64_t seed = 1337;                       // decides the split (and seeds bpe training)
-  std::filesystem::path gpt2_dir;             // encoder.json + vocab.bpe; empty: the default dir
+  std::filesystem::path gpt2_dir;             // GPT-2's files (OpenAI's or Hugging Face's); empty: the default dir
+  std::filesystem::path tokenizer_from;       // a directory holding a tokenizer to reuse (then `tokenizer`,
+                                              // gpt2_dir are unused): encodes with it, trains nothing
 };
 
 struct PrepareResult {
   std::string tokenizer;
+  std::string tokenizer_fingerprint;
   int64_t vocab_size = 0;
   int token_bytes = 0;
   int64_t files = 0;
@@ -65,6 +68,7 @@ struct DatasetSource {
 struct DatasetInfo {
   std::filesystem::path dir;
   std::string tokenizer;
+  std::string tokenizer_fingerprint;  // empty in data prepared before fingerprints were stored
   int64_t vocab_size = 0;
   int token_bytes = 0;
   int64_t train_tokens = 0, val_tokens = 0;

@@ -73,10 +73,14 @@ class ConfigReader {
 
 }  // namespace
 
-std::string model_config_json(const GPTConfig& cfg) {
+std::string model_config_json(const GPTConfig& cfg, const SpecialTokenIds& special) {
   // The GPT2Config fields Hugging Face writes, in its order; dropout is off because meshlm
   // does not train with it.
-  const int64_t special_token = cfg.vocab_size == 50257 ? 50256 : cfg.vocab_size - 1;
+  auto id = [&](const std::optional<int64_t>& v) {
+    MESHLM_ASSERT(!v || (*v >= 0 && *v < cfg.vocab_size), "special token id ", *v, " outside the vocabulary ",
+                  cfg.vocab_size);
+    return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json();
+  };
   nlohmann::ordered_json j;
   j["architectures"] = {"GPT2LMHeadModel"};
   j["model_type"] = "gpt2";
@@ -95,13 +99,14 @@ std::string model_config_json(const GPTConfig& cfg) {
   j["initializer_range"] = 0.02;
   j["scale_attn_weights"] = true;
   j["tie_word_embeddings"] = true;
-  j["bos_token_id"] = special_token;
-  j["eos_token_id"] = special_token;
+  j["bos_token_id"] = id(special.bos);
+  j["eos_token_id"] = id(special.eos);
   j["torch_dtype"] = "float32";
   return j.dump(2) + "\n";
 }
 
-void save_model(const fs::path& dir, const GPTConfig& cfg, const ParamLayout& layout, std::span<const float> params) {
+void save_model(const fs::path& dir, const GPTConfig& cfg, const ParamLayout& layout, std::span<const float> params,
+                const SpecialTokenIds& special) {
   cfg.validate();
   check_layout_matches(cfg, layout);
   MESHLM_ASSERT(params.size() >= layout.total(), "params has ", params.size(), " floats, layout needs ", layout.total());
@@ -114,7 +119,7 @@ void save_model(const fs::path& dir, const GPTConfig& cfg, const ParamLayout& la
   tensors.reserve(layout.views().size());
   for (const auto& v : layout.views()) tensors.emplace_back(v.spec.name, DType::f32, v.spec.shape, params.data() + v.offset);
   write_safetensors(dir / kModelWeightsFile, tensors, {{"format", "pt"}});
-  write_text_atomic(dir / kModelConfigFile, model_config_json(cfg));
+  write_text_atomic(dir / kModelConfigFile, model_config_json(cfg, special));
 }
 
 GPTConfig load_model_config(const fs::path& dir) {

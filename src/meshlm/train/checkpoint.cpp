@@ -13,6 +13,7 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/model/safetensors.hpp"
+#include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
 
@@ -91,7 +92,7 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
   fs::remove_all(tmp);
   try {
     fs::create_directories(tmp);
-    save_model(tmp, trainer.config().model, trainer.global_layout(), params);
+    save_model(tmp, trainer.config().model, trainer.global_layout(), params, special_token_ids(tokenizer));
     write_optimizer(tmp / kOptimizerFile, optimizer_state, trainer.optimizer().steps(), trainer.global_layout());
     tokenizer.save(tmp);
     nlohmann::ordered_json j;
@@ -113,7 +114,9 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
     j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
                                                       trainer.config().train.grad_accum}};
     j["rng"] = {{"kind", "philox4x32-10 counter-based"}, {"seed", trainer.config().train.seed}};
-    j["tokenizer"] = {{"kind", std::string(tokenizer.kind())}, {"vocab_size", tokenizer.vocab_size()}};
+    j["tokenizer"] = {{"kind", std::string(tokenizer.kind())},
+                      {"vocab_size", tokenizer.vocab_size()},
+                      {"fingerprint", tokenizer.fingerprint()}};
     j["config"] = nlohmann::json::parse(config_to_json(trainer.config()));
     write_text_atomic(tmp / kStateFile, j.dump(2) + "\n");
     sync_directory(tmp);

@@ -4,7 +4,8 @@
 //   optimizer.safetensors             optimizer moments, one tensor per parameter and state
 //   trainer_state.json                step, early-stopping state, lr, data and tokenizer reference,
 //                                     and the whole run config
-//   tokenizer.json + tokenizer files  so that eval/generate decode with the same tokenizer
+//   meshlm_tokenizer.json + files     so that eval/generate decode with the same tokenizer (and
+//                                     Hugging Face's loaders find theirs: see tokenizer.hpp)
 // A checkpoint is written into a temporary directory, every file fsync'ed, then renamed into
 // place; the `latest` pointer (a one-line file) is updated last, so a crash at any moment
 // leaves the previous checkpoint as `latest`. Old checkpoints beyond the most recent K are

@@ -4,6 +4,7 @@
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/data/tokenizer.hpp"
 #include "meshlm/model/model_io.hpp"
 
 namespace meshlm {
@@ -14,7 +15,7 @@ namespace {
 
 constexpr const char* kMetricsFile = "metrics.jsonl";
 constexpr const char* kCheckpointsDir = "checkpoints";
-constexpr const char* kTokenizerFile = "tokenizer.json";
+constexpr const char* kOldTokenizerManifest = "tokenizer.json";  // the manifest's name before meshlm_tokenizer.json
 
 bool is_file(const fs::path& p) {
   std::error_code ec;
@@ -40,18 +41,24 @@ int count_checkpoints(const fs::path& dir) {
   return n;
 }
 
-// tokenizer.json, and the files it names next to it (a SentencePiece model, GPT-2's files).
+// The tokenizer's manifest (meshlm_tokenizer.json, or an older run's tokenizer.json), the
+// files it names next to it (a SentencePiece model, GPT-2's vocab.json and merges.txt) and,
+// for gpt2, the two Hugging Face side files its save writes.
 std::vector<std::string> tokenizer_files(const fs::path& dir) {
-  if (!is_file(dir / kTokenizerFile)) return {};
-  std::vector<std::string> files{kTokenizerFile};
-  const nlohmann::json j = nlohmann::json::parse(read_file(dir / kTokenizerFile, "tokenizer"), nullptr, false);
-  if (j.is_object())
-    for (const auto& [key, value] : j.items()) {
-      if (!value.is_string()) continue;
-      const std::string name = value.get<std::string>();
-      if (!name.empty() && name.find('/') == std::string::npos && name != "." && name != ".." && is_file(dir / name))
-        files.push_back(name);
-    }
+  const char* manifest = is_file(dir / kTokenizerManifest) ? kTokenizerManifest : kOldTokenizerManifest;
+  if (!is_file(dir / manifest)) return {};
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir / manifest, "tokenizer"), nullptr, false);
+  if (!j.is_object() || !j.contains("kind")) return {};  // not meshlm's: Hugging Face's own tokenizer.json
+  std::vector<std::string> files{manifest};
+  for (const auto& [key, value] : j.items()) {
+    if (!value.is_string() || key == "kind" || key == "fingerprint") continue;
+    const std::string name = value.get<std::string>();
+    if (!name.empty() && name.find('/') == std::string::npos && name != "." && name != ".." && is_file(dir / name))
+      files.push_back(name);
+  }
+  if (j.value("kind", "") == "gpt2")
+    for (const char* side : {"tokenizer_config.json", "special_tokens_map.json"})
+      if (is_file(dir / side)) files.push_back(side);
   return files;
 }
 

@@ -5,6 +5,7 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/data_fingerprint.hpp"
 #include "meshlm/train/run_directory.hpp"
+#include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
 
@@ -13,11 +14,11 @@ namespace fs = std::filesystem;
 namespace {
 
 // A model directory, or a checkpoint, or a run directory (its latest checkpoint).
-LoadedModel load_initial_model(const fs::path& path) {
+fs::path initial_model_dir(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError(cat("--init-from: not found: ", path.string()));
-  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return load_model(path.parent_path());
-  return load_model(resolve_checkpoint(path));
+  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return path.parent_path();
+  return resolve_checkpoint(path);
 }
 
 // A new run into a directory that holds another run needs --overwrite.
@@ -82,9 +83,11 @@ RunSetup read_run_setup(const RunRequest& request) {
   cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
   if (resuming) cfg.train.decay_steps = kDecayStepsUnset;  // unless this launch sets it, the run's own
   if (!request.config.empty()) apply_toml_file(cfg, request.config);
+  fs::path init_dir;
   if (!request.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
-    s.init = load_initial_model(request.init_from);
+    init_dir = initial_model_dir(request.init_from);
+    s.init = load_model(init_dir);
     s.init_from = request.init_from;
     cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
   }
@@ -109,6 +112,11 @@ RunSetup read_run_setup(const RunRequest& request) {
   }
   if (cfg.train.threads > 0) omp_set_num_threads(int(cfg.train.threads));
   s.data = open_token_source(request.data, cfg.train.val_fraction);
+  if (s.init || s.resume_from)
+    check_tokenizer_identity(TokenizerIdentity::of(s.data->tokenizer(), request.data),
+                             model_tokenizer_identity(s.init ? init_dir : s.resume_from->dir), cfg.model.vocab_size,
+                             s.init ? cat("--init-from ", request.init_from) : cat("--resume ", s.run_dir.string()),
+                             request.allow_tokenizer_mismatch);
   settle_vocab_size(cfg.model, s.data->vocab_size());
   s.data_fingerprint = data_fingerprint(request.data);
   if (s.resume_from) check_resumed_data(*s.resume_from, request.data, s.data_fingerprint);

@@ -23,6 +23,7 @@ struct RunRequest {
   std::string resume;     // --resume RUN_DIR (empty with resume_flag: --out)
   bool resume_flag = false;
   bool overwrite = false;  // --overwrite: a new run replaces the earlier run in --out
+  bool allow_tokenizer_mismatch = false;  // train on data tokenized differently from the model's
   Overrides overrides;  // config keys from the command line, in order
 };
 

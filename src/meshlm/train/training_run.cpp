@@ -10,6 +10,7 @@
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/rank_agreement.hpp"
 #include "meshlm/train/run_directory.hpp"
+#include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
 
@@ -124,7 +125,8 @@ int TrainingRun::run() {
   if (!setup_.run_dir.empty()) {
     const std::vector<float> final_params = trainer.global_params();
     if (comm_.rank() == 0) {
-      save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params);
+      save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params,
+                 special_token_ids(setup_.data->tokenizer()));
       setup_.data->tokenizer().save(setup_.run_dir);  // the run directory is then a complete model for eval/generate
       console_->saved_model(setup_.run_dir.string(), trainer);
     }
