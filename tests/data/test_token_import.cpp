@@ -59,7 +59,8 @@ void write_gpt2_like_tokenizer(const fs::path& dir) {
   }
   enc["<|endoftext|>"] = kGpt2Vocab - 1;
   std::ofstream(dir / "encoder.json") << enc.dump();
-  std::ofstream(dir / "vocab.bpe") << "#version: 0.2\n" << "a b\n";
+  std::ofstream(dir / "vocab.bpe") << "#version: 0.2\n"
+                                   << "a b\n";
   if (!enc.contains("ab")) throw std::runtime_error("fake tokenizer lacks the merge's result");
 }
 
@@ -119,7 +120,8 @@ class TokenImportTest : public ::testing::Test {
     }
     EXPECT_FALSE(fs::exists(o.out)) << o.out << " was left behind";
     if (fs::exists(dir_ / "outs"))
-      for (const auto& entry : fs::directory_iterator(dir_ / "outs")) ADD_FAILURE() << entry.path() << " was left behind";
+      for (const auto& entry : fs::directory_iterator(dir_ / "outs"))
+        ADD_FAILURE() << entry.path() << " was left behind";
   }
 
   const ScratchDir scratch_;

@@ -70,9 +70,9 @@ Command register_prepare(CLI::App& app) {
           ->expected(1)
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   CLI::Option* vocab = cmd->add_option("--vocab-size", opts->vocab_size, "vocabulary size for bpe (default 8192)");
-  CLI::Option* val = cmd->add_option("--val-fraction", opts->val_fraction,
-                                     "fraction of lines held out for validation, in (0, 1)")
-                         ->capture_default_str();
+  CLI::Option* val =
+      cmd->add_option("--val-fraction", opts->val_fraction, "fraction of lines held out for validation, in (0, 1)")
+          ->capture_default_str();
   CLI::Option* seed =
       cmd->add_option("--seed", opts->seed, "seed of the train/val split and of bpe training")->capture_default_str();
   cmd->add_option("--gpt2-dir", opts->gpt2_dir,
@@ -86,30 +86,31 @@ Command register_prepare(CLI::App& app) {
       "Lines are the unit of the split: each line goes to val with probability --val-fraction, decided by --seed.\n"
       "In an --input directory only the files matching --glob are read (default '*.txt': not JSON, code or markup);\n"
       "files named on the command line are always read.");
-  return {cmd, [opts, import, nanogpt_dir, nanogpt, llmc, tokenizer, input, glob, vocab, val, seed] {
-            // Checked here rather than by CLI11's excludes(), which would clutter --help.
-            if (nanogpt->count() && llmc->count()) throw UserError("give either --from-nanogpt or --from-llmc, not both");
-            for (CLI::Option* from : {nanogpt, llmc})
-              for (CLI::Option* other : {input, glob, vocab, val, seed})
-                if (from->count() && other->count())
-                  throw UserError(cat(other->get_name(), " does not apply to ", from->get_name(),
-                                      " (the tokens and their split come from the imported files)"));
-            if (nanogpt->count() == 0 && llmc->count() == 0) {
-              if (opts->inputs.empty())
-                throw UserError("no input given (use --input FILE_OR_DIRECTORY, --from-nanogpt DIR or --from-llmc DIR)");
-              return run_prepare(*opts);
-            }
-            // Imported tokens are GPT-2 ids: their tokenizer is gpt2, whatever else was asked.
-            if (tokenizer->count() > 0 && opts->tokenizer != "gpt2")
-              throw UserError(cat("--tokenizer ", opts->tokenizer, " does not apply to ",
-                                  nanogpt->count() ? "--from-nanogpt" : "--from-llmc",
-                                  ": the imported tokens are GPT-2 ids (gpt2 tokenizer)"));
-            import->format = nanogpt->count() ? TokenFileFormat::nanogpt : TokenFileFormat::llmc;
-            if (nanogpt->count()) import->inputs = {*nanogpt_dir};
-            import->out = opts->out;
-            import->gpt2_dir = opts->gpt2_dir;
-            return run_import(*import);
-          }};
+  return {
+      cmd, [opts, import, nanogpt_dir, nanogpt, llmc, tokenizer, input, glob, vocab, val, seed] {
+        // Checked here rather than by CLI11's excludes(), which would clutter --help.
+        if (nanogpt->count() && llmc->count()) throw UserError("give either --from-nanogpt or --from-llmc, not both");
+        for (CLI::Option* from : {nanogpt, llmc})
+          for (CLI::Option* other : {input, glob, vocab, val, seed})
+            if (from->count() && other->count())
+              throw UserError(cat(other->get_name(), " does not apply to ", from->get_name(),
+                                  " (the tokens and their split come from the imported files)"));
+        if (nanogpt->count() == 0 && llmc->count() == 0) {
+          if (opts->inputs.empty())
+            throw UserError("no input given (use --input FILE_OR_DIRECTORY, --from-nanogpt DIR or --from-llmc DIR)");
+          return run_prepare(*opts);
+        }
+        // Imported tokens are GPT-2 ids: their tokenizer is gpt2, whatever else was asked.
+        if (tokenizer->count() > 0 && opts->tokenizer != "gpt2")
+          throw UserError(cat("--tokenizer ", opts->tokenizer, " does not apply to ",
+                              nanogpt->count() ? "--from-nanogpt" : "--from-llmc",
+                              ": the imported tokens are GPT-2 ids (gpt2 tokenizer)"));
+        import->format = nanogpt->count() ? TokenFileFormat::nanogpt : TokenFileFormat::llmc;
+        if (nanogpt->count()) import->inputs = {*nanogpt_dir};
+        import->out = opts->out;
+        import->gpt2_dir = opts->gpt2_dir;
+        return run_import(*import);
+      }};
 }
 
 }  // namespace meshlm

@@ -135,14 +135,14 @@ InputSelection select_input_files(const std::vector<fs::path>& inputs, const std
       std::sort(found.begin(), found.end());
       std::sort(left_out.begin(), left_out.end());
       if (found.empty() && left_out.empty())
-        throw UserError(cat("empty input: the --input directory ", in.string(), " holds no files (hidden ones are skipped)"));
+        throw UserError(
+            cat("empty input: the --input directory ", in.string(), " holds no files (hidden ones are skipped)"));
       if (found.empty()) {
         std::vector<std::string> names;
         for (const fs::path& p : left_out) names.push_back(p.lexically_relative(in).generic_string());
         throw UserError(cat("no file in ", in.string(), " matches ", quoted_filter(sel.filter),
-                            sel.default_filter ? " (the default for directories)" : "",
-                            "; it holds ", abbreviated_list(names),
-                            " (name files directly or choose others with --glob)"));
+                            sel.default_filter ? " (the default for directories)" : "", "; it holds ",
+                            abbreviated_list(names), " (name files directly or choose others with --glob)"));
       }
       for (const fs::path& p : found) add(p);
       sel.skipped.insert(sel.skipped.end(), left_out.begin(), left_out.end());

@@ -153,9 +153,8 @@ std::optional<std::string> tiny_validation_warning(const PrepareResult& r, doubl
   std::snprintf(fraction, sizeof fraction, "%.3g", suggested);
   return cat("the validation split is tiny (", r.val_lines, r.val_lines == 1 ? " line, " : " lines, ", r.val_tokens,
              r.val_tokens == 1 ? " token" : " tokens", " at --val-fraction ", val_fraction,
-             "), so its loss will be noisy; use --val-fraction ", fraction,
-             suggested < 0.5 ? "" : " or more text", " (about ", kTinyValLines, " lines and ", kTinyValTokens,
-             " tokens or more)");
+             "), so its loss will be noisy; use --val-fraction ", fraction, suggested < 0.5 ? "" : " or more text",
+             " (about ", kTinyValLines, " lines and ", kTinyValTokens, " tokens or more)");
 }
 
 }  // namespace

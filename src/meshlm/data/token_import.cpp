@@ -67,7 +67,8 @@ SplitRuns nanogpt_runs(const std::vector<fs::path>& inputs) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) throw UserError(cat("--from-nanogpt directory not found: ", dir.string()));
   if (!fs::is_directory(dir, ec))
-    throw UserError(cat("--from-nanogpt ", dir.string(), " is not a directory; give the directory holding train.bin and val.bin"));
+    throw UserError(
+        cat("--from-nanogpt ", dir.string(), " is not a directory; give the directory holding train.bin and val.bin"));
   if (fs::exists(dir / "meta.pkl", ec))
     throw UserError(cat(dir.string(),
                         " holds meta.pkl: a nanoGPT character-level dataset, whose vocabulary is a Python pickle "
@@ -99,11 +100,11 @@ std::string llmc_split_of(const fs::path& path) {
 TokenRun llmc_run(const fs::path& path) {
   const std::optional<LlmcHeader> h = read_llmc_header(path);
   if (!h)
-    throw UserError(cat(path.string(), " is not an llm.c token file (it does not start with the magic ",
-                        kLlmcTokensMagic, ")"));
+    throw UserError(
+        cat(path.string(), " is not an llm.c token file (it does not start with the magic ", kLlmcTokensMagic, ")"));
   if (h->version != 1)
-    throw UserError(cat(path.string(), " is ", describe_llmc_header(*h),
-                        "; meshlm imports version 1 (uint16 GPT-2 tokens) only"));
+    throw UserError(
+        cat(path.string(), " is ", describe_llmc_header(*h), "; meshlm imports version 1 (uint16 GPT-2 tokens) only"));
   const int64_t bytes = size_of(path);
   const int64_t expected = kLlmcHeaderBytes + 2 * h->tokens;
   if (bytes != expected)
@@ -126,7 +127,8 @@ SplitRuns llmc_runs(const std::vector<fs::path>& inputs) {
           found.push_back(e.path());
       if (ec) throw UserError(cat("cannot list ", in.string(), ": ", ec.message()));
       if (found.empty())
-        throw UserError(cat(in.string(), " holds no llm.c shard (a *.bin file named like *_train_*.bin or *_val_*.bin)"));
+        throw UserError(
+            cat(in.string(), " holds no llm.c shard (a *.bin file named like *_train_*.bin or *_val_*.bin)"));
       files.insert(files.end(), found.begin(), found.end());
     } else {
       if (llmc_split_of(in).empty())
@@ -178,7 +180,8 @@ void copy_run(const TokenRun& run, TokenShardWriter& out) {
                           off_t(run.offset + 2 * done + int64_t(got)));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0)
-        throw UserError(cat("cannot read ", run.path.string(), ": ", r < 0 ? std::strerror(errno) : "it is shorter than it was"));
+        throw UserError(
+            cat("cannot read ", run.path.string(), ": ", r < 0 ? std::strerror(errno) : "it is shorter than it was"));
       got += size_t(r);
     }
     ids.assign(raw.begin(), raw.begin() + n);  // little-endian files on a little-endian host
