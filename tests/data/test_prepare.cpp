@@ -387,5 +387,54 @@ TEST_F(PrepareTest, ReadDatasetMetaRejectsBadFiles) {
   EXPECT_NO_THROW(read_dataset_meta(o.out));
 }
 
+TEST_F(PrepareTest, DirectoryInputReadsTextFilesAndReportsWhatItLeftOut) {
+  write("pkg/package.json", "{\"name\": \"corpus\"}\n");
+  write("pkg/lib/index.js", "module.exports = require('./data');\n");
+  write("pkg/data/b.txt", generated_text(300, 1000));
+  write("pkg/data/a.txt", generated_text(300, 0));
+  PrepareOptions o = opts({dir_ / "in" / "pkg"}, "data");
+  PrepareResult r = prepare_dataset(o);
+  EXPECT_EQ(r.files, 2);
+  EXPECT_EQ(r.file_names, (std::vector<std::string>{(dir_ / "in/pkg/data/a.txt").string(),
+                                                    (dir_ / "in/pkg/data/b.txt").string()}));
+  EXPECT_EQ(r.skipped_names, (std::vector<std::string>{(dir_ / "in/pkg/lib/index.js").string(),
+                                                       (dir_ / "in/pkg/package.json").string()}));
+  EXPECT_TRUE(r.default_filter);
+  EXPECT_EQ(r.filter, kDefaultInputGlobs);
+  const std::string all = decode(o.out, "train.bin") + decode(o.out, "val.bin");
+  EXPECT_EQ(all.find("module.exports"), std::string::npos);
+  EXPECT_EQ(all.find("corpus"), std::string::npos);
+
+  PrepareOptions js = opts({dir_ / "in" / "pkg"}, "js");
+  js.globs = {"lib/*.js", "*.txt"};
+  r = prepare_dataset(js);
+  EXPECT_EQ(r.files, 3);
+  EXPECT_FALSE(r.default_filter);
+  EXPECT_NE((decode(js.out, "train.bin") + decode(js.out, "val.bin")).find("module.exports"), std::string::npos);
+
+  PrepareOptions none = opts({dir_ / "in" / "pkg"}, "none");
+  none.globs = {"*.md"};
+  expect_fails(none, {"no file in", "--glob '*.md'", "package.json"});
+}
+
+// The issue's case: one document per line, a small corpus, the default --val-fraction.
+TEST_F(PrepareTest, TinyValidationSplitIsWarnedAboutWithAFractionThatWouldDo) {
+  PrepareOptions o = opts({write("docs.txt", generated_text(300))}, "small");
+  o.val_fraction = 0.01;
+  PrepareResult r = prepare_dataset(o);
+  ASSERT_LT(r.val_lines, 20);
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_THAT(r.warnings[0], HasSubstr("validation split is tiny"));
+  EXPECT_THAT(r.warnings[0], HasSubstr(cat("(", r.val_lines, r.val_lines == 1 ? " line, " : " lines, ")));
+  EXPECT_THAT(r.warnings[0], HasSubstr("use --val-fraction 0."));
+
+  PrepareOptions big = opts({write("many.txt", generated_text(3000))}, "big");
+  big.val_fraction = 0.1;
+  r = prepare_dataset(big);
+  ASSERT_GE(r.val_lines, 20);
+  ASSERT_GE(r.val_tokens, 1000);
+  EXPECT_TRUE(r.warnings.empty());
+}
+
 }  // namespace
 }  // namespace meshlm

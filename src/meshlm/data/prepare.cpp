@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,8 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/process_memory.hpp"
 #include "meshlm/core/rng.hpp"
+#include "meshlm/data/staged_directory.hpp"
+#include "meshlm/data/token_file_format.hpp"
 #include "meshlm/data/token_shard.hpp"
 #include "meshlm/data/tokenizer.hpp"
 
@@ -135,75 +138,28 @@ std::unique_ptr<Tokenizer> build_tokenizer(const PrepareOptions& o, const std::v
   throw UserError(cat("unknown tokenizer '", o.tokenizer, "' (expected byte, bpe or gpt2)"));
 }
 
-// Removes the temporary output directory, and any parent directories we created for it,
-// unless the output was committed.
-struct OutputGuard {
-  fs::path tmp;
-  std::vector<fs::path> created_parents;  // deepest first
-  bool committed = false;
-  ~OutputGuard() {
-    if (committed) return;
-    std::error_code ec;
-    if (!tmp.empty()) fs::remove_all(tmp, ec);
-    for (const fs::path& p : created_parents) fs::remove(p, ec);  // only removes empty directories
-  }
-};
+// A validation split this small gives a loss too noisy to compare runs or stop early by
+// (a one-line-per-document corpus at the default --val-fraction 0.01 held out 2 lines).
+constexpr int64_t kTinyValLines = 20;
+constexpr int64_t kTinyValTokens = 1000;
 
-// `out` without a trailing separator, so that parent_path() and the sibling name work.
-fs::path normalize_out(const fs::path& out) {
-  fs::path p = out.lexically_normal();
-  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
-  return p;
-}
-
-void check_out_free(const fs::path& out) {
-  std::error_code ec;
-  fs::file_status st = fs::symlink_status(out, ec);
-  if (!fs::exists(st)) return;
-  if (fs::is_directory(st) && fs::is_empty(out, ec) && !ec) return;
-  throw UserError(cat(out.string(), " already exists and is not empty (choose a new --out)"));
+std::optional<std::string> tiny_validation_warning(const PrepareResult& r, double val_fraction) {
+  if (r.val_lines >= kTinyValLines && r.val_tokens >= kTinyValTokens) return std::nullopt;
+  // The fraction that would reach both thresholds on this input, rounded up to two digits.
+  const double scale = std::max(double(kTinyValLines) / double(std::max<int64_t>(r.val_lines, 1)),
+                                double(kTinyValTokens) / double(std::max<int64_t>(r.val_tokens, 1)));
+  const double want = std::min(0.5, val_fraction * scale);
+  const double step = std::pow(10.0, std::floor(std::log10(want)) - 1);
+  const double suggested = std::ceil(want / step - 1e-9) * step;
+  char fraction[32];
+  std::snprintf(fraction, sizeof fraction, "%.3g", suggested);
+  return cat("the validation split is tiny (", r.val_lines, r.val_lines == 1 ? " line, " : " lines, ", r.val_tokens,
+             r.val_tokens == 1 ? " token" : " tokens", " at --val-fraction ", val_fraction,
+             "), so its loss will be noisy; use --val-fraction ", fraction, suggested < 0.5 ? "" : " or more text",
+             " (about ", kTinyValLines, " lines and ", kTinyValTokens, " tokens or more)");
 }
 
 }  // namespace
-
-std::vector<fs::path> list_input_files(const std::vector<fs::path>& inputs) {
-  if (inputs.empty()) throw UserError("no input given (use --input FILE_OR_DIRECTORY)");
-  std::vector<fs::path> files;
-  std::set<fs::path> seen;
-  auto add = [&](const fs::path& p) {
-    std::error_code ec;
-    fs::path key = fs::weakly_canonical(p, ec);
-    if (ec) key = fs::absolute(p);
-    if (seen.insert(key).second) files.push_back(p);
-  };
-  for (const fs::path& in : inputs) {
-    std::error_code ec;
-    fs::file_status st = fs::status(in, ec);
-    if (!fs::exists(st)) throw UserError(cat("input not found: ", in.string()));
-    if (fs::is_regular_file(st)) {
-      add(in);
-    } else if (fs::is_directory(st)) {
-      std::vector<fs::path> found;
-      try {
-        for (auto it = fs::recursive_directory_iterator(in); it != fs::recursive_directory_iterator(); ++it) {
-          std::string name = it->path().filename().string();
-          if (!name.empty() && name[0] == '.') {
-            if (it->is_directory()) it.disable_recursion_pending();
-            continue;
-          }
-          if (it->is_regular_file()) found.push_back(it->path());
-        }
-      } catch (const fs::filesystem_error& e) {
-        throw UserError(cat("cannot list input directory ", in.string(), ": ", e.code().message()));
-      }
-      std::sort(found.begin(), found.end());  // directory order is arbitrary; the split must not be
-      for (const fs::path& p : found) add(p);
-    } else {
-      throw UserError(cat("input ", in.string(), " is neither a regular file nor a directory"));
-    }
-  }
-  return files;
-}
 
 PrepareResult prepare_dataset(const PrepareOptions& o) {
   using clock = std::chrono::steady_clock;
@@ -216,10 +172,11 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   if (o.tokenizer != "byte" && o.tokenizer != "bpe" && o.tokenizer != "gpt2")
     throw UserError(cat("unknown tokenizer '", o.tokenizer, "' (expected byte, bpe or gpt2)"));
   if (o.out.empty()) throw UserError("no output directory given (use --out DATA_DIR)");
-  const fs::path out = normalize_out(o.out);
-  check_out_free(out);
+  check_output_dir_free(normalize_output_dir(o.out));
 
-  const std::vector<fs::path> files = list_input_files(o.inputs);
+  const InputSelection selection = select_input_files(o.inputs, o.globs);
+  const std::vector<fs::path>& files = selection.files;
+  for (const fs::path& f : files) refuse_token_file(f);
   std::vector<int64_t> file_bytes;
   int64_t total_bytes = 0;
   for (const fs::path& f : files) {
@@ -238,27 +195,12 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
   const int64_t vocab = tok->vocab_size();
   const std::optional<int32_t> separator = tok->document_separator();
 
-  // The temporary sibling directory; parents are created (and removed again on failure).
-  OutputGuard guard;
-  {
-    fs::path parent = out.parent_path();
-    std::error_code ec;
-    for (fs::path p = parent; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) guard.created_parents.push_back(p);
-    if (!parent.empty()) fs::create_directories(parent, ec);
-    if (ec) throw UserError(cat("cannot create ", parent.string(), ": ", ec.message()));
-    fs::path tmp = out;
-    tmp += cat(".tmp.", ::getpid());
-    if (fs::exists(fs::symlink_status(tmp, ec)))
-      throw UserError(cat("temporary directory ", tmp.string(), " already exists (left by a crashed run?); remove it"));
-    if (!fs::create_directory(tmp, ec) || ec)
-      throw UserError(cat("cannot create ", tmp.string(), ": ", ec ? ec.message() : "it exists"));
-    guard.tmp = tmp;
-  }
+  StagedDirectory staged(o.out);
 
   PrepareResult r;
   {
-    TokenShardWriter train(guard.tmp / "train.bin", vocab);
-    TokenShardWriter val(guard.tmp / "val.bin", vocab);
+    TokenShardWriter train(staged.path() / "train.bin", vocab);
+    TokenShardWriter val(staged.path() / "val.bin", vocab);
     const uint64_t stream = stream_of("prepare.split");
     uint64_t line = 0;           // global index of the current line
     bool mid_line = false;       // the current line started in an earlier piece
@@ -308,7 +250,7 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
     val.finish();
   }
 
-  tok->save(guard.tmp);
+  tok->save(staged.path());
   json sources = json::array();
   for (size_t i = 0; i < files.size(); ++i) sources.push_back({{"path", files[i].string()}, {"bytes", file_bytes[i]}});
   json meta = {{"format", "meshlm-tokens"},
@@ -324,21 +266,20 @@ PrepareResult prepare_dataset(const PrepareOptions& o) {
                {"split", "line"},
                {"sources", sources}};
   if (!o.tokenizer_from.empty()) meta["tokenizer_from"] = fs::absolute(o.tokenizer_from).lexically_normal().string();
-  write_text_atomic(guard.tmp / "meta.json", meta.dump(2) + "\n");
-  sync_directory(guard.tmp);
+  write_text_atomic(staged.path() / "meta.json", meta.dump(2) + "\n");
 
-  // rename(2) replaces an empty directory atomically; check again in case OUT appeared meanwhile.
-  check_out_free(out);
-  if (::rename(guard.tmp.c_str(), out.c_str()) != 0)
-    throw UserError(cat("cannot rename ", guard.tmp.string(), " to ", out.string(), ": ", std::strerror(errno)));
-  guard.committed = true;
-  sync_directory(out.parent_path());
+  staged.commit();
 
   r.tokenizer = std::string(tok->kind());
   r.tokenizer_fingerprint = tok->fingerprint();
   r.vocab_size = vocab;
   r.token_bytes = token_bytes_for_vocab(vocab);
   r.files = int64_t(files.size());
+  for (const fs::path& f : files) r.file_names.push_back(f.string());
+  for (const fs::path& f : selection.skipped) r.skipped_names.push_back(f.string());
+  r.filter = selection.filter;
+  r.default_filter = selection.default_filter;
+  if (auto w = tiny_validation_warning(r, o.val_fraction)) r.warnings.push_back(*w);
   r.input_bytes = total_bytes;
   r.tokenizer_seconds = tokenizer_seconds;
   r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
@@ -407,7 +348,8 @@ DatasetInfo read_dataset_meta(const fs::path& data_dir) {
     throw UserError(cat(name, ": \"seed\" must be a non-negative integer, got ", seed.dump()));
   d.seed = seed.get<uint64_t>();
   d.split = string("split");
-  if (d.split != "line") throw UserError(cat(name, " has split \"", d.split, "\"; expected \"line\""));
+  if (d.split != "line" && d.split != "imported")
+    throw UserError(cat(name, " has split \"", d.split, "\"; expected \"line\" or \"imported\""));
   const json& src = field("sources");
   if (!src.is_array()) throw UserError(cat(name, ": \"sources\" must be an array"));
   for (const json& s : src) {

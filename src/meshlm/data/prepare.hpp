@@ -5,6 +5,11 @@
 //   OUT/meshlm_tokenizer.json + files   the tokenizer (Tokenizer::save), read back by load_tokenizer
 //   OUT/meta.json                what was built, from what: {"format": "meshlm-tokens", ...}
 //
+// Inputs: files named are read as given; directories are searched for the files matching the
+// --glob filter, by default *.txt (input_files.hpp). A file that is a known token-file format
+// (llm.c's header) is refused, naming the importer (token_file_format.hpp). A tiny validation
+// split is reported in PrepareResult::warnings.
+//
 // Splitting is by line: a line, including its trailing '\n', is the unit (the King James
 // Bible has one verse per line). Line i, counted over all files in order, goes to val iff
 // uniform_at(seed, stream_of("prepare.split"), i) < val_fraction, so the split depends only on
@@ -24,10 +29,13 @@
 #include <string>
 #include <vector>
 
+#include "meshlm/data/input_files.hpp"
+
 namespace meshlm {
 
 struct PrepareOptions {
   std::vector<std::filesystem::path> inputs;  // files or directories (searched recursively)
+  std::vector<std::string> globs;             // which files of a directory to read (input_files.hpp)
   std::filesystem::path out;                  // must not exist, or be an empty directory
   std::string tokenizer = "byte";             // "byte", "bpe" or "gpt2"
   int64_t vocab_size = 0;                     // bpe: 0 means 8192; byte: 0 or 256; gpt2: 0 or its own
@@ -50,14 +58,15 @@ struct PrepareResult {
   double tokenizer_seconds = 0;  // building/training the tokenizer
   double seconds = 0;            // the whole preparation
   int64_t peak_rss_bytes = 0;    // the process's peak resident memory so far (getrusage)
+  std::vector<std::string> file_names;     // the files read, in order
+  std::vector<std::string> skipped_names;  // files in input directories that the filter left out
+  std::vector<std::string> filter;         // the glob patterns applied to directories
+  bool default_filter = true;              // no --glob was given
+  std::vector<std::string> warnings;       // one line each, e.g. a tiny validation split
 };
 
 PrepareResult prepare_dataset(const PrepareOptions& opts);
 
-// The regular files an input list names, in order: a file as given, a directory's files
-// recursively in sorted path order, skipping hidden files and directories; each file once.
-// UserError naming an input that is missing or neither a file nor a directory.
-std::vector<std::filesystem::path> list_input_files(const std::vector<std::filesystem::path>& inputs);
 
 struct DatasetSource {
   std::string path;

@@ -5,6 +5,7 @@
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/prepare.hpp"
+#include "meshlm/data/token_file_format.hpp"
 #include "meshlm/data/token_shard.hpp"
 
 namespace meshlm {
@@ -13,10 +14,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A token file or other binary data must not be trained on as bytes (token_file_format.hpp).
+std::string checked_text(const fs::path& path) {
+  refuse_non_text_data_file(path);
+  return read_file(path, "data file");
+}
+
 class TextFileSource final : public TokenSource {
  public:
   TextFileSource(const fs::path& path, double val_fraction)
-      : path_(path), bytes_(read_file(path, "data file")), tokenizer_(make_byte_tokenizer()) {
+      : path_(path), bytes_(checked_text(path)), tokenizer_(make_byte_tokenizer()) {
     if (bytes_.empty()) throw UserError(cat("data file is empty: ", path.string()));
     n_train_ = int64_t(bytes_.size()) - int64_t(double(bytes_.size()) * val_fraction);
   }

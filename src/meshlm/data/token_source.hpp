@@ -2,6 +2,8 @@
 // Where training and validation tokens come from: a data directory made by `meshlm prepare`
 // (memory-mapped train.bin / val.bin and its tokenizer), or, for quick experiments, a plain
 // text file whose bytes are the tokens (the last val_fraction of the file is validation).
+// A file that is not UTF-8 text (llm.c's or nanoGPT's token files, any binary) is refused,
+// naming the `meshlm prepare` command that imports it.
 #include <cstdint>
 #include <filesystem>
 #include <memory>

@@ -1,0 +1,38 @@
+#pragma once
+// A data directory is built under a temporary sibling name, OUT.tmp.<pid>, and renamed to OUT
+// when complete; on any error (the object is destroyed uncommitted) the temporary directory and
+// any parent directories created for it are removed, so OUT is either complete or absent.
+#include <filesystem>
+#include <vector>
+
+namespace meshlm {
+
+// `out` without a trailing separator, so that parent_path() and the sibling name work.
+std::filesystem::path normalize_output_dir(const std::filesystem::path& out);
+
+// UserError unless `out` is absent or an empty directory (an existing data dir is never replaced).
+void check_output_dir_free(const std::filesystem::path& out);
+
+class StagedDirectory {
+ public:
+  // Checks that `out` is free, creates its missing parents and the temporary directory.
+  explicit StagedDirectory(const std::filesystem::path& out);
+  ~StagedDirectory();
+  StagedDirectory(const StagedDirectory&) = delete;
+  StagedDirectory& operator=(const StagedDirectory&) = delete;
+
+  // Where to write the directory's files until commit().
+  const std::filesystem::path& path() const { return tmp_; }
+  const std::filesystem::path& out() const { return out_; }
+
+  // Syncs the temporary directory and renames it to `out` (rename(2) replaces an empty
+  // directory atomically); UserError if `out` appeared meanwhile.
+  void commit();
+
+ private:
+  std::filesystem::path out_, tmp_;
+  std::vector<std::filesystem::path> created_parents_;  // deepest first
+  bool committed_ = false;
+};
+
+}  // namespace meshlm
