@@ -13,3 +13,6 @@ set_tests_properties(cli.help_documented PROPERTIES LABELS slow)
 
 add_test(NAME cli.bench COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/bench.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.bench PROPERTIES TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.names_and_paths COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/names_and_paths.sh $<TARGET_FILE:meshlm_cli> ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR})
+set_tests_properties(cli.names_and_paths PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -27,7 +27,7 @@ int run_eval(const EvalArgs& a) {
   if (a.nproc > 0 && !launched_by_mpi()) {
     std::vector<std::string> rest = command_line_without_nproc();
     if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
-    exec_under_mpirun(int(a.nproc), rest);
+    return run_under_mpirun(int(a.nproc), rest);
   }
   const Device device = inference_device(a.device);
   InferenceGroup group = make_inference_group(a.tp, device);

@@ -1,14 +1,14 @@
 #include "meshlm/cli/model_loading.hpp"
 
 #include "meshlm/core/error.hpp"
-#include "meshlm/train/checkpoint.hpp"
+#include "meshlm/train/model_path.hpp"
 
 namespace meshlm {
 
 namespace fs = std::filesystem;
 
 ModelForInference load_model_for_inference(const fs::path& path) {
-  fs::path dir = resolve_checkpoint(path);
+  fs::path dir = resolve_model_dir(path, "--checkpoint");
   std::unique_ptr<Tokenizer> tok;
   std::error_code ec;
   if (fs::exists(dir / "tokenizer.json", ec)) tok = load_tokenizer(dir);

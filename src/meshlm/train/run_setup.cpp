@@ -3,6 +3,9 @@
 #include <omp.h>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/train/config_lookup.hpp"
+#include "meshlm/train/launch_layout.hpp"
+#include "meshlm/train/model_path.hpp"
 
 namespace meshlm {
 
@@ -10,13 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A model directory, or a checkpoint, or a run directory (its latest checkpoint).
-LoadedModel load_initial_model(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw UserError(cat("--init-from: not found: ", path.string()));
-  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return load_model(path.parent_path());
-  return load_model(resolve_checkpoint(path));
-}
+// A model directory, a checkpoint, a run directory, ... (train/model_path.hpp).
+LoadedModel load_initial_model(const fs::path& path) { return load_model(resolve_model_dir(path, "--init-from")); }
 
 }  // namespace
 
@@ -41,8 +39,8 @@ RunSetup read_run_setup(const RunRequest& request) {
 
   RunConfig& cfg = s.cfg;
   cfg = s.resume_from && request.config.empty() ? s.resume_from->config : RunConfig{};
-  cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
-  if (!request.config.empty()) apply_toml_file(cfg, request.config);
+  cfg.parallel = unset_layout();  // the layout is this launch's choice: a run resumes under any
+  if (!request.config.empty()) apply_config(cfg, request.config);
   if (!request.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
     s.init = load_initial_model(request.init_from);
@@ -53,6 +51,7 @@ RunSetup read_run_setup(const RunRequest& request) {
       throw UserError(cat("--", k, " cannot change a model loaded with --init-from (its shape comes from its config.json)"));
     apply_override(cfg, k, v);
   }
+  fit_layout_to_processes(cfg.parallel, request.processes);
   cfg.validate();
   if (s.resume_from) {
     auto diff = resume_incompatible_keys(s.resume_from->config, cfg);

@@ -16,13 +16,14 @@ namespace meshlm {
 
 // What `meshlm train` was asked for, before anything is read.
 struct RunRequest {
-  std::string config;     // TOML file (empty: defaults, or the resumed checkpoint's config)
+  std::string config;     // TOML file or config name (empty: defaults, or the resumed checkpoint's config)
   std::string data;       // data directory or text file
   std::string out;        // run directory (empty: no checkpoints, no files)
   std::string init_from;  // pretrained weights: a model directory, checkpoint or run directory
   std::string resume;     // --resume RUN_DIR (empty with resume_flag: --out)
   bool resume_flag = false;
   Overrides overrides;  // config keys from the command line, in order
+  int64_t processes = 1;  // processes launched: without parallel.dp, dp = processes / (tp · pp)
 };
 
 struct RunSetup {
