@@ -82,7 +82,7 @@ int run_generate(GenerateArgs a) {
 Command register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "sample text from a trained model");
-  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its final model, else its latest checkpoint) or a model directory with tokenizer files")->required();
+  cmd->add_option("--checkpoint", a->checkpoint, "a run directory (its final model, else its latest checkpoint), a checkpoint (checkpoints/best, checkpoints/latest, checkpoints/step_N), a model directory or its model.safetensors")->required();
   cmd->add_option("--prompt", a->prompt, "text to continue");
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate; past the model's context (n_positions) the window slides: each new token sees the last n_positions tokens")->capture_default_str();
   cmd->add_option("--temperature", a->sampling.temperature, "softmax temperature; 0 = greedy")->capture_default_str();

@@ -136,8 +136,8 @@ Command register_train(CLI::App& app) {
   cmd->add_option("--resume", args->request.resume, "continue the run in RUN_DIR (default: --out) from its latest checkpoint")
       ->expected(0, 1);
   cmd->add_option("--init-from", args->request.init_from,
-                  "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
-                  "with its config.json (e.g. GPT-2 from the Hugging Face hub)");
+                  "start from existing weights: the paths eval --checkpoint takes (a run directory, a checkpoint, "
+                  "a model directory or its model.safetensors, with config.json; e.g. GPT-2 from the Hugging Face hub)");
   cmd->add_option("--nproc", args->nproc,
                   "start N processes on this machine (runs mpirun; without --dp, dp = N/(tp·pp))")
       ->check(CLI::PositiveNumber);
