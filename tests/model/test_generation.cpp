@@ -304,7 +304,7 @@ TEST(Sampler, RejectsInvalidOptionsAndLogits) {
 }
 
 // (d) Stopping.
-TEST(Generation, StopsAtMaxNewTokensCallbackAndContextEnd) {
+TEST(Generation, StopsAtMaxNewTokensAndCallback) {
   GPTConfig cfg = exact_config();
   cfg.n_positions = 16;
   GPT model(cfg, 1, 1);
@@ -314,10 +314,10 @@ TEST(Generation, StopsAtMaxNewTokensCallbackAndContextEnd) {
   o.seed = 3;
   EXPECT_EQ(generate_tokens(model, p.data(), prompt, 3, o).size(), 3u);
   EXPECT_EQ(generate_tokens(model, p.data(), prompt, 0, o).size(), 0u);
-  // prompt + generated fill n_positions, then it stops without error.
+  // Past the context the window slides: as many tokens as asked for, also from a full prompt.
   const std::vector<int32_t> all = generate_tokens(model, p.data(), prompt, 100, o);
-  EXPECT_EQ(all.size(), 11u);
-  EXPECT_EQ(generate_tokens(model, p.data(), random_tokens(16, cfg.vocab_size, 4), 5, o).size(), 0u);
+  EXPECT_EQ(all.size(), 100u);
+  EXPECT_EQ(generate_tokens(model, p.data(), random_tokens(16, cfg.vocab_size, 4), 5, o).size(), 5u);
   // on_token sees each token as it is made; false stops after that token.
   std::vector<int32_t> seen;
   const std::vector<int32_t> two = generate_tokens(model, p.data(), prompt, 100, o, [&](int32_t t) {
@@ -327,10 +327,56 @@ TEST(Generation, StopsAtMaxNewTokensCallbackAndContextEnd) {
   EXPECT_EQ(two, seen);
   EXPECT_EQ(two, std::vector<int32_t>(all.begin(), all.begin() + 2));  // deterministic for the seed
   EXPECT_THROW(generate_tokens(model, p.data(), {}, 5, o), UserError);
-  EXPECT_THROW(generate_tokens(model, p.data(), random_tokens(17, cfg.vocab_size, 4), 5, o), UserError);
   EXPECT_THROW(generate_tokens(model, p.data(), prompt, -1, o), UserError);
   o.top_p = 0.0f;
   EXPECT_THROW(generate_tokens(model, p.data(), prompt, 5, o), UserError);
+}
+
+// (d') Past n_positions every token is predicted from the last n_positions tokens: greedy
+// tokens after the window slid equal a fresh generation from the last window, and each token
+// (greedy or drawn) is what GPT::forward on that window predicts. A prompt longer than the
+// context keeps its tail.
+TEST(Generation, SlidesTheWindowPastTheContext) {
+  GPTConfig cfg = exact_config();
+  cfg.n_positions = 16;
+  const int64_t V = cfg.vocab_size, n_pos = cfg.n_positions;
+  GPT model(cfg, 1, n_pos);
+  const std::vector<float> p = make_params(model, 10);
+  const std::vector<int32_t> prompt = random_tokens(5, V, 6);
+  SamplingOptions greedy;
+  greedy.temperature = 0.0f;
+  const int64_t N = 3 * n_pos;  // well past the context: the window slides 37 times
+  const std::vector<int32_t> got = generate_tokens(model, p.data(), prompt, N, greedy);
+  ASSERT_EQ(int64_t(got.size()), N);
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), got.begin(), got.end());
+  const int64_t P = int64_t(prompt.size());
+  for (int64_t len : {n_pos, n_pos + 1, n_pos + 7, 2 * n_pos + 3}) {  // the sequence's length when restarting
+    const std::vector<int32_t> window(seq.begin() + (len - n_pos), seq.begin() + len);
+    const std::vector<int32_t> fresh = generate_tokens(model, p.data(), window, P + N - len, greedy);
+    EXPECT_EQ(fresh, std::vector<int32_t>(got.begin() + (len - P), got.end())) << "restarted at length " << len;
+  }
+  // The prompt's tail stands for a prompt longer than the context.
+  const std::vector<int32_t> tail(seq.begin() + 3, seq.begin() + 3 + n_pos);
+  const std::vector<int32_t> long_prompt(seq.begin(), seq.begin() + 3 + n_pos);
+  EXPECT_EQ(generate_tokens(model, p.data(), long_prompt, 10, greedy), generate_tokens(model, p.data(), tail, 10, greedy));
+
+  SamplingOptions sampled;
+  sampled.temperature = 0.9f;
+  sampled.top_k = 20;
+  sampled.seed = 78;
+  for (const SamplingOptions& o : {greedy, sampled}) {
+    const std::vector<int32_t> out = generate_tokens(model, p.data(), prompt, 2 * n_pos, o);
+    std::vector<int32_t> s = prompt;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const int64_t T = std::min<int64_t>(int64_t(s.size()), n_pos);
+      model.forward(p.data(), s.data() + s.size() - size_t(T), nullptr, 1, T);
+      const std::span<const float> last(model.logits() + (T - 1) * V, size_t(V));
+      const int32_t want = o.temperature == 0.0f ? argmax(last.data(), V) : sample_token(last, o, i);
+      ASSERT_EQ(out[i], want) << "token " << i;
+      s.push_back(want);
+    }
+  }
 }
 
 // (e) Generation continues the prompt as GPT::forward on the growing sequence would: greedy

@@ -81,7 +81,6 @@ expect_error() {
   fi
 }
 mpirun=(mpirun -np 2 --oversubscribe --bind-to none)
-expect_error "mpirun without --dp" "dp.*1.*2 processes" "${mpirun[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --train.steps 2
 expect_error "--dp 3 under 2 ranks" "dp.*3.*2 processes" "${mpirun[@]}" "$meshlm" train "${small[@]}" "${data[@]}" --train.steps 2 --dp 3
 expect_error "micro_batch < ranks" "micro_batch.*3.*ranks" "$meshlm" train --nproc 3 "${small[@]}" "${data[@]}" --train.steps 2 --train.micro_batch 2
 expect_error "missing data" "not found|no such|missing" "$meshlm" train --nproc 2 "${small[@]}" --data "$work/missing.txt"

@@ -29,3 +29,6 @@ endforeach()
 
 add_test(NAME parallel.cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parallel_cli.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
 set_tests_properties(parallel.cli PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+
+add_test(NAME parallel.launch COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/launch.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
+set_tests_properties(parallel.launch PROPERTIES TIMEOUT 600 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,13 +14,12 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/kernels/cpu/gemm.hpp"
 #include "meshlm/train/bench_quietness.hpp"
+#include "meshlm/train/config_lookup.hpp"
 #include "meshlm/train/step_benchmark.hpp"
 
 namespace meshlm {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 struct BenchArgs {
   std::string config, precision = "fp32", device = "cpu";
@@ -30,14 +28,6 @@ struct BenchArgs {
   bool profile = false;
   Overrides overrides;
 };
-
-// A config name (configs/NAME.toml, as in shared/bench-configs.md) or a TOML file.
-fs::path config_path(const std::string& name) {
-  if (fs::is_regular_file(name)) return name;
-  const fs::path named = fs::path("configs") / (name + ".toml");
-  if (fs::is_regular_file(named)) return named;
-  throw UserError(cat("--config ", name, ": neither a file nor a name in configs/ (tiny, small, gpt2-124M, ...)"));
-}
 
 // H100 SXM's dense peaks (NVIDIA's data sheet): tensor cores for bf16/fp16, CUDA cores for fp32
 // (the fp32 path does not use TF32).
@@ -76,7 +66,7 @@ int run_device_bench(const BenchArgs& a, const RunConfig& cfg, Precision precisi
 
 int run_bench(const BenchArgs& a) {
   RunConfig cfg;
-  apply_toml_file(cfg, config_path(a.config));
+  apply_config(cfg, a.config);
   for (const auto& [k, v] : a.overrides) apply_override(cfg, k, v);
   cfg.validate();
   const Precision precision = parse_precision(a.precision, "--precision");
@@ -140,7 +130,7 @@ int run_bench(const BenchArgs& a) {
 Command register_bench(CLI::App& app) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "time training steps on synthetic tokens: ms/step, tokens/s, MFU");
-  cmd->add_option("--config", args->config, "a config name from configs/ (tiny, small, gpt2-124M) or a TOML file")
+  cmd->add_option("--config", args->config, "a config name (tiny, small, gpt2-124M: configs/NAME.toml, from any directory) or a TOML file")
       ->required();
   cmd->add_option("--precision", args->precision, "fp32, bf16 or fp16");
   cmd->add_option("--device", args->device, "cpu (default) or cuda");

@@ -28,7 +28,7 @@ int run_eval(const EvalArgs& a) {
   if (a.nproc > 0 && !launched_by_mpi()) {
     std::vector<std::string> rest = command_line_without_nproc();
     if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
-    exec_under_mpirun(int(a.nproc), rest);
+    return run_under_mpirun(int(a.nproc), rest);
   }
   const Device device = inference_device(a.device);
   InferenceGroup group = make_inference_group(a.tp, device);
@@ -59,7 +59,7 @@ int run_eval(const EvalArgs& a) {
 Command register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "loss and perplexity of a model on a data split");
-  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its final model, else its latest checkpoint) or a model directory")
+  cmd->add_option("--checkpoint", a->checkpoint, "a run directory (its final model, else its latest checkpoint), a checkpoint (checkpoints/best, checkpoints/latest, checkpoints/step_N), a model directory or its model.safetensors")
       ->required();
   cmd->add_option("--data", a->data, "a data directory from `meshlm prepare`, or a text file")->required();
   cmd->add_option("--split", a->split, "val or train")->check(CLI::IsMember({"val", "train"}))->capture_default_str();

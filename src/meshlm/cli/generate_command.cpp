@@ -27,7 +27,7 @@ int run_generate(GenerateArgs a) {
   if (a.nproc > 0 && !launched_by_mpi()) {
     std::vector<std::string> rest = command_line_without_nproc();
     if (!command_line_has("--tp")) rest.insert(rest.end(), {"--tp", std::to_string(a.nproc)});
-    exec_under_mpirun(int(a.nproc), rest);
+    return run_under_mpirun(int(a.nproc), rest);
   }
   const Device device = inference_device(a.device);
   InferenceGroup group = make_inference_group(a.tp, device);
@@ -43,8 +43,9 @@ int run_generate(GenerateArgs a) {
     prompt.push_back(*sep);
   }
   const GPTConfig& cfg = m.model.config;
-  if (int64_t(prompt.size()) >= cfg.n_positions)
-    throw UserError(cat("the prompt has ", prompt.size(), " tokens; the model's context is ", cfg.n_positions));
+  if (int64_t(prompt.size()) > cfg.n_positions && group.root())
+    std::fprintf(stderr, "note: the prompt has %zu tokens, more than the model's context (%lld): it sees the last %lld\n",
+                 prompt.size(), (long long)cfg.n_positions, (long long)cfg.n_positions);
   GPT gpt(cfg, 1, 1, device, group.collectives());
   const Buffer params = shard_of(gpt, m.model);
   // Every rank samples the same tokens (same logits, same seed); rank 0 prints them.
@@ -81,9 +82,9 @@ int run_generate(GenerateArgs a) {
 Command register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "sample text from a trained model");
-  cmd->add_option("--checkpoint", a->checkpoint, "a checkpoint, a run directory (its final model, else its latest checkpoint) or a model directory with tokenizer files")->required();
+  cmd->add_option("--checkpoint", a->checkpoint, "a run directory (its final model, else its latest checkpoint), a checkpoint (checkpoints/best, checkpoints/latest, checkpoints/step_N), a model directory or its model.safetensors")->required();
   cmd->add_option("--prompt", a->prompt, "text to continue");
-  cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate (stops earlier at the context length)")->capture_default_str();
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "tokens to generate; past the model's context (n_positions) the window slides: each new token sees the last n_positions tokens")->capture_default_str();
   cmd->add_option("--temperature", a->sampling.temperature, "softmax temperature; 0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", a->sampling.top_p, "sample among the most likely tokens holding this probability mass")->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/train/checkpoint.hpp"
+#include "meshlm/train/model_path.hpp"
 #include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
@@ -9,7 +10,7 @@ namespace meshlm {
 namespace fs = std::filesystem;
 
 ModelForInference load_model_for_inference(const fs::path& path) {
-  fs::path dir = resolve_checkpoint(path);
+  fs::path dir = resolve_model_dir(path, "--checkpoint");
   return {dir, load_model(dir), load_model_tokenizer(dir)};
 }
 

@@ -20,9 +20,13 @@ bool command_line_has(const std::string& flag, const std::string& key = "");
 // launcher's environment: lets rank 0 alone report an error every rank hits.
 int launched_rank();
 
-// Replaces this process with `mpirun -np nproc ... <this program> <args>`; `args` excludes
-// argv[0]. Threads per rank: OMP_NUM_THREADS if set, else the machine's cores / nproc (at
-// least 1). Returns only by throwing UserError when mpirun cannot be started.
-[[noreturn]] void exec_under_mpirun(int nproc, const std::vector<std::string>& args);
+// Runs `mpirun -np nproc ... <this program> <args>` (`args` excludes argv[0]) and returns its
+// exit code (128 + the signal if mpirun itself was killed). Threads per rank: OMP_NUM_THREADS if
+// set, else the machine's cores / nproc (at least 1). mpirun's standard error passes through
+// MpirunOutputFilter, so a rank's "error: ..." line is not followed by Open MPI's banner about
+// the non-zero exit. SIGTERM, SIGINT and SIGHUP sent to this process (not those the terminal
+// sends to its whole process group, mpirun included) are passed on to mpirun. UserError when
+// mpirun cannot be started.
+int run_under_mpirun(int nproc, const std::vector<std::string>& args);
 
 }  // namespace meshlm

@@ -1,14 +1,13 @@
-#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/train/launch_layout.hpp"
 #include "meshlm/train/rank_agreement.hpp"
 #include "meshlm/train/training_run.hpp"
 
@@ -63,30 +62,33 @@ struct StopSignals {
 
 int train_on(Communicator& comm, const TrainArgs& args) {
   std::string error;
-  if (args.nproc > 0) error = "--nproc starts mpirun itself; under mpirun or srun give --dp N instead";
+  if (args.nproc > 0)
+    error = "--nproc starts mpirun itself; under mpirun or srun leave it out (dp = processes / (tp x pp), or give --dp)";
   agree_on_setup(comm, error);
-  TrainingRun run(comm, args.request, &g_stop_signal);
+  RunRequest request = args.request;
+  request.processes = comm.size();
+  TrainingRun run(comm, request, &g_stop_signal);
   const StopSignals signals;
   return run.run();
 }
 
-// `--nproc N` re-launches this command line under mpirun, minus --nproc, plus --dp N.
-[[noreturn]] void relaunch_under_mpirun(const TrainArgs& args) {
-  std::vector<std::string> rest = command_line_without_nproc();
-  if (!command_line_has("--dp", "parallel.dp")) {  // dp = N / (tp · pp), with tp and pp as given on the command line
-    int64_t tp = 1, pp = 1;
-    for (const auto& [key, value] : args.request.overrides) {
-      if (key == "parallel.tp") tp = std::max<int64_t>(1, std::atoll(value.c_str()));
-      if (key == "parallel.pp") pp = std::max<int64_t>(1, std::atoll(value.c_str()));
-    }
-    rest.push_back("--dp");
-    rest.push_back(std::to_string(args.nproc % (tp * pp) == 0 ? args.nproc / (tp * pp) : args.nproc));
-  }
-  exec_under_mpirun(int(args.nproc), rest);
+// `--nproc N` runs this command line under mpirun with N processes, minus --nproc; every rank
+// takes dp = N / (tp · pp) unless --dp or the config sets it. The layout is checked here first,
+// so that a mesh N processes cannot form is one line before anything starts.
+int relaunch_under_mpirun(const TrainArgs& args) {
+  const ParallelConfig p = requested_layout(args.request.config, args.request.overrides);
+  const int64_t n = args.nproc, group = p.tp * p.pp;
+  if (group >= 1 && p.dp == 0 && n % group != 0)
+    throw UserError(cat("--nproc ", n, " is not a multiple of tp ", p.tp, " x pp ", p.pp, " = ", group,
+                        " (dp = processes / (tp x pp))"));
+  if (group >= 1 && p.dp >= 1 && p.dp * group != n)
+    throw UserError(cat("--nproc ", n, " does not match the mesh dp ", p.dp, " x pp ", p.pp, " x tp ", p.tp, " = ",
+                        p.dp * group, " ranks (without --dp, dp = processes / (tp x pp))"));
+  return run_under_mpirun(int(n), command_line_without_nproc());
 }
 
 int run_train(const TrainArgs& args) {
-  if (args.nproc > 0 && !launched_by_mpi()) relaunch_under_mpirun(args);
+  if (args.nproc > 0 && !launched_by_mpi()) return relaunch_under_mpirun(args);
   std::unique_ptr<Communicator> comm = launched_by_mpi() ? make_mpi_world_communicator() : make_self_communicator();
   try {
     return train_on(*comm, args);
@@ -129,21 +131,21 @@ Command register_train(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "train a GPT");
   cmd->add_option("--data", args->request.data, "a data directory from `meshlm prepare`, or a text file (bytes as tokens)")
       ->required();
-  cmd->add_option("--config", args->request.config, "TOML config file (configs/*.toml); defaults otherwise");
+  cmd->add_option("--config", args->request.config, "a TOML file, or a config name (tiny, small, ...: configs/NAME.toml, from any directory); defaults otherwise");
   cmd->add_option("--out", args->request.out, "run directory: checkpoints/, metrics.jsonl, the final model");
   cmd->add_option("--resume", args->request.resume, "continue the run in RUN_DIR (default: --out) from its latest checkpoint")
       ->expected(0, 1);
   cmd->add_flag("--overwrite", args->request.overwrite,
                 "start a new run in --out although it holds one: first remove that run's files (only meshlm's own)");
   cmd->add_option("--init-from", args->request.init_from,
-                  "start from existing weights: a checkpoint, a run directory, or a model directory / model.safetensors "
-                  "with its config.json (e.g. GPT-2 from the Hugging Face hub)");
+                  "start from existing weights: the paths eval --checkpoint takes (a run directory, a checkpoint, "
+                  "a model directory or its model.safetensors, with config.json; e.g. GPT-2 from the Hugging Face hub)");
   cmd->add_flag("--allow-tokenizer-mismatch", args->request.allow_tokenizer_mismatch,
                "with --init-from/--resume: train even if the data's tokenizer is not the model's");
   cmd->add_option("--nproc", args->nproc,
-                  "start N processes on this machine (runs mpirun; without --dp, sets --dp N/(tp·pp))")
+                  "start N processes on this machine (runs mpirun; without --dp, dp = N/(tp·pp))")
       ->check(CLI::PositiveNumber);
-  add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks: the number of processes mpirun starts");
+  add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks (default: the processes launched / (tp·pp))");
   add_parallel_option(cmd, args, "--tp", "parallel.tp", "tensor-parallel ranks (split every layer's weights)");
   add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (contiguous blocks each)");
   add_parallel_option(cmd, args, "--pp-layers", "parallel.pp_layers", "blocks per stage, e.g. 3,1 (default: balanced)");

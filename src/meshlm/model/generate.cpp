@@ -12,29 +12,41 @@ std::vector<int32_t> generate_tokens(GPT& model, const float* params, std::span<
                                      const std::function<bool(int32_t)>& on_token) {
   opts.validate();
   const GPTConfig& cfg = model.config();
-  const int64_t P = int64_t(prompt.size()), V = cfg.vocab_size, n_pos = cfg.n_positions;
+  const int64_t V = cfg.vocab_size, n_pos = cfg.n_positions;
   if (max_new_tokens < 0) throw UserError(cat("max_new_tokens must be >= 0, got ", max_new_tokens));
-  if (P == 0) throw UserError("the prompt is empty: generation needs at least one token");
-  if (P > n_pos) throw UserError(cat("the prompt has ", P, " tokens, more than model.n_positions (", n_pos, ")"));
+  if (prompt.empty()) throw UserError("the prompt is empty: generation needs at least one token");
   std::vector<int32_t> out;
-  if (max_new_tokens == 0 || P == n_pos) return out;
+  if (max_new_tokens == 0) return out;
 
+  // The whole sequence so far: the window a slide re-encodes is its tail.
+  std::vector<int32_t> seq(prompt.begin(), prompt.end());
+  seq.reserve(seq.size() + size_t(max_new_tokens));
+  const int64_t first = std::min<int64_t>(int64_t(seq.size()), n_pos);
   // The last generated token is never fed back, so the cache needs P + max_new − 1 positions.
-  KVCache cache(model.cache_config(), 1, std::min(n_pos, P + max_new_tokens - 1), model.device());
+  KVCache cache(model.cache_config(), 1, std::min(n_pos, first + max_new_tokens - 1), model.device());
   // The sampler reads the logits on the host: one row is brought from the model's device.
   std::vector<float> row(static_cast<size_t>(V));
   auto fetch = [&](const float* device_row) {
     copy_bytes(row.data(), Device::cpu, device_row, model.device(), row.size() * sizeof(float));
     return row.data();
   };
-  const float* logits = model.forward_cached(params, prompt.data(), 1, P, cache);
-  const float* next = fetch(logits + (P - 1) * V);  // the prediction after the prompt's last token
+  // Runs the last `n` tokens of seq through a fresh cache; the prediction after the last one.
+  auto encode_window = [&](int64_t n) {
+    cache.reset();
+    const float* logits = model.forward_cached(params, seq.data() + seq.size() - size_t(n), 1, n, cache);
+    return fetch(logits + (n - 1) * V);
+  };
+  const float* next = encode_window(first);
   for (;;) {
     const int32_t tok = sample_token({next, size_t(V)}, opts, uint64_t(out.size()));
     out.push_back(tok);
+    seq.push_back(tok);
     if (on_token && !on_token(tok)) break;
-    if (int64_t(out.size()) == max_new_tokens || cache.size() + 1 == n_pos) break;  // done, or context full
-    next = fetch(model.forward_cached(params, &tok, 1, 1, cache));
+    if (int64_t(out.size()) == max_new_tokens) break;
+    if (cache.size() < cache.capacity())
+      next = fetch(model.forward_cached(params, &tok, 1, 1, cache));
+    else  // the context is full: slide the window by one token
+      next = encode_window(n_pos);
   }
   return out;
 }

@@ -4,6 +4,9 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/data_fingerprint.hpp"
+#include "meshlm/train/config_lookup.hpp"
+#include "meshlm/train/launch_layout.hpp"
+#include "meshlm/train/model_path.hpp"
 #include "meshlm/train/run_directory.hpp"
 #include "meshlm/train/tokenizer_identity.hpp"
 
@@ -12,14 +15,6 @@ namespace meshlm {
 namespace fs = std::filesystem;
 
 namespace {
-
-// A model directory, or a checkpoint, or a run directory (its latest checkpoint).
-fs::path initial_model_dir(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw UserError(cat("--init-from: not found: ", path.string()));
-  if (fs::is_regular_file(path, ec) && path.filename() == kModelWeightsFile) return path.parent_path();
-  return resolve_checkpoint(path);
-}
 
 // A new run into a directory that holds another run needs --overwrite.
 void check_run_directory(const RunRequest& request, const fs::path& run_dir, RunSetup& s) {
@@ -80,13 +75,13 @@ RunSetup read_run_setup(const RunRequest& request) {
 
   RunConfig& cfg = s.cfg;
   cfg = s.resume_from && request.config.empty() ? s.resume_from->config : RunConfig{};
-  cfg.parallel = ParallelConfig{};  // the layout is this launch's choice: a run resumes under any
+  cfg.parallel = unset_layout();  // the layout is this launch's choice: a run resumes under any
   if (resuming) cfg.train.decay_steps = kDecayStepsUnset;  // unless this launch sets it, the run's own
-  if (!request.config.empty()) apply_toml_file(cfg, request.config);
+  if (!request.config.empty()) apply_config(cfg, request.config);
   fs::path init_dir;
   if (!request.init_from.empty()) {
     if (resuming) throw UserError("--init-from and --resume cannot be combined (a resumed run has its own weights)");
-    init_dir = initial_model_dir(request.init_from);
+    init_dir = resolve_model_dir(request.init_from, "--init-from");
     s.init = load_model(init_dir);
     s.init_from = request.init_from;
     cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
@@ -100,6 +95,7 @@ RunSetup read_run_setup(const RunRequest& request) {
     if (cfg.model.vocab_size == kVocabFromData) cfg.model.vocab_size = s.resume_from->config.model.vocab_size;
     s.previous_horizon = settle_decay_horizon(cfg.train, s.resume_from->config.train);
   }
+  fit_layout_to_processes(cfg.parallel, request.processes);
   cfg.validate();
   if (s.resume_from) {
     auto diff = resume_incompatible_keys(s.resume_from->config, cfg);

@@ -16,7 +16,7 @@ namespace meshlm {
 
 // What `meshlm train` was asked for, before anything is read.
 struct RunRequest {
-  std::string config;     // TOML file (empty: defaults, or the resumed checkpoint's config)
+  std::string config;     // TOML file or config name (empty: defaults, or the resumed checkpoint's config)
   std::string data;       // data directory or text file
   std::string out;        // run directory (empty: no checkpoints, no files)
   std::string init_from;  // pretrained weights: a model directory, checkpoint or run directory
@@ -25,6 +25,7 @@ struct RunRequest {
   bool overwrite = false;  // --overwrite: a new run replaces the earlier run in --out
   bool allow_tokenizer_mismatch = false;  // train on data tokenized differently from the model's
   Overrides overrides;  // config keys from the command line, in order
+  int64_t processes = 1;  // processes launched: without parallel.dp, dp = processes / (tp · pp)
 };
 
 struct RunSetup {

@@ -1,0 +1,28 @@
+#pragma once
+// What `meshlm ... --nproc N` lets through of mpirun's standard error: every line, except
+// Open MPI's banners about a process that exited with a non-zero status ("Primary job
+// terminated normally, but 1 process returned a non-zero exit code", "mpirun detected that one
+// or more processes exited with non-zero status", prterun's "... with non-zero status"). Such a
+// process is a meshlm rank that has already printed its one "error: ..." line; the banner would
+// only repeat it. Every other banner (a rank killed by a signal, MPI_Abort, a failed start) and
+// all of the ranks' own output pass unchanged.
+#include <string>
+#include <string_view>
+
+namespace meshlm {
+
+class MpirunOutputFilter {
+ public:
+  // Feeds a chunk of mpirun's output; returns the text to show now.
+  std::string feed(std::string_view chunk);
+  // At the end of the output: what is still held (an unfinished line or banner).
+  std::string finish();
+
+ private:
+  std::string line_;    // the current line, not yet ended
+  std::string banner_;  // lines of a banner since its opening rule, while it is open
+  bool in_banner_ = false;
+  std::string take_line(const std::string& line);
+};
+
+}  // namespace meshlm
