@@ -40,6 +40,7 @@ Device training_device(const RunConfig& cfg) {
   };
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
   if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
+  if (cfg.model.dropout > 0) refuse("model.dropout > 0");
   return d;
 }
 
@@ -58,7 +59,7 @@ std::vector<PipeOp> step_schedule(const ParallelConfig& p, int stage, int64_t mi
 class Trainer::TrainFeed final : public MicroBatchFeed {
  public:
   TrainFeed(const Trainer& t, int64_t step, float loss_scale)
-      : t_(t), first_sample_(step * t.B_ * t.cfg_.train.grad_accum), window_(size_t(t.T_ + 1)) {
+      : t_(t), step_(step), first_sample_(step * t.B_ * t.cfg_.train.grad_accum), window_(size_t(t.T_ + 1)) {
     share_ = float(t.rows_.count) / float(t.B_);
     dloss_ = share_ / float(t.cfg_.train.grad_accum) * loss_scale;
   }
@@ -71,11 +72,14 @@ class Trainer::TrainFeed final : public MicroBatchFeed {
       std::copy(window_.begin(), window_.end() - 1, inputs + b * T);
       std::copy(window_.begin() + 1, window_.end(), targets + b * T);
     }
-    return {rows, double(share_), dloss_};
+    // Dropout masks are keyed by the rows' places in the step's global batch, as one process has them.
+    const DropoutKey dropout{uint64_t(t_.cfg_.train.seed), step_, micro * t_.B_ + int64_t(t_.rows_.begin)};
+    return {rows, double(share_), dloss_, dropout};
   }
 
  private:
   const Trainer& t_;
+  int64_t step_;
   int64_t first_sample_;
   float share_, dloss_;
   std::vector<int32_t> window_;
