@@ -13,3 +13,6 @@ set_tests_properties(cli.help_documented PROPERTIES LABELS slow)
 
 add_test(NAME cli.bench COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/bench.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
 set_tests_properties(cli.bench PROPERTIES TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.dropout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dropout.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.dropout PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

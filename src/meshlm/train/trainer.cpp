@@ -33,6 +33,9 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
 // still need host memory.
 Device training_device(const RunConfig& cfg) {
   const Device d = cfg.train.device;
+  // A config error whether or not this machine has the device.
+  if (d != Device::cpu && cfg.model.dropout > 0)
+    throw UserError(cat("train.device = ", device_name(d), ": model.dropout > 0 runs on the CPU only for now"));
   require_device(d);
   if (d == Device::cpu) return d;
   auto refuse = [&](const std::string& what) {
@@ -40,7 +43,6 @@ Device training_device(const RunConfig& cfg) {
   };
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
   if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
-  if (cfg.model.dropout > 0) refuse("model.dropout > 0");
   return d;
 }
 
