@@ -22,3 +22,6 @@ set_tests_properties(cli.tokenizer_identity PROPERTIES ENVIRONMENT "OMP_NUM_THRE
 
 add_test(NAME cli.names_and_paths COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/names_and_paths.sh $<TARGET_FILE:meshlm_cli> ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR})
 set_tests_properties(cli.names_and_paths PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.dropout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dropout.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.dropout PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -84,6 +84,21 @@ TEST(DataParallelAccumulation, TwoMicroStepsPerStepMatchOneProcess) {
   expect_matches(train(cfg, g_world, 10), reference(cfg), "ZeRO-2 with grad_accum 2");
 }
 
+// Dropout masks are keyed by each row's place in the step's global batch: split over ranks,
+// sharded by ZeRO and accumulated over micro-batches, the run draws one process's masks.
+TEST(DataParallelDropout, DropoutMatchesOneProcessWithAndWithoutAccumulation) {
+  RunConfig cfg = layout(tiny(10), 0, "ring", 25);
+  cfg.model.dropout = 0.1f;
+  expect_matches(train(cfg, g_world, 10), reference(cfg), "dropout 0.1");
+  cfg = layout(tiny(10), 3, "ring", 0.05);
+  cfg.model.dropout = 0.1f;
+  cfg.train.grad_accum = 2;
+  expect_matches(train(cfg, g_world, 10), reference(cfg), "dropout 0.1, ZeRO-3 with grad_accum 2");
+  RunConfig plain = cfg;
+  plain.model.dropout = 0.0f;
+  EXPECT_NE(reference(cfg).losses, reference(plain).losses) << "dropout changed nothing";
+}
+
 // --grad-reduce-dtype bf16: gradients travel rounded to bf16 (summed in f32), so the curve
 // follows one process to bf16's rounding of the gradients, not to f32's; every rank still
 // holds the same parameters.

@@ -56,6 +56,16 @@ TEST(Pipeline, EveryScheduleAndStageCountMatchesOneProcess) {
   }
 }
 
+// Stages draw their blocks' masks by global layer index: a pipeline (over accumulated
+// micro-batches) drops as one process does.
+TEST(Pipeline, DropoutMatchesOneProcess) {
+  const int n = g_world->size();
+  if (n > 4) GTEST_SKIP() << "more stages than the 4 blocks";
+  RunConfig cfg = piped(1, 1, n, "1f1b", 10);
+  cfg.model.dropout = 0.1f;
+  expect_matches(train(cfg, g_world, 10), reference(cfg), cat("pp ", n, ", dropout 0.1"));
+}
+
 // Mixed precision on every axis of the mesh (pp at 2 ranks, tp 2 × pp 2 at 4, dp 2 × tp 2 × pp 2
 // at 8): fp16 from a loss scale of 2^40 skips the same steps on every rank as one process does
 // (the decision comes from the global gradient norm, which every rank computes identically),

@@ -20,6 +20,8 @@ void GPTConfig::validate() const {
   if (vocab_size > (int64_t(1) << 31) - 1) throw UserError(cat("model.vocab_size ", vocab_size, " is too large"));
   if (!(layer_norm_epsilon > 0.0f) || !std::isfinite(layer_norm_epsilon))
     throw UserError(cat("model.layer_norm_epsilon must be a positive number, got ", layer_norm_epsilon));
+  if (!(dropout >= 0.0f && dropout < 1.0f))
+    throw UserError(cat("model.dropout must be in [0, 1), got ", dropout));
 }
 
 }  // namespace meshlm

@@ -11,6 +11,9 @@ struct GPTConfig {
   int64_t n_layer = 4;
   int64_t n_head = 4;
   float layer_norm_epsilon = 1e-5f;
+  // Training only (model/dropout.hpp): the probability of dropping an element of the embedding
+  // output, the attention probabilities and the two residual branches; 0 = no dropout.
+  float dropout = 0.0f;
 
   int64_t head_size() const { return n_embd / n_head; }
   // Throws UserError naming the first invalid field.

@@ -21,6 +21,7 @@ struct GPT::Acts {
   float* ce_sums;  // tensor parallelism: per row the sum of exponentials and the target logit
   // Backward scratch, reused by every layer.
   float *dresidual, *d_c, *d_4c, *dqkv;
+  float* d_dropped;  // with model.dropout > 0: a residual branch's output gradient times its mask
 };
 
 namespace {
@@ -98,6 +99,7 @@ size_t GPT::carve(int64_t B, int64_t T, float* base, Acts* a) const {
   x.d_c = cv.take(N * C);
   x.d_4c = cv.take(N * Fl);
   x.dqkv = cv.take(N * 3 * Cl);
+  x.d_dropped = cfg_.dropout > 0.0f ? cv.take(N * C) : nullptr;
   return cv.used();
 }
 
@@ -138,6 +140,9 @@ GPT::GPT(const GPTConfig& cfg, int64_t max_B, int64_t max_T, Device device, TpCo
                 stage.first_layer, ", ", stage.end(cfg), ") of ", cfg.n_layer);
   if (max_T > cfg.n_positions)
     throw UserError(cat("sequence length ", max_T, " exceeds model.n_positions (", cfg.n_positions, ")"));
+  if (cfg.dropout > 0.0f && !(k_.dropout_apply && k_.attention_dropout_forward && k_.attention_dropout_backward))
+    throw UserError(cat("model.dropout = ", cfg.dropout, " is not supported on device '", device_name(device),
+                        "' yet: train with model.dropout = 0 there, or on the CPU"));
   auto range_of = [&](const std::string& first, const std::string& last) {
     const ParamView* a = layout_.find(first);
     const ParamView* b = layout_.find(last);
@@ -224,9 +229,16 @@ void vocab_parallel_ce_forward(const KernelTable& k, TpCollectives& tp, float* l
 
 }  // namespace
 
-float GPT::forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T) {
+float GPT::forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                   const DropoutKey* dropout) {
   MESHLM_ASSERT(stage_.first && stage_.last, "forward() runs the whole model; a pipeline stage uses forward_stage()");
-  return forward_stage(params, inputs, nullptr, targets, B, T);
+  return forward_stage(params, inputs, nullptr, targets, B, T, dropout);
+}
+
+DropoutMask GPT::dropout_mask_at(int64_t l, DropoutSite site) const {
+  MESHLM_ASSERT(dropout_.has_value());
+  const int64_t first_head = site == DropoutSite::attention ? int64_t(tp_rank()) * Hl_ : 0;
+  return dropout_mask(*dropout_, cfg_.dropout, stage_.first_layer + l, site, first_head);
 }
 
 void GPT::backward(const float* params, float* grads, float dloss, const GradsReady& on_ready) {
@@ -247,18 +259,25 @@ void GPT::forward_block(int64_t l, const float* params, const float* residual) {
   Acts::Layer& x = a_->layers[size_t(l)];
   k.layernorm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1_w, w.ln1_b, N, C, eps);
   k.linear_forward(x.qkv, x.ln1, w.qkv_w, w.qkv_b, N, C, 3 * Cl, WeightLayout::in_out);  // column-parallel
-  k.attention_forward(x.atty, x.att_lse, x.qkv, B, T, Cl, Hl);
+  if (dropout_) {
+    k.attention_dropout_forward(x.atty, x.att_lse, x.qkv, B, T, Cl, Hl, dropout_mask_at(l, DropoutSite::attention));
+  } else {
+    k.attention_forward(x.atty, x.att_lse, x.qkv, B, T, Cl, Hl);
+  }
   row_parallel_forward(x.residual2, x.atty, w.attproj_w, w.attproj_b, N, Cl, C);
+  // The branch's output is replicated over tensor-parallel ranks: each draws the whole mask.
+  if (dropout_) k.dropout_apply(x.residual2, x.residual2, B, T, C, dropout_mask_at(l, DropoutSite::attention_output));
   k.residual_forward(x.residual2, x.residual2, residual, N * C);
   k.layernorm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.residual2, w.ln2_w, w.ln2_b, N, C, eps);
   k.linear_forward(x.fch, x.ln2, w.fc_w, w.fc_b, N, C, Fl, WeightLayout::in_out);  // column-parallel
   k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
   row_parallel_forward(x.residual3, x.fch_gelu, w.fcproj_w, w.fcproj_b, N, Fl, C);
+  if (dropout_) k.dropout_apply(x.residual3, x.residual3, B, T, C, dropout_mask_at(l, DropoutSite::mlp_output));
   k.residual_forward(x.residual3, x.residual3, x.residual2, N * C);
 }
 
 float GPT::forward_stage(const float* params, const int32_t* inputs, const float* x_in, const int32_t* targets,
-                         int64_t B, int64_t T) {
+                         int64_t B, int64_t T, const DropoutKey* dropout) {
   MESHLM_ASSERT(B > 0 && T > 0 && B * T <= max_B_ * max_T_ && T <= max_T_, "micro-batch ", B, "x", T,
                 " larger than allocated ", max_B_, "x", max_T_);
   // Attention buffers are laid out for max_B·max_T; a smaller batch uses a prefix of them.
@@ -270,6 +289,8 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
   B_ = B;
   T_ = T;
   backward_ready_ = false;
+  dropout_.reset();
+  if (dropout && cfg_.dropout > 0.0f) dropout_ = *dropout;
   if (stage_.first)
     for (int64_t i = 0; i < N; ++i)
       if (inputs[i] < 0 || inputs[i] >= V)
@@ -287,6 +308,7 @@ float GPT::forward_stage(const float* params, const int32_t* inputs, const float
     acquire(wte_range_);
     acquire(wpe_range_);
     embedding_forward(a.encoded, inputs_, p.wte, p.wpe, B, T);
+    if (dropout_) k.dropout_apply(a.encoded, a.encoded, B, T, C, dropout_mask_at(0, DropoutSite::embedding));
     release(wpe_range_);
     release(wte_range_);
   } else {
@@ -362,8 +384,14 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     } else if (recompute_ == Recompute::selective) {
       k.gelu_forward(x.fch_gelu, x.fch, N * Fl);
     }
-    // MLP: dresidual holds d(residual3); the residual add passes it to both branches.
-    k.linear_backward(a.d_4c, dw.fcproj_w, dw.fcproj_b, a.dresidual, x.fch_gelu, w.fcproj_w, N, Fl, C,
+    // MLP: dresidual holds d(residual3); the residual add passes it to both branches (the
+    // MLP's through its dropout mask).
+    const float* d_mlp_out = a.dresidual;
+    if (dropout_) {
+      k.dropout_apply(a.d_dropped, a.dresidual, B, T, C, dropout_mask_at(l, DropoutSite::mlp_output));
+      d_mlp_out = a.d_dropped;
+    }
+    k.linear_backward(a.d_4c, dw.fcproj_w, dw.fcproj_b, d_mlp_out, x.fch_gelu, w.fcproj_w, N, Fl, C,
                       WeightLayout::in_out);
     k.gelu_backward(a.d_4c, x.fch, a.d_4c, N * Fl);
     k.linear_backward(a.d_c, dw.fc_w, dw.fc_b, a.d_4c, x.ln2, w.fc_w, N, C, Fl, WeightLayout::in_out);
@@ -371,9 +399,19 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     k.layernorm_backward(a.dresidual, dw.ln2_w, dw.ln2_b, a.d_c, x.residual2, w.ln2_w, x.ln2_mean, x.ln2_rstd, N,
                          C);
     // Attention: dresidual now holds d(residual2).
-    k.linear_backward(a.d_c, dw.attproj_w, dw.attproj_b, a.dresidual, x.atty, w.attproj_w, N, Cl, C,
+    const float* d_att_out = a.dresidual;
+    if (dropout_) {
+      k.dropout_apply(a.d_dropped, a.dresidual, B, T, C, dropout_mask_at(l, DropoutSite::attention_output));
+      d_att_out = a.d_dropped;
+    }
+    k.linear_backward(a.d_c, dw.attproj_w, dw.attproj_b, d_att_out, x.atty, w.attproj_w, N, Cl, C,
                       WeightLayout::in_out);
-    k.attention_backward(a.dqkv, a.d_c, x.qkv, x.atty, x.att_lse, B, T, Cl, Hl);
+    if (dropout_) {
+      k.attention_dropout_backward(a.dqkv, a.d_c, x.qkv, x.atty, x.att_lse, B, T, Cl, Hl,
+                                   dropout_mask_at(l, DropoutSite::attention));
+    } else {
+      k.attention_backward(a.dqkv, a.d_c, x.qkv, x.atty, x.att_lse, B, T, Cl, Hl);
+    }
     k.linear_backward(a.d_c, dw.qkv_w, dw.qkv_b, a.dqkv, x.ln1, w.qkv_w, N, C, 3 * Cl, WeightLayout::in_out);
     copy_to_tp_backward(tp_, a.d_c, N * C);
     k.layernorm_backward(a.dresidual, dw.ln1_w, dw.ln1_b, a.d_c, residual, w.ln1_w, x.ln1_mean, x.ln1_rstd, N, C);
@@ -381,7 +419,14 @@ void GPT::backward_stage(const float* params, float* grads, float dloss, const f
     // Blocks and ln_f follow the embeddings in the layout: everything from this block on is done.
     if (on_ready) on_ready(size_t(dw.ln1_w - grads));
   }
-  if (stage_.first) embedding_backward(g.wte, g.wpe, a.dresidual, inputs_, B, T);
+  if (stage_.first) {
+    const float* d_encoded = a.dresidual;
+    if (dropout_) {
+      k.dropout_apply(a.d_dropped, a.dresidual, B, T, C, dropout_mask_at(0, DropoutSite::embedding));
+      d_encoded = a.d_dropped;
+    }
+    embedding_backward(g.wte, g.wpe, d_encoded, inputs_, B, T);
+  }
   if (on_ready) on_ready(0);
   backward_ready_ = false;  // the logits now hold gradients: a second backward needs a new forward
 }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "meshlm/core/enum_names.hpp"
 #include "meshlm/kernels/kernels.hpp"
 #include "meshlm/model/config.hpp"
+#include "meshlm/model/dropout.hpp"
 #include "meshlm/model/param_gate.hpp"
 #include "meshlm/model/param_spec.hpp"
 #include "meshlm/model/param_views.hpp"
@@ -84,12 +86,17 @@ class GPT {
   // Runs the model on inputs[B,T]. With targets[B,T] (entries < 0 are ignored) returns the
   // mean cross-entropy over the valid targets; without targets returns 0 and only the
   // logits are computed.
-  float forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T);
+  //
+  // `dropout`: a training step's key (model/dropout.hpp). With model.dropout > 0 the pass
+  // drops with the masks that key selects, and the backward pass redraws them; null (as in
+  // evaluation and generation), or model.dropout = 0, runs without dropout.
+  float forward(const float* params, const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                const DropoutKey* dropout = nullptr);
   // Pipeline stage: the first stage reads `inputs` (token ids), the others the previous
   // stage's output `x_in` [B,T,C]. The last stage computes the loss (returned, as forward()
   // does) from `targets`; the others return 0 and leave their output in stage_output().
   float forward_stage(const float* params, const int32_t* inputs, const float* x_in, const int32_t* targets,
-                      int64_t B, int64_t T);
+                      int64_t B, int64_t T, const DropoutKey* dropout = nullptr);
   const float* stage_output() const;  // [B,T,C] after forward_stage on a stage that is not the last
   // Backward of the last forward_stage: the last stage starts from its loss, the others from
   // `d_out`, the gradient of their output [B,T,C]. Afterwards stage_input_grad() holds the
@@ -135,6 +142,8 @@ class GPT {
                           int64_t T) const;
   // Block l of the stage on its input `residual`, writing the layer's activation views.
   void forward_block(int64_t l, const float* params, const float* residual);
+  // The mask of `site` in the stage's block l (the embedding: l = 0) for the last forward's key.
+  DropoutMask dropout_mask_at(int64_t l, DropoutSite site) const;
   GPTConfig cfg_;
   TpCollectives* tp_;
   int64_t Cl_, Hl_, Fl_;  // this rank's attention width, heads and MLP width
@@ -162,6 +171,8 @@ class GPT {
   const int32_t* inputs_ = nullptr;
   const int32_t* targets_ = nullptr;
   bool backward_ready_ = false;  // a forward with targets (or a non-last stage's forward) ran
+  // The last forward's dropout key; empty when it ran without dropout (the backward follows it).
+  std::optional<DropoutKey> dropout_;
   Device device_;
   Buffer buf_;
   // The micro-batch's inputs and targets, copied to the model's device after they are checked

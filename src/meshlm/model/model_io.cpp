@@ -74,8 +74,9 @@ class ConfigReader {
 }  // namespace
 
 std::string model_config_json(const GPTConfig& cfg, const SpecialTokenIds& special) {
-  // The GPT2Config fields Hugging Face writes, in its order; dropout is off because meshlm
-  // does not train with it.
+  // The GPT2Config fields Hugging Face writes, in its order. The three dropout probabilities
+  // record model.dropout, the one meshlm trained with; reading a config ignores them (a run's
+  // dropout comes from its own config, and evaluation and generation never drop).
   auto id = [&](const std::optional<int64_t>& v) {
     MESHLM_ASSERT(!v || (*v >= 0 && *v < cfg.vocab_size), "special token id ", *v, " outside the vocabulary ",
                   cfg.vocab_size);
@@ -93,9 +94,9 @@ std::string model_config_json(const GPTConfig& cfg, const SpecialTokenIds& speci
   j["n_inner"] = nullptr;
   j["activation_function"] = "gelu_new";
   j["layer_norm_epsilon"] = shortest_double(cfg.layer_norm_epsilon);
-  j["resid_pdrop"] = 0.0;
-  j["embd_pdrop"] = 0.0;
-  j["attn_pdrop"] = 0.0;
+  j["resid_pdrop"] = shortest_double(cfg.dropout);
+  j["embd_pdrop"] = shortest_double(cfg.dropout);
+  j["attn_pdrop"] = shortest_double(cfg.dropout);
   j["initializer_range"] = 0.02;
   j["scale_attn_weights"] = true;
   j["tie_word_embeddings"] = true;

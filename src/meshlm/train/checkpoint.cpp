@@ -193,7 +193,8 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir) {
 }
 
 void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer) {
-  const GPTConfig saved = load_model_config(info.dir);
+  GPTConfig saved = load_model_config(info.dir);
+  saved.dropout = trainer.config().model.dropout;  // not read from config.json; the trainer state's config keeps it
   if (!(saved == trainer.config().model))
     throw UserError(cat("checkpoint ", info.dir.string(), " holds a different model shape than the config"));
   // Files hold the whole model; each rank keeps its tensor-parallel (and ZeRO) shard.

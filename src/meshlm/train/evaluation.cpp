@@ -27,7 +27,7 @@ class EvalFeed final : public MicroBatchFeed {
       std::copy(window_.begin(), window_.end() - 1, inputs + b * T_);
       std::copy(window_.begin() + 1, window_.end(), targets + b * T_);
     }
-    return {rows, counted ? double(rows * T_) : 0.0, 0.0f};
+    return {rows, counted ? double(rows * T_) : 0.0, 0.0f, std::nullopt};  // evaluation never drops
   }
 
  private:

@@ -25,6 +25,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"model.n_layer", &m.n_layer, "number of transformer blocks"},
       {"model.n_head", &m.n_head, "attention heads (must divide n_embd)"},
       {"model.layer_norm_epsilon", &m.layer_norm_epsilon, "LayerNorm epsilon"},
+      {"model.dropout", &m.dropout, "dropout probability in training (0 = off; CPU only)"},
       {"train.micro_batch", &t.micro_batch, "sequences per micro-batch"},
       {"train.block_size", &t.block_size, "tokens per sequence (0 = model.n_positions)"},
       {"train.grad_accum", &t.grad_accum, "micro-batches accumulated per optimizer step"},

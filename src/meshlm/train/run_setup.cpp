@@ -84,10 +84,12 @@ RunSetup read_run_setup(const RunRequest& request) {
     init_dir = resolve_model_dir(request.init_from, "--init-from");
     s.init = load_model(init_dir);
     s.init_from = request.init_from;
+    const float dropout = cfg.model.dropout;  // a training setting, not part of the weights' shape
     cfg.model = s.init->config;  // the model's shape comes from the pretrained weights
+    cfg.model.dropout = dropout;
   }
   for (const auto& [k, v] : request.overrides) {
-    if (s.init && k.rfind("model.", 0) == 0)
+    if (s.init && k.rfind("model.", 0) == 0 && k != "model.dropout")
       throw UserError(cat("--", k, " cannot change a model loaded with --init-from (its shape comes from its config.json)"));
     apply_override(cfg, k, v);
   }

@@ -86,7 +86,8 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
       MESHLM_ASSERT(mb.rows >= 1 && mb.rows <= rows_, "micro-batch of ", mb.rows, " rows, capacity ", rows_);
       const int64_t count = mb.rows * T_ * C_;
       if (!stage_.first) receive(act_in_, count, stage - 1, act_tag + int(op.micro));
-      const float loss = model.forward_stage(params, inputs, act_in_.data<float>(), targets, mb.rows, T_);
+      const float loss = model.forward_stage(params, inputs, act_in_.data<float>(), targets, mb.rows, T_,
+                                             mb.dropout ? &*mb.dropout : nullptr);
       if (stage_.last) result.loss += double(loss) * mb.loss_weight;
       else send(act_out_, op.micro, model.stage_output(), count, stage + 1, act_tag + int(op.micro));
       continue;

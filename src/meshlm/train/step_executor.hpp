@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -29,6 +30,7 @@ struct MicroBatch {
   int64_t rows = 0;        // sequences (at most the executor's capacity)
   double loss_weight = 0;  // weight of the micro-batch's mean loss in the run's loss (0: not counted)
   float dloss = 0;         // backward pass: the factor on the gradient of the mean loss
+  std::optional<DropoutKey> dropout;  // a training step's masks (model/dropout.hpp); none in evaluation
 };
 
 // Where a run's micro-batches come from: load() writes rows × T token ids to inputs and targets.

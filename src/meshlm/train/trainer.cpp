@@ -33,6 +33,9 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
 // still need host memory.
 Device training_device(const RunConfig& cfg) {
   const Device d = cfg.train.device;
+  // A config error whether or not this machine has the device.
+  if (d != Device::cpu && cfg.model.dropout > 0)
+    throw UserError(cat("train.device = ", device_name(d), ": model.dropout > 0 runs on the CPU only for now"));
   require_device(d);
   if (d == Device::cpu) return d;
   auto refuse = [&](const std::string& what) {
@@ -58,7 +61,7 @@ std::vector<PipeOp> step_schedule(const ParallelConfig& p, int stage, int64_t mi
 class Trainer::TrainFeed final : public MicroBatchFeed {
  public:
   TrainFeed(const Trainer& t, int64_t step, float loss_scale)
-      : t_(t), first_sample_(step * t.B_ * t.cfg_.train.grad_accum), window_(size_t(t.T_ + 1)) {
+      : t_(t), step_(step), first_sample_(step * t.B_ * t.cfg_.train.grad_accum), window_(size_t(t.T_ + 1)) {
     share_ = float(t.rows_.count) / float(t.B_);
     dloss_ = share_ / float(t.cfg_.train.grad_accum) * loss_scale;
   }
@@ -71,11 +74,14 @@ class Trainer::TrainFeed final : public MicroBatchFeed {
       std::copy(window_.begin(), window_.end() - 1, inputs + b * T);
       std::copy(window_.begin() + 1, window_.end(), targets + b * T);
     }
-    return {rows, double(share_), dloss_};
+    // Dropout masks are keyed by the rows' places in the step's global batch, as one process has them.
+    const DropoutKey dropout{uint64_t(t_.cfg_.train.seed), step_, micro * t_.B_ + int64_t(t_.rows_.begin)};
+    return {rows, double(share_), dloss_, dropout};
   }
 
  private:
   const Trainer& t_;
+  int64_t step_;
   int64_t first_sample_;
   float share_, dloss_;
   std::vector<int32_t> window_;

@@ -7,6 +7,10 @@
 //   lse = m + log l is kept for the backward.
 //   backward, per head, key block by key block: P = exp(S − lse) recomputed per tile,
 //   D = rowsum(dO ⊙ O);  dV += Pᵀ·dO;  dP = dO·Vᵀ;  dS = P ⊙ (dP − D);  dQ += s·dS·K;  dK += s·dSᵀ·Q
+// With dropout (the attention_dropout_* entries) a tile's P is multiplied by the mask's
+// factors Z before it weighs V (m and l stay those of the undropped softmax); the backward
+// redraws Z per tile: dV += (P ⊙ Z)ᵀ·dO, dS = P ⊙ (Z ⊙ dP − D), D unchanged since O is the
+// dropped output. Without dropout the mask is null and no factor is drawn or applied.
 // The tile products (tile_gemm) run in f32 in every precision: the attention core is a small
 // share of the FLOPs and keeps f32 probabilities.
 #include <algorithm>
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "meshlm/kernels/cpu/attention_tile.hpp"
+#include "meshlm/kernels/cpu/dropout_mask.hpp"
 #include "meshlm/kernels/cpu/ops.hpp"
 #include "meshlm/kernels/cpu/tile_gemm.hpp"
 #include "meshlm/kernels/cpu/vec_math.hpp"
@@ -146,19 +151,23 @@ float online_softmax_tile(float* row, int64_t n, float scale, float& m, float& l
   return corr;
 }
 
-void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H) {
+namespace {
+
+void attention_forward_impl(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H,
+                            const DropoutMask* drop) {
   const Shape S(B, T, C, H);
   const int64_t Tp = S.blocks * kTile;  // Kᵀ of a whole head, [hs, Tp]
   // One task per (batch, head): the head's keys are transposed once for all its query blocks.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
-    float* kt = scratch(size_t(S.hs * Tp + 2 * kTile * S.hp + kTile * kTile + 2 * kTile));
+    float* kt = scratch(size_t(S.hs * Tp + 2 * kTile * S.hp + kTile * kTile + 3 * kTile));
     float* vpad = kt + S.hs * Tp;
     float* s = vpad + kTile * S.hp;
     float* acc = s + kTile * kTile;
     float* m = acc + kTile * S.hp;
     float* l = m + kTile;
+    float* z = l + kTile;  // one query's dropout factors over a key tile
     pack_transposed(kt, Tp, S.qkv_row(qkv, b, 0, h, 1), S.W, T, S.hs);
     for (int64_t ib = 0; ib < S.blocks; ++ib) {
       const int64_t i0 = ib * kTile, nq = std::min(kTile, T - i0);
@@ -173,6 +182,10 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
           const int64_t valid = jb < ib ? nk : r + 1;  // the diagonal tile: keys up to the query
           const float corr = online_softmax_tile(row, valid, S.scale, m[r], l[r]);
           std::fill(row + valid, row + nk, 0.0f);
+          if (drop) {  // l above summed the undropped P; only what weighs V is dropped
+            dropout_factors(z, *drop, drop->first_sample + b, i0 + r, drop->first_head + h, j0, valid);
+            for (int64_t j = 0; j < valid; ++j) row[j] *= z[j];
+          }
           if (jb > 0) {
             float* a = acc + r * S.hp;
 #pragma omp simd
@@ -192,15 +205,15 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
   }
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t B,
-                        int64_t T, int64_t C, int64_t H) {
+void attention_backward_impl(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                             int64_t B, int64_t T, int64_t C, int64_t H, const DropoutMask* drop) {
   const Shape S(B, T, C, H);
   const int64_t hs = S.hs, hp = S.hp, tile_hp = kTile * hp;
   // One task per (batch, head): it owns that head's dQ, dK and dV, so nothing is shared.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t bh = 0; bh < B * H; ++bh) {
     const int64_t b = bh / H, h = bh % H;
-    float* dq = scratch(size_t(T * hp + T + 2 * hs * kTile + 6 * tile_hp + 2 * kTile * kTile));
+    float* dq = scratch(size_t(T * hp + T + 2 * hs * kTile + 6 * tile_hp + 3 * kTile * kTile));
     float* D = dq + T * hp;
     float* kt = D + T;
     float* vt = kt + hs * kTile;
@@ -211,6 +224,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     float* dv = dk + tile_hp;
     float* p = dv + tile_hp;
     float* dp = p + kTile * kTile;
+    float* z = dp + kTile * kTile;  // the tile's dropout factors
     const float* L = lse + bh * T;
     std::fill(dq, dq + T * hp, 0.0f);
     for (int64_t i = 0; i < T; ++i) {  // D = rowsum(dO ⊙ O)
@@ -238,14 +252,30 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
           exp_scaled_shifted(row, valid, nk, S.scale, L[i0 + r]);
         }
         const Operand go = as_b_operand(g, C, nq, hs, dopad);
-        tile_gemm(nk, hp, nq, p, 1, kTile, go.ptr, go.ld, dv, hp, ib > jb);  // dV += Pᵀ·dO
-        tile_gemm(nq, nkp, hs, g, C, 1, vt, kTile, dp, kTile, false);       // dP = dO·Vᵀ
-        for (int64_t r = 0; r < nq; ++r) {                                   // s·dS = s·P ⊙ (dP − D)
-          const float* pr = p + r * kTile;
-          float* dr = dp + r * kTile;
-          const float di = D[i0 + r], sc = S.scale;
+        if (!drop) {
+          tile_gemm(nk, hp, nq, p, 1, kTile, go.ptr, go.ld, dv, hp, ib > jb);  // dV += Pᵀ·dO
+          tile_gemm(nq, nkp, hs, g, C, 1, vt, kTile, dp, kTile, false);       // dP = dO·Vᵀ
+          for (int64_t r = 0; r < nq; ++r) {                                   // s·dS = s·P ⊙ (dP − D)
+            const float* pr = p + r * kTile;
+            float* dr = dp + r * kTile;
+            const float di = D[i0 + r], sc = S.scale;
 #pragma omp simd
-          for (int64_t j = 0; j < nk; ++j) dr[j] = sc * pr[j] * (dr[j] - di);
+            for (int64_t j = 0; j < nk; ++j) dr[j] = sc * pr[j] * (dr[j] - di);
+          }
+        } else {
+          tile_gemm(nq, nkp, hs, g, C, 1, vt, kTile, dp, kTile, false);  // dPd = dO·Vᵀ (of the dropped P)
+          for (int64_t r = 0; r < nq; ++r) {  // s·dS = s·P ⊙ (Z ⊙ dPd − D); then P becomes P ⊙ Z
+            float* pr = p + r * kTile;
+            float* dr = dp + r * kTile;
+            float* zr = z + r * kTile;
+            dropout_factors(zr, *drop, drop->first_sample + b, i0 + r, drop->first_head + h, j0, nk);
+            const float di = D[i0 + r], sc = S.scale;
+            for (int64_t j = 0; j < nk; ++j) {
+              dr[j] = sc * pr[j] * (zr[j] * dr[j] - di);
+              pr[j] *= zr[j];
+            }
+          }
+          tile_gemm(nk, hp, nq, p, 1, kTile, go.ptr, go.ld, dv, hp, ib > jb);  // dV += (P ⊙ Z)ᵀ·dO
         }
         tile_gemm(nq, hp, nk, dp, kTile, 1, k.ptr, k.ld, dq + i0 * hp, hp, true);  // dQ += s·dS·K
         const Operand qo = as_b_operand(q, S.W, nq, hs, qpad);
@@ -259,6 +289,27 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
     }
     for (int64_t i = 0; i < T; ++i) std::copy_n(dq + i * hp, hs, dqkv + (b * T + i) * S.W + h * hs);
   }
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H) {
+  attention_forward_impl(out, lse, qkv, B, T, C, H, nullptr);
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse, int64_t B,
+                        int64_t T, int64_t C, int64_t H) {
+  attention_backward_impl(dqkv, dout, qkv, out, lse, B, T, C, H, nullptr);
+}
+
+void attention_dropout_forward(float* out, float* lse, const float* qkv, int64_t B, int64_t T, int64_t C, int64_t H,
+                               DropoutMask mask) {
+  attention_forward_impl(out, lse, qkv, B, T, C, H, &mask);
+}
+
+void attention_dropout_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                                int64_t B, int64_t T, int64_t C, int64_t H, DropoutMask mask) {
+  attention_backward_impl(dqkv, dout, qkv, out, lse, B, T, C, H, &mask);
 }
 
 }  // namespace meshlm::cpu

@@ -11,6 +11,7 @@ KernelTable make_table() {
   KernelTable t;
 #define MESHLM_KERNEL(name, params) t.name = gpu::name;
 #define MESHLM_KERNEL_P(name, params) t.name = gpu::name<P>;
+#define MESHLM_KERNEL_CPU(name, params)  // left empty: the CPU-only entries
 #include "meshlm/kernels/kernel_list.def"
   return t;
 }

@@ -19,6 +19,7 @@ namespace meshlm::gpu {
 // linear.cpp (cuBLASLt), tensor_parallel.cu
 #define MESHLM_KERNEL(name, params) void name params;
 #define MESHLM_KERNEL_P(name, params) template <Precision P> void name params;
+#define MESHLM_KERNEL_CPU(name, params)  // dropout: not on the GPU yet (the model refuses it there)
 #include "meshlm/kernels/kernel_list.def"
 
 // update.cu
