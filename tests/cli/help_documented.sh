@@ -4,7 +4,7 @@
 set -u
 meshlm=$1 doc=$2/docs/CLI.md
 status=0
-for cmd in "" prepare train eval generate keys; do
+for cmd in "" prepare train eval generate keys bench; do
   help=$("$meshlm" $cmd --help) || { echo "meshlm $cmd --help failed"; exit 1; }
   while IFS= read -r line; do
     [ -z "$line" ] && continue
@@ -14,5 +14,14 @@ done
 # Every subcommand the program lists must have its own section.
 for cmd in $("$meshlm" --help | sed -n '/^Subcommands:/,$p' | awk 'NR>1 {print $1}'); do
   grep -q "^## \`meshlm $cmd\`" "$doc" || { echo "docs/CLI.md has no section for meshlm $cmd"; status=1; }
+done
+# The synopsis at the top of docs/CLI.md names every option each command's --help lists.
+synopsis=$(awk 'NR==1,/^meshlm --version$/' "$doc")
+for cmd in prepare train eval generate bench; do
+  lines=$(awk -v c="$cmd" '/^meshlm /{on = ($2 == c)} on' <<< "$synopsis")
+  for opt in $("$meshlm" $cmd --help | grep -oE '^  (-h,)?--[a-z0-9-]+' | sed 's/^ *//; s/^-h,//'); do
+    [ "$opt" = "--help" ] && continue
+    grep -qE -- "${opt}([^a-z0-9-]|$)" <<< "$lines" || { echo "docs/CLI.md's synopsis of meshlm $cmd lacks $opt"; status=1; }
+  done
 done
 exit $status

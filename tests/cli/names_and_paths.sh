@@ -36,7 +36,7 @@ expect_error() {
 for name in tiny tiny.toml configs/tiny.toml; do
   timeout 120 "$meshlm" train --config $name --data text.txt "${small[@]}" --train.steps 1 > "$work/out" 2> "$work/err" \
     || fail "train --config $name: $(cat "$work/err")"
-  grep -q "(1 layers, 4 heads, n_embd 128)" "$work/out" || fail "train --config $name did not read tiny: $(head -1 "$work/out")"
+  grep -q "(1 layer, 4 heads, n_embd 128)" "$work/out" || fail "train --config $name did not read tiny: $(head -1 "$work/out")"
 done
 timeout 120 "$meshlm" bench --config tiny --model.n_layer 1 --train.micro_batch 2 --steps 1 --warmup 0 --threads 1 \
   > "$work/out" 2> "$work/err" || fail "bench --config tiny: $(cat "$work/err")"
