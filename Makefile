@@ -16,10 +16,14 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Tests run one at a time: each uses both cores (OpenMP), and two multi-threaded tests
-# sharing two cores slow each other down many times over.
+# The unit tier runs two at a time (see test-fast); every other test runs alone: each uses both
+# cores (OpenMP or several ranks), and two such tests sharing two cores slow each other down many
+# times over. Both parts always run; check fails if either does.
 check: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 600
+	@cd $(BUILD) && rc=0; \
+	OMP_WAIT_POLICY=passive ctest --output-on-failure --timeout 600 -L '^unit$$' -j $(JOBS) || rc=1; \
+	ctest --output-on-failure --timeout 600 -LE '^unit$$' || rc=1; \
+	exit $$rc
 
 # The unit tier only (tests/CMakeLists.txt lists the tiers): under a minute. Two at a time, since
 # in a CUDA build most of a unit test's time is the process starting up (the CUDA libraries'
