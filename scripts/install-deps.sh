@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libsentencepiece-dev sentencepiece        # bpe tokenizer
   libicu-dev                              # Unicode classes for GPT-2's pre-tokenizer
+  libxxhash-dev                           # checksums of checkpoint files (XXH3)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy             # test-time reference only
   libopenblas0-openmp                     # PyTorch's best set-up for the speed comparison

@@ -13,6 +13,7 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/model/safetensors.hpp"
+#include "meshlm/train/checkpoint_manifest.hpp"
 #include "meshlm/train/tokenizer_identity.hpp"
 
 namespace meshlm {
@@ -23,6 +24,39 @@ namespace {
 
 constexpr const char* kStateFile = "trainer_state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kTempPrefix = ".tmp.";     // a save in progress: .tmp.step_NNNNNN.PID
+constexpr const char* kAsideSuffix = ".aside";  // a re-saved step's previous copy: .tmp.step_NNNNNN.aside
+
+// The step a "step_NNNNNN" name stands for; nullopt for any other name.
+std::optional<int64_t> step_of_name(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return std::nullopt;
+  int64_t step = 0;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    step = step * 10 + (name[i] - '0');
+  }
+  return step;
+}
+
+fs::path aside_dir(const fs::path& checkpoint_dir) {
+  return checkpoint_dir.parent_path() / cat(kTempPrefix, checkpoint_dir.filename().string(), kAsideSuffix);
+}
+
+// Renames `tmp` to `final_dir`. A re-save of the same step moves the old copy aside first and
+// deletes it only once the new one is in place, so that at every moment one complete copy of
+// the step exists under its name or its aside name (resume and the next run's clean-up read both).
+void move_into_place(const fs::path& tmp, const fs::path& final_dir) {
+  const fs::path root = final_dir.parent_path();
+  const fs::path aside = aside_dir(final_dir);
+  std::error_code ec;
+  if (fs::exists(final_dir, ec)) {
+    fs::remove_all(aside);  // an older interruption's copy: final_dir is complete and newer
+    fs::rename(final_dir, aside);
+  }
+  fs::rename(tmp, final_dir);
+  sync_directory(root);
+  fs::remove_all(aside, ec);
+}
 
 std::string step_dir_name(int64_t step) {
   std::ostringstream os;
@@ -119,10 +153,9 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
                       {"fingerprint", tokenizer.fingerprint()}};
     j["config"] = nlohmann::json::parse(config_to_json(trainer.config()));
     write_text_atomic(tmp / kStateFile, j.dump(2) + "\n");
+    write_checkpoint_manifest(tmp);  // last: it vouches for every file above
     sync_directory(tmp);
-    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-save of the same step
-    fs::rename(tmp, final_dir);
-    sync_directory(root);
+    move_into_place(tmp, final_dir);
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);
@@ -134,15 +167,96 @@ fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokeni
   return final_dir;
 }
 
+std::vector<CheckpointEntry> list_checkpoints(const fs::path& run_dir) {
+  const fs::path root = run_dir / "checkpoints";
+  std::vector<CheckpointEntry> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    if (!e.is_directory(ec)) continue;
+    std::string name = e.path().filename().string();
+    bool aside = false;
+    const std::string suffix = kAsideSuffix;
+    if (name.rfind(kTempPrefix, 0) == 0 && name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      name = name.substr(std::string(kTempPrefix).size(), name.size() - suffix.size() - std::string(kTempPrefix).size());
+      aside = true;
+      if (fs::exists(root / name, ec)) continue;  // the step itself is in place: the copy is a leftover
+    }
+    if (auto step = step_of_name(name)) found.push_back({*step, name, e.path(), aside});
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.step > b.step; });
+  return found;
+}
+
+ResumePoint choose_resume_checkpoint(const fs::path& run_dir) {
+  const std::vector<CheckpointEntry> all = list_checkpoints(run_dir);
+  if (all.empty()) throw UserError(cat("--resume: no checkpoint in ", (run_dir / "checkpoints").string()));
+  ResumePoint point;
+  std::string reasons;
+  for (const CheckpointEntry& c : all) {
+    const Verification v = verify_checkpoint_dir(c.dir);
+    std::string problem = v.problem;
+    if (v.status != Verification::Status::failed) {
+      try {
+        point.info = read_checkpoint_info(c.dir);
+      } catch (const UserError& e) {
+        problem = e.what();
+      }
+    }
+    if (!point.info) {
+      point.notes.push_back(cat("resume: skipped checkpoint ", c.name, ": ", problem));
+      reasons += cat(reasons.empty() ? "" : "; ", c.name, ": ", problem);
+      continue;
+    }
+    if (c.aside)
+      point.notes.push_back(cat("resume: ", c.name, " was being re-saved when the run stopped: resuming from its previous copy ",
+                                c.dir.filename().string()));
+    if (v.status == Verification::Status::unverified)
+      point.notes.push_back(cat("resume: checkpoint ", c.name, " has ", v.problem, ": resuming from it unverified"));
+    return point;
+  }
+  throw UserError(cat("--resume: no checkpoint in ", (run_dir / "checkpoints").string(), " verifies (", reasons, ")"));
+}
+
+std::vector<std::string> clean_checkpoint_leftovers(const fs::path& run_dir, fs::path* resumed_dir) {
+  const fs::path root = run_dir / "checkpoints";
+  std::vector<std::string> notes;
+  std::error_code ec;
+  std::vector<fs::path> temporaries;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.path().filename().string().rfind(std::string(kTempPrefix) + "step_", 0) == 0 && e.is_directory(ec))
+      temporaries.push_back(e.path());
+  std::sort(temporaries.begin(), temporaries.end());
+  for (const fs::path& t : temporaries) {
+    const std::string name = t.filename().string();
+    const std::string suffix = kAsideSuffix;
+    const bool aside = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const fs::path step_dir = root / name.substr(std::string(kTempPrefix).size(),
+                                                 name.size() - std::string(kTempPrefix).size() - (aside ? suffix.size() : 0));
+    if (aside && !fs::exists(step_dir, ec) && step_of_name(step_dir.filename().string())) {
+      fs::rename(t, step_dir);
+      sync_directory(root);
+      if (resumed_dir && *resumed_dir == t) *resumed_dir = step_dir;
+      notes.push_back(cat("checkpoints: restored ", step_dir.filename().string(), " from ", name,
+                          " (a re-save of it was interrupted)"));
+      continue;
+    }
+    fs::remove_all(t);
+    notes.push_back(cat("checkpoints: removed ", name, aside ? " (the previous copy of a re-saved checkpoint)"
+                                                             : " (an unfinished checkpoint of a stopped run)"));
+  }
+  return notes;
+}
+
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
   auto name = read_pointer(run_dir / "checkpoints" / "latest");
   if (!name) return std::nullopt;
   fs::path dir = run_dir / "checkpoints" / *name;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw UserError(cat("checkpoint pointer ", (run_dir / "checkpoints" / "latest").string(), " names ", *name,
-                        ", which does not exist"));
-  return dir;
+  if (fs::is_directory(dir, ec)) return dir;
+  if (fs::is_directory(aside_dir(dir), ec)) return aside_dir(dir);  // a re-save of it was interrupted
+  throw UserError(cat("checkpoint pointer ", (run_dir / "checkpoints" / "latest").string(), " names ", *name,
+                      ", which does not exist"));
 }
 
 fs::path resolve_checkpoint(const fs::path& path) {

@@ -6,14 +6,19 @@
 //                                     and the whole run config
 //   meshlm_tokenizer.json + files     so that eval/generate decode with the same tokenizer (and
 //                                     Hugging Face's loaders find theirs: see tokenizer.hpp)
-// A checkpoint is written into a temporary directory, every file fsync'ed, then renamed into
-// place; the `latest` pointer (a one-line file) is updated last, so a crash at any moment
-// leaves the previous checkpoint as `latest`. Old checkpoints beyond the most recent K are
-// removed, except the one `best` points to.
+//   manifest.json                     every other file's size and XXH3-128 checksum
+//                                     (checkpoint_manifest.hpp), written last
+// A checkpoint is written into a temporary directory (.tmp.step_NNNNNN.PID), every file fsync'ed,
+// then renamed into place; re-saving a step first renames the old copy aside
+// (.tmp.step_NNNNNN.aside) and deletes it only after the new one is in. The `latest` pointer (a
+// one-line file) is updated last, so a crash at any moment leaves a complete checkpoint as
+// `latest` or as its aside copy. Old checkpoints beyond the most recent K are removed, except the
+// one `best` points to.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "meshlm/data/tokenizer.hpp"
 #include "meshlm/train/trainer.hpp"
@@ -37,8 +42,36 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Trai
 
 // A checkpoint directory itself, or a run directory (its `latest` checkpoint); UserError if none.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
-// The run's latest complete checkpoint, if any.
+// The run's latest complete checkpoint, if any (its aside copy when a re-save of it was
+// interrupted); UserError when `latest` names a checkpoint that exists in neither form.
 std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
+
+// A checkpoint of a run: step_NNNNNN/, or the aside copy of a step whose re-save was interrupted
+// (only when step_NNNNNN/ itself is missing).
+struct CheckpointEntry {
+  int64_t step = 0;
+  std::string name;  // step_NNNNNN
+  std::filesystem::path dir;
+  bool aside = false;
+};
+// Every checkpoint in RUN_DIR/checkpoints, newest first; empty when there is none.
+std::vector<CheckpointEntry> list_checkpoints(const std::filesystem::path& run_dir);
+
+struct ResumePoint {
+  std::optional<CheckpointInfo> info;
+  std::vector<std::string> notes;  // one line per checkpoint skipped (which and why), or resumed unverified
+};
+// The newest checkpoint that verifies against its manifest (or has none: older checkpoints are
+// taken unverified, with a note) and whose trainer state reads. UserError when there is no
+// checkpoint, or when none qualifies (naming each and why).
+ResumePoint choose_resume_checkpoint(const std::filesystem::path& run_dir);
+
+// At the start of a run (which holds the run directory alone): removes the temporary
+// directories of saves that a stopped run left, and moves an aside copy back under its step's
+// name when that step is missing. Returns one line per directory handled. `resumed_dir`, when it
+// is an aside copy that moves back, is updated to the new name.
+std::vector<std::string> clean_checkpoint_leftovers(const std::filesystem::path& run_dir,
+                                                    std::filesystem::path* resumed_dir = nullptr);
 
 // Reads trainer_state.json (and validates it).
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& checkpoint_dir);

@@ -5,6 +5,7 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
+#include "meshlm/train/checkpoint_manifest.hpp"
 
 namespace meshlm {
 
@@ -31,9 +32,7 @@ fs::path follow_pointer(const fs::path& file, std::string_view option) {
   return dir;
 }
 
-}  // namespace
-
-fs::path resolve_model_dir(const fs::path& path, std::string_view option) {
+fs::path locate_model_dir(const fs::path& path, std::string_view option) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError(cat(option, " ", path.string(), ": not found"));
   if (fs::is_regular_file(path, ec)) {
@@ -45,6 +44,14 @@ fs::path resolve_model_dir(const fs::path& path, std::string_view option) {
   if (fs::is_regular_file(path / "checkpoints" / "latest", ec)) return follow_pointer(path / "checkpoints" / "latest", option);
   if (fs::is_regular_file(path / "latest", ec)) return follow_pointer(path / "latest", option);
   throw UserError(cat(option, " ", path.string(), " holds no model: ", kExpected));
+}
+
+}  // namespace
+
+fs::path resolve_model_dir(const fs::path& path, std::string_view option) {
+  const fs::path dir = locate_model_dir(path, option);
+  require_verified(dir, cat(option, " ", dir.string()));  // a checkpoint's files must match its manifest
+  return dir;
 }
 
 }  // namespace meshlm

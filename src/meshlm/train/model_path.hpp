@@ -12,6 +12,7 @@ namespace meshlm {
 //   a run directory without a final model                            its latest checkpoint
 //   a checkpoints/ directory                                         its latest checkpoint
 //   a checkpoints/latest or checkpoints/best pointer file            the checkpoint it names
+// A checkpoint with a manifest must verify against it (checkpoint_manifest.hpp).
 // UserError naming `option`, the path and what was expected otherwise.
 std::filesystem::path resolve_model_dir(const std::filesystem::path& path, std::string_view option);
 

@@ -51,7 +51,7 @@ std::string grouped(int64_t n) {
 std::vector<std::string> header_notes(const RunSetup& setup, const std::string& data_path) {
   const RunConfig& cfg = setup.cfg;
   const TrainConfig& t = cfg.train;
-  std::vector<std::string> lines;
+  std::vector<std::string> lines = setup.resume_notes;
   if (cfg.model.vocab_size > setup.data->vocab_size())
     lines.push_back(cat("model vocabulary ", cfg.model.vocab_size, " rows, data's tokenizer ", setup.data->vocab_size(),
                         " (rows from ", setup.data->vocab_size(), " on are never a token of this data)"));

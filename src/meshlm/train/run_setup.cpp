@@ -68,9 +68,9 @@ RunSetup read_run_setup(const RunRequest& request) {
   check_run_directory(request, s.run_dir, s);
 
   if (resuming) {
-    auto latest = latest_checkpoint(s.run_dir);
-    if (!latest) throw UserError(cat("--resume: no checkpoint in ", s.run_dir.string(), "/checkpoints"));
-    s.resume_from = read_checkpoint_info(*latest);
+    ResumePoint point = choose_resume_checkpoint(s.run_dir);
+    s.resume_from = std::move(point.info);
+    s.resume_notes = std::move(point.notes);
   }
 
   RunConfig& cfg = s.cfg;

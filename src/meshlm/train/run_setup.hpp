@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "meshlm/data/token_source.hpp"
 #include "meshlm/model/model_io.hpp"
@@ -38,6 +39,7 @@ struct RunSetup {
   std::string data_fingerprint;              // data/data_fingerprint.hpp, stored in checkpoints
   std::vector<std::string> previous_run;     // --overwrite: what of an earlier run --out holds
   std::optional<int64_t> previous_horizon;   // resumed with --train.decay_steps changing the horizon: the old one
+  std::vector<std::string> resume_notes;     // checkpoints skipped or resumed unverified, leftovers cleaned up
 };
 
 // Reads and checks everything; UserError naming the first problem (a resumed run must keep

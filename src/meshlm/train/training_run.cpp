@@ -45,6 +45,9 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
     }
     agree_on_setup(comm, error);
   }
+  if (root && !setup_.run_dir.empty())  // leftovers of a stopped run's saves (this run holds the directory alone)
+    for (std::string& note : clean_checkpoint_leftovers(setup_.run_dir, setup_.resume_from ? &setup_.resume_from->dir : nullptr))
+      setup_.resume_notes.push_back(std::move(note));
   console_->header(setup_, request.data, *trainer_);
   if (root && !setup_.run_dir.empty()) fs::create_directories(setup_.run_dir);
   metrics_ = setup_.run_dir.empty() || !root ? std::make_unique<MetricsLog>()
