@@ -4,7 +4,7 @@
 set -u
 meshlm=$1 doc=$2/docs/CLI.md
 status=0
-for cmd in "" prepare train eval generate keys bench; do
+for cmd in "" prepare train eval generate keys bench verify; do
   help=$("$meshlm" $cmd --help) || { echo "meshlm $cmd --help failed"; exit 1; }
   while IFS= read -r line; do
     [ -z "$line" ] && continue
