@@ -49,11 +49,17 @@ void move_into_place(const fs::path& tmp, const fs::path& final_dir) {
   const fs::path root = final_dir.parent_path();
   const fs::path aside = aside_dir(final_dir);
   std::error_code ec;
-  if (fs::exists(final_dir, ec)) {
+  const bool resave = fs::exists(final_dir, ec);
+  if (resave) {
     fs::remove_all(aside);  // an older interruption's copy: final_dir is complete and newer
     fs::rename(final_dir, aside);
   }
-  fs::rename(tmp, final_dir);
+  try {
+    fs::rename(tmp, final_dir);
+  } catch (...) {
+    if (resave) fs::rename(aside, final_dir, ec);  // the old copy back under its name
+    throw;
+  }
   sync_directory(root);
   fs::remove_all(aside, ec);
 }
