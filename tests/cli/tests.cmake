@@ -28,3 +28,11 @@ set_tests_properties(cli.dropout PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIME
 
 add_test(NAME cli.checkpoint_integrity COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_integrity.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.checkpoint_integrity PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
+
+# Run-directory faults: the lock against a second training, metrics after a kill and resume,
+# a full disk (/dev/full) and a read-only file system (tests/support/readonly_fs_shim.c).
+add_library(meshlm_readonly_fs_shim MODULE ${PROJECT_SOURCE_DIR}/tests/support/readonly_fs_shim.c)
+target_link_libraries(meshlm_readonly_fs_shim PRIVATE ${CMAKE_DL_LIBS})
+add_test(NAME cli.run_dir_faults COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dir_faults.sh $<TARGET_FILE:meshlm_cli>
+                                         $<TARGET_FILE:meshlm_readonly_fs_shim>)
+set_tests_properties(cli.run_dir_faults PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -2,6 +2,8 @@
 // A data directory is built under a temporary sibling name, OUT.tmp.<pid>, and renamed to OUT
 // when complete; on any error (the object is destroyed uncommitted) the temporary directory and
 // any parent directories created for it are removed, so OUT is either complete or absent.
+// A killed process cannot remove its own: the next staging into the same OUT removes the
+// OUT.tmp.<pid> directories whose process is gone (see remove_stale_staging).
 #include <filesystem>
 #include <vector>
 
@@ -12,6 +14,16 @@ std::filesystem::path normalize_output_dir(const std::filesystem::path& out);
 
 // UserError unless `out` is absent or an empty directory (an existing data dir is never replaced).
 void check_output_dir_free(const std::filesystem::path& out);
+
+// The file inside OUT.tmp.<pid> that marks it as meshlm's and names the host of its process
+// (removed just before the rename, so OUT never holds it).
+inline constexpr const char* kStagingMarker = ".meshlm_staging";
+
+// Removes the OUT.tmp.<pid> siblings of `out` left by killed processes: only those that carry
+// the marker naming this host and whose pid runs no process here (or is this process's own:
+// it has not staged yet). Others stay (alive, another host's, or not meshlm's). Returns the
+// paths removed.
+std::vector<std::filesystem::path> remove_stale_staging(const std::filesystem::path& out);
 
 class StagedDirectory {
  public:

@@ -1,8 +1,14 @@
 #include "meshlm/data/token_source.hpp"
 
-#include <algorithm>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#include "meshlm/core/atomic_file.hpp"
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/prepare.hpp"
 #include "meshlm/data/token_file_format.hpp"
@@ -14,24 +20,58 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A token file or other binary data must not be trained on as bytes (token_file_format.hpp).
-std::string checked_text(const fs::path& path) {
-  refuse_non_text_data_file(path);
-  return read_file(path, "data file");
-}
+// A text file's bytes, memory-mapped read-only: training reads windows of it, so a text larger
+// than memory trains (the kernel pages it in and out) instead of failing to load.
+class MappedText {
+ public:
+  explicit MappedText(const fs::path& path) {
+    refuse_non_text_data_file(path);  // a token file or other binary data is not trained on as bytes
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw UserError(cat("cannot read data file ", path.string(), ": ", std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      throw UserError(cat("cannot read data file ", path.string(), ": ", std::strerror(err)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw UserError(cat("data file ", path.string(), " is not a regular file"));
+    }
+    size_ = size_t(st.st_size);
+    if (size_ == 0) {
+      ::close(fd);
+      throw UserError(cat("data file is empty: ", path.string()));
+    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);  // the mapping keeps the file
+    if (p == MAP_FAILED) throw UserError(cat("cannot map data file ", path.string(), ": ", std::strerror(err)));
+    data_ = static_cast<const unsigned char*>(p);
+  }
+  ~MappedText() { ::munmap(const_cast<unsigned char*>(data_), size_); }
+  MappedText(const MappedText&) = delete;
+  MappedText& operator=(const MappedText&) = delete;
+
+  const unsigned char* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const unsigned char* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 class TextFileSource final : public TokenSource {
  public:
   TextFileSource(const fs::path& path, double val_fraction)
-      : path_(path), bytes_(checked_text(path)), tokenizer_(make_byte_tokenizer()) {
-    if (bytes_.empty()) throw UserError(cat("data file is empty: ", path.string()));
+      : path_(path), bytes_(path), tokenizer_(make_byte_tokenizer()) {
     n_train_ = int64_t(bytes_.size()) - int64_t(double(bytes_.size()) * val_fraction);
   }
   int64_t size(Split s) const override { return s == Split::train ? n_train_ : int64_t(bytes_.size()) - n_train_; }
   int64_t vocab_size() const override { return 256; }
   void read(Split s, int64_t offset, int64_t n, int32_t* out) const override {
     MESHLM_ASSERT(offset >= 0 && n >= 0 && offset + n <= size(s));
-    const auto* p = reinterpret_cast<const unsigned char*>(bytes_.data()) + (s == Split::train ? 0 : n_train_) + offset;
+    const unsigned char* p = bytes_.data() + (s == Split::train ? 0 : n_train_) + offset;
     std::copy(p, p + n, out);
   }
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
@@ -39,7 +79,7 @@ class TextFileSource final : public TokenSource {
 
  private:
   fs::path path_;
-  std::string bytes_;
+  MappedText bytes_;
   std::unique_ptr<Tokenizer> tokenizer_;
   int64_t n_train_ = 0;
 };

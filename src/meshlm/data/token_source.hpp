@@ -1,7 +1,8 @@
 #pragma once
 // Where training and validation tokens come from: a data directory made by `meshlm prepare`
 // (memory-mapped train.bin / val.bin and its tokenizer), or, for quick experiments, a plain
-// text file whose bytes are the tokens (the last val_fraction of the file is validation).
+// text file whose bytes are the tokens (the last val_fraction of the file is validation),
+// memory-mapped like the shards, so that its size is not bounded by memory.
 // A file that is not UTF-8 text (llm.c's or nanoGPT's token files, any binary) is refused,
 // naming the `meshlm prepare` command that imports it.
 #include <cstdint>

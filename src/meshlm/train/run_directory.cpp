@@ -6,6 +6,7 @@
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/tokenizer.hpp"
 #include "meshlm/model/model_io.hpp"
+#include "meshlm/train/metrics_log.hpp"
 
 namespace meshlm {
 
@@ -13,7 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kMetricsFile = "metrics.jsonl";
 constexpr const char* kCheckpointsDir = "checkpoints";
 constexpr const char* kOldTokenizerManifest = "tokenizer.json";  // the manifest's name before meshlm_tokenizer.json
 
@@ -105,6 +105,20 @@ std::vector<std::string> remove_previous_run(const fs::path& dir) {
     for (const std::string& f : tok) remove_file(f);
   }
   return removed;
+}
+
+RunLock open_run_directory(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw UserError(cat("cannot create the run directory ", dir.string(), ": ", ec.message()));
+  if (!fs::is_directory(dir, ec)) throw UserError(cat("--out ", dir.string(), " is not a directory"));
+  return RunLock(dir);
+}
+
+RunLock lock_existing_run_directory(const fs::path& dir) {
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) return {};
+  return RunLock(dir);
 }
 
 std::string join_list(const std::vector<std::string>& items) {

@@ -20,6 +20,8 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
     : comm_(comm), request_(request), stop_signal_(stop_signal) {
   std::string error;
   try {
+    // A second training into a run directory in use hears so before the set-up reads it.
+    if (comm.rank() == 0) lock_ = lock_existing_run_directory(request.out.empty() ? request.resume : request.out);
     setup_ = read_run_setup(request);
   } catch (const UserError& e) {
     error = e.what();
@@ -36,30 +38,35 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
   agree_on_setup(comm, error);
   console_ = std::make_unique<RunConsole>(comm, setup_.cfg);
   const bool root = comm.rank() == 0;
-  // --overwrite: only now, when everything else has been checked, does the earlier run go.
-  if (!setup_.previous_run.empty()) {
+  // Only now, when everything else has been checked, does rank 0 change the run directory:
+  // created and locked first, then --overwrite removes the earlier run, or a resumed run's
+  // metrics lose the steps after its checkpoint.
+  if (root && !setup_.run_dir.empty()) {
     try {
-      if (root) console_->overwrote(setup_.run_dir.string(), remove_previous_run(setup_.run_dir));
+      if (!lock_.held()) lock_ = open_run_directory(setup_.run_dir);
+      if (!setup_.previous_run.empty()) console_->overwrote(setup_.run_dir.string(), remove_previous_run(setup_.run_dir));
+      if (setup_.resume_from) truncate_metrics_after(setup_.run_dir / kMetricsFile, setup_.resume_from->state.step);
+      metrics_ = std::make_unique<MetricsLog>(setup_.run_dir / kMetricsFile);
     } catch (const UserError& e) {
       error = e.what();
     }
-    agree_on_setup(comm, error);
   }
+  agree_on_setup(comm, error);
+  if (!metrics_) metrics_ = std::make_unique<MetricsLog>();
   if (root && !setup_.run_dir.empty())  // leftovers of a stopped run's saves (this run holds the directory alone)
     for (std::string& note : clean_checkpoint_leftovers(setup_.run_dir, setup_.resume_from ? &setup_.resume_from->dir : nullptr))
       setup_.resume_notes.push_back(std::move(note));
   console_->header(setup_, request.data, *trainer_);
-  if (root && !setup_.run_dir.empty()) fs::create_directories(setup_.run_dir);
-  metrics_ = setup_.run_dir.empty() || !root ? std::make_unique<MetricsLog>()
-                                             : std::make_unique<MetricsLog>(setup_.run_dir / "metrics.jsonl");
 }
 
 TrainingRun::~TrainingRun() = default;
 
 void TrainingRun::save(bool best) {
   if (setup_.run_dir.empty()) return;
-  const fs::path dir = save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(),
-                                       best, setup_.data_fingerprint);
+  const fs::path dir = with_clear_write_errors(cat("a checkpoint in ", setup_.run_dir.string()), [&] {
+    return save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
+                           setup_.data_fingerprint);
+  });
   console_->checkpoint(dir.string(), best);
   last_saved_ = trainer_->state().step;
 }
@@ -128,9 +135,11 @@ int TrainingRun::run() {
   if (!setup_.run_dir.empty()) {
     const std::vector<float> final_params = trainer.global_params();
     if (comm_.rank() == 0) {
-      save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params,
-                 special_token_ids(setup_.data->tokenizer()));
-      setup_.data->tokenizer().save(setup_.run_dir);  // the run directory is then a complete model for eval/generate
+      with_clear_write_errors(cat("the final model in ", setup_.run_dir.string()), [&] {
+        save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params,
+                   special_token_ids(setup_.data->tokenizer()));
+        setup_.data->tokenizer().save(setup_.run_dir);  // the run directory is then a complete model for eval/generate
+      });
       console_->saved_model(setup_.run_dir.string(), trainer);
     }
   }

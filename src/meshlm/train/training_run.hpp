@@ -10,6 +10,7 @@
 #include "meshlm/core/timer.hpp"
 #include "meshlm/train/metrics_log.hpp"
 #include "meshlm/train/run_console.hpp"
+#include "meshlm/train/run_lock.hpp"
 #include "meshlm/train/run_setup.hpp"
 #include "meshlm/train/trainer.hpp"
 
@@ -37,6 +38,7 @@ class TrainingRun {
   Communicator& comm_;
   RunRequest request_;
   const std::atomic<int>* stop_signal_;
+  RunLock lock_;  // rank 0's lock on the run directory, released last
   RunSetup setup_;
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<RunConsole> console_;
