@@ -3,7 +3,8 @@
 # single process of a 1-rank run and of a random rank of a `--nproc 2` run, and a rank stopped
 # with SIGSTOP; every supervised run finishes with the weights of an uninterrupted run, byte for
 # byte, and events.jsonl tells each start, death and restart. Also: a user's error is not
-# retried, and SIGTERM to the supervisor stops the job (no restart).
+# retried, SIGTERM to the supervisor stops the job (no restart), and `meshlm supervise` does the
+# same over a launch the user writes (mpirun).
 # Usage: supervisor.sh MESHLM_BINARY [SEED]   (the kill moments follow from SEED; they are printed)
 set -u
 meshlm=$1
@@ -96,6 +97,25 @@ EOF
 
 supervised_kills one_rank 1 8 200
 supervised_kills two_ranks 2 2 100 --hang
+
+# `meshlm supervise` over the user's own mpirun: a random rank killed once at a random moment;
+# the same final weights as the uninterrupted `--nproc 2` run.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+run="$work/own_mpirun"
+"$meshlm" supervise --out "$run" --max-restarts 2 --restart-backoff 0.05 --hang-timeout 30 -- \
+  mpirun -np 2 --oversubscribe --bind-to none "$meshlm" train "${args[@]}" --train.steps 100 --out "$run" \
+  > "$work/own_mpirun.log" 2>&1 &
+supervisor=$!
+python3 "$here/fault_injector.py" "$run" 2 1 0.5 "$((seed + 3))" "$work/own_mpirun.log" > "$work/own_mpirun_faults"
+check "supervise -- mpirun: a fault injected" $? "$(cat "$work/own_mpirun_faults")"
+grep -v '^killed:' "$work/own_mpirun_faults"
+wait "$supervisor"
+rc=$?
+check "supervise -- mpirun: the run finishes" "$rc" "exit $rc: $(grep -v '^step' "$work/own_mpirun.log" | tail -5)"
+cmp -s "$work/two_ranks_ref/model.safetensors" "$run/model.safetensors"
+check "supervise -- mpirun: final weights identical to the uninterrupted run's" $? "model.safetensors differ"
+[ "$(grep -c '"event":"restart"' "$run/events.jsonl")" -eq 1 ]
+check "supervise -- mpirun: one restart in events.jsonl" $? "$(cat "$run/events.jsonl")"
 
 # A user's mistake is not retried.
 "$meshlm" train "${args[@]}" --train.steps 10 --train.lr nonsense --out "$work/bad" --max-restarts 3 > "$work/bad.log" 2>&1

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -143,7 +144,7 @@ pid_t start_child(const std::vector<std::string>& args) {
   const pid_t pid = ::fork();
   if (pid < 0) throw UserError(cat("cannot start the training job (", std::strerror(errno), ")"));
   if (pid == 0) {
-    ::execv(argv[0], argv.data());
+    ::execvp(argv[0], argv.data());
     std::fprintf(stderr, "error: cannot run %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(127);
   }
@@ -323,6 +324,19 @@ int supervise(const SupervisorOptions& options, const fs::path& run_dir, const A
 
 namespace {
 
+// The attempt's command line: `base` as given, resuming (--resume in place of --overwrite) or
+// afresh over the files of an attempt that saved no checkpoint (--overwrite).
+std::vector<std::string> with_start(std::vector<std::string> args, AttemptStart how, bool user_resume) {
+  if (how == AttemptStart::as_given || user_resume) return args;
+  if (how == AttemptStart::resume) {
+    std::erase(args, std::string("--overwrite"));
+    args.push_back("--resume");
+  } else if (std::find(args.begin(), args.end(), "--overwrite") == args.end()) {
+    args.push_back("--overwrite");
+  }
+  return args;
+}
+
 bool takes_value(const std::string& a, const std::string& flag) { return a == flag; }
 bool inline_value(const std::string& a, const std::string& flag) { return a.rfind(flag + "=", 0) == 0; }
 
@@ -356,18 +370,36 @@ int supervise_train(const SupervisorOptions& options, const fs::path& run_dir) {
     if (a == "--resume" || a.rfind("--resume=", 0) == 0) user_resume = true;
     base.push_back(a);
   }
-  const auto attempt = [base, user_resume](AttemptStart how) {
-    std::vector<std::string> args = base;
-    if (how == AttemptStart::as_given || user_resume) return args;
-    if (how == AttemptStart::resume) {
-      std::erase(args, std::string("--overwrite"));
-      args.push_back("--resume");
-    } else if (std::find(args.begin(), args.end(), "--overwrite") == args.end()) {
-      args.push_back("--overwrite");  // the files are those of the attempt that died before its first checkpoint
-    }
-    return args;
-  };
+  const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
   return supervise(options, run_dir, attempt, user_resume);
+}
+
+// `meshlm supervise --out RUN_DIR [options] -- COMMAND ...`: the supervisor over a launch the user
+// writes (mpirun, srun). COMMAND must end with `meshlm train`'s arguments: a restart appends
+// --resume (and drops --overwrite), or --overwrite when the job saved no checkpoint yet.
+Command register_supervise(CLI::App& app) {
+  struct Args {
+    SupervisorOptions options;
+    std::string out;
+    std::vector<std::string> command;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "supervise", "run a training launch (mpirun, srun: `-- COMMAND ...`) under the supervisor of train --max-restarts");
+  cmd->add_option("--out", args->out, "the run directory of the training (its --out)")->required();
+  add_supervisor_options(cmd, args->options);
+  cmd->add_option("command", args->command,
+                  "the launch, after `--`; it must end with meshlm train's arguments (a restart appends --resume)")
+      ->required()
+      ->expected(-1);
+  return {cmd, [args] {
+            const std::vector<std::string> base = args->command;
+            const bool user_resume = std::find(base.begin(), base.end(), "--resume") != base.end();
+            if (std::find(base.begin(), base.end(), "train") == base.end())
+              throw UserError("supervise: the command must run `meshlm train ...` (its arguments last)");
+            const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
+            return supervise(args->options, args->out, attempt, user_resume);
+          }};
 }
 
 }  // namespace meshlm

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "meshlm/cli/commands.hpp"
+
 namespace meshlm {
 
 struct SupervisorOptions {
