@@ -44,6 +44,14 @@ TEST(ProgressBeacon, CountsChangesAndNamesTheCallWaitedIn) {
   EXPECT_EQ(progress::snapshot().progress, before + 4);
 }
 
+TEST(ProgressBeacon, APollingLoopInsideOneWaitIsNoProgress) {
+  const progress::WaitScope wait("MPI_Allreduce");
+  const uint64_t inside = progress::snapshot().progress;
+  for (int i = 0; i < 3; ++i) const progress::WaitScope poll("MPI_Test(request)");
+  EXPECT_EQ(progress::snapshot().progress, inside);
+  EXPECT_EQ(progress::snapshot().waiting, "MPI_Allreduce");
+}
+
 TEST(Heartbeat, RoundTripsThroughItsJsonLine) {
   const Heartbeat h = beat(3, 9, 1234, "MPI_Recv");
   const auto back = parse_heartbeat(heartbeat_json(h));

@@ -219,13 +219,14 @@ bool stopped_on_request(int code) { return code == 128 + SIGINT || code == 128 +
 }  // namespace
 
 void add_supervisor_options(CLI::App* cmd, SupervisorOptions& options) {
-  cmd->add_option("--max-restarts", options.max_restarts,
+  CLI::Option* restarts = cmd->add_option("--max-restarts", options.max_restarts,
                   "run under a supervisor that restarts the job from its newest checkpoint when it dies or hangs, "
                   "up to N times (needs --out; see docs/fault-tolerance.md)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--restart-backoff", options.backoff_s,
                   "seconds before the first restart, doubling for each further one (at most 60; default 1)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::NonNegativeNumber)
+      ->needs(restarts);
   cmd->add_option("--hang-timeout", options.hang_timeout_s,
                   "stop the job (exit 4) when a rank made no progress for this many seconds (supervised; needs --out)")
       ->check(CLI::PositiveNumber);
@@ -348,7 +349,7 @@ int supervise_train(const SupervisorOptions& options, const fs::path& run_dir) {
   if (launched_by_mpi())
     throw UserError(
         "--max-restarts and --hang-timeout supervise a job meshlm starts (alone or with --nproc); under your own "
-        "mpirun or srun use the restart loop of docs/fault-tolerance.md");
+        "mpirun or srun run that launch under `meshlm supervise --out RUN_DIR ... -- mpirun ... meshlm train ...`");
   std::vector<std::string> base;
   std::error_code ec;
   base.push_back(fs::read_symlink("/proc/self/exe", ec).string());

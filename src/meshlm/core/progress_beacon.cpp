@@ -34,12 +34,19 @@ void set_phase(Phase p) {
   g_progress.fetch_add(1, std::memory_order_relaxed);
 }
 
-WaitScope::WaitScope(const char* what) noexcept : what_(what) {
-  g_waiting.store(what, std::memory_order_relaxed);
+// Scopes of one thread nest: only the outermost marks and counts, so that a wait made of many
+// calls (a loop polling MPI_Test) shows as the one wait it is, without progress.
+static thread_local int t_wait_depth = 0;
+
+WaitScope::WaitScope(const char* what) noexcept : what_(t_wait_depth++ == 0 ? what : nullptr) {
+  if (!what_) return;
+  g_waiting.store(what_, std::memory_order_relaxed);
   g_progress.fetch_add(1, std::memory_order_relaxed);
 }
 
 WaitScope::~WaitScope() {
+  --t_wait_depth;
+  if (!what_) return;
   // Another thread may have started its own wait meanwhile: clear only our own mark.
   const char* mine = what_;
   g_waiting.compare_exchange_strong(mine, nullptr, std::memory_order_relaxed);

@@ -17,7 +17,9 @@ void set_step(int64_t step);
 void set_phase(Phase p);
 
 // Marks the calling thread as waiting in `what` (a string with static storage, e.g. a call's
-// text; the name is what precedes its first '(') for the scope's lifetime.
+// text; the name is what precedes its first '(') for the scope's lifetime. Scopes nest: inside
+// one, further scopes of the same thread neither rename the wait nor count as progress (wrap a
+// polling loop in one scope to show it as one wait).
 class WaitScope {
  public:
   explicit WaitScope(const char* what) noexcept;
