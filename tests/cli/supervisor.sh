@@ -39,7 +39,7 @@ supervised_kills() {
   window_s=$(python3 -c "print(round(${train_s:-1} / (2 * $kills), 3))")
   echo "     $name: training takes ${train_s} s uninterrupted; faults come 0-${window_s} s after a checkpoint (seed $seed)"
   local hang_args=()
-  [ -n "$hang" ] && hang_args=(--hang-timeout 4)
+  [ -n "$hang" ] && hang_args=(--hang-timeout 5)  # above the set-up of a loaded machine
   "$meshlm" train "${args[@]}" "${launch[@]}" --train.steps "$steps" --out "$run" --max-restarts $((kills + 1)) \
     --restart-backoff 0.05 "${hang_args[@]}" > "$work/$name.log" 2>&1 &
   local supervisor=$!
@@ -52,8 +52,8 @@ supervised_kills() {
   if [ -n "$hang" ]; then
     local rank pid detected
     read -r rank pid detected <<< "$(sed -n 's/^stopped: //p' "$work/${name}_faults")"
-    check "$name: the hang is detected (after ${detected:-?} s; timeout 4 s)" \
-      $(python3 -c "print(0 if ${detected:-99} <= 7 else 1)") "$(grep -v '^step' "$work/$name.log" | tail -3)"
+    check "$name: the hang is detected (after ${detected:-?} s; timeout 5 s)" \
+      $(python3 -c "print(0 if ${detected:-99} <= 8 else 1)") "$(grep -v '^step' "$work/$name.log" | tail -3)"
     grep "job hung" "$work/$name.log" | grep -q "on rank $rank (pid $pid on [^:]*: stopped or frozen"
     check "$name: the hang message names rank $rank first" $? "$(grep "job hung" "$work/$name.log")"
     grep "job hung" "$work/$name.log" | sed 's/^/     /'
