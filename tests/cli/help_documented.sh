@@ -4,7 +4,7 @@
 set -u
 meshlm=$1 doc=$2/docs/CLI.md
 status=0
-for cmd in "" prepare train eval generate keys bench verify; do
+for cmd in "" prepare train eval generate keys bench verify supervise; do
   help=$("$meshlm" $cmd --help) || { echo "meshlm $cmd --help failed"; exit 1; }
   while IFS= read -r line; do
     [ -z "$line" ] && continue
@@ -17,7 +17,7 @@ for cmd in $("$meshlm" --help | sed -n '/^Subcommands:/,$p' | awk 'NR>1 {print $
 done
 # The synopsis at the top of docs/CLI.md names every option each command's --help lists.
 synopsis=$(awk 'NR==1,/^meshlm --version$/' "$doc")
-for cmd in prepare train eval generate bench; do
+for cmd in prepare train eval generate bench supervise; do
   lines=$(awk -v c="$cmd" '/^meshlm /{on = ($2 == c)} on' <<< "$synopsis")
   for opt in $("$meshlm" $cmd --help | grep -oE '^  (-h,)?--[a-z0-9-]+' | sed 's/^ *//; s/^-h,//'); do
     [ "$opt" = "--help" ] && continue

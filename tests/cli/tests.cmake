@@ -36,3 +36,6 @@ target_link_libraries(meshlm_readonly_fs_shim PRIVATE ${CMAKE_DL_LIBS})
 add_test(NAME cli.run_dir_faults COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dir_faults.sh $<TARGET_FILE:meshlm_cli>
                                          $<TARGET_FILE:meshlm_readonly_fs_shim>)
 set_tests_properties(cli.run_dir_faults PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.supervisor COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/supervisor.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.supervisor PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS mpi)

@@ -24,6 +24,7 @@ Command register_generate(CLI::App& app);
 Command register_keys(CLI::App& app);
 Command register_bench(CLI::App& app);
 Command register_verify(CLI::App& app);
+Command register_supervise(CLI::App& app);  // cli/supervisor.cpp
 
 // Turns leftover arguments "--a.b v" / "--a.b=v" into (key, value) pairs; anything else is a UserError.
 Overrides parse_overrides(const std::vector<std::string>& args);

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "meshlm 0.1.0");
   std::vector<Command> commands = {register_prepare(app), register_train(app), register_eval(app),
                                    register_generate(app), register_keys(app), register_bench(app),
-                                   register_verify(app)};
+                                   register_verify(app), register_supervise(app)};
 
   try {
     try {

@@ -5,9 +5,11 @@
 
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/cli/supervisor.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/train/launch_layout.hpp"
+#include "meshlm/train/heartbeat.hpp"
 #include "meshlm/train/rank_agreement.hpp"
 #include "meshlm/train/training_run.hpp"
 
@@ -38,6 +40,7 @@ namespace {
 struct TrainArgs {
   RunRequest request;  // overrides include those set by --dp, --zero, --allreduce, --bucket-mb
   int64_t nproc = 0;
+  SupervisorOptions supervision;  // --max-restarts, --restart-backoff, --hang-timeout
 };
 
 // Set by SIGINT/SIGTERM; the run finishes the current step, saves, and exits.
@@ -67,6 +70,7 @@ int train_on(Communicator& comm, const TrainArgs& args) {
   agree_on_setup(comm, error);
   RunRequest request = args.request;
   request.processes = comm.size();
+  const HeartbeatWriter heartbeat(comm.rank());  // only when supervised (MESHLM_HEARTBEAT_DIR)
   TrainingRun run(comm, request, &g_stop_signal);
   const StopSignals signals;
   return run.run();
@@ -87,7 +91,15 @@ int relaunch_under_mpirun(const TrainArgs& args) {
   return run_under_mpirun(int(n), command_line_without_nproc());
 }
 
+// --max-restarts / --hang-timeout: this process supervises; the job runs as its child.
+int supervise_training(const TrainArgs& args) {
+  SupervisorOptions options = args.supervision;
+  options.job_is_rank0 = args.nproc == 0;
+  return supervise_train(options, args.request.resume.empty() ? args.request.out : args.request.resume);
+}
+
 int run_train(const TrainArgs& args) {
+  if (args.supervision.active()) return supervise_training(args);
   if (args.nproc > 0 && !launched_by_mpi()) return relaunch_under_mpirun(args);
   std::unique_ptr<Communicator> comm = launched_by_mpi() ? make_mpi_world_communicator() : make_self_communicator();
   try {
@@ -145,6 +157,7 @@ Command register_train(CLI::App& app) {
   cmd->add_option("--nproc", args->nproc,
                   "start N processes on this machine (runs mpirun; without --dp, dp = N/(tp·pp))")
       ->check(CLI::PositiveNumber);
+  add_supervisor_options(cmd, args->supervision);
   add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks (default: the processes launched / (tp·pp))");
   add_parallel_option(cmd, args, "--tp", "parallel.tp", "tensor-parallel ranks (split every layer's weights)");
   add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (contiguous blocks each)");

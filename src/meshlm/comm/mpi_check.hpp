@@ -10,6 +10,8 @@
 #endif
 #include <mpi.h>
 
+#include "meshlm/core/progress_beacon.hpp"
+
 namespace meshlm {
 
 // Throws std::runtime_error("MPI call `<call>` failed at <file>:<line>: <MPI_Error_string>").
@@ -19,6 +21,7 @@ namespace meshlm {
 
 #define MESHLM_MPI_CHECK(call)                                                     \
   do {                                                                             \
+    const ::meshlm::progress::WaitScope meshlm_mpi_wait_(#call); /* the hang watchdog's view */ \
     const int meshlm_mpi_rc_ = (call);                                             \
     if (meshlm_mpi_rc_ != MPI_SUCCESS) ::meshlm::mpi_call_failed(#call, __FILE__, __LINE__, meshlm_mpi_rc_); \
   } while (0)

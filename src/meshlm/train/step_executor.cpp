@@ -1,3 +1,4 @@
+#include "meshlm/core/progress_beacon.hpp"
 #include "meshlm/train/step_executor.hpp"
 
 #include <algorithm>
@@ -77,6 +78,7 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
 
   for (size_t k = 0; k < ops.size(); ++k) {
     const PipeOp& op = ops[k];
+    if (grads) progress::set_phase(op.forward ? progress::Phase::forward : progress::Phase::backward);  // a training step
     const size_t slot = size_t(op.micro) % slots_.size();
     GPT& model = *slots_[slot];
     int32_t* inputs = inputs_[slot].data();

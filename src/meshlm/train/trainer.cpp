@@ -1,3 +1,4 @@
+#include "meshlm/core/progress_beacon.hpp"
 #include "meshlm/train/trainer.hpp"
 
 #include <algorithm>
@@ -152,6 +153,7 @@ Trainer::~Trainer() = default;
 
 StepStats Trainer::step() {
   Timer timer;
+  progress::set_step(state_.step + 1);
   tp_group_->reset_counters();
   // fp16: the backward pass runs on the loss times the scale; the gradients are unscaled below.
   loss_scale_ = scaler_ ? scaler_->scale() : 1.0f;
@@ -160,6 +162,7 @@ StepStats Trainer::step() {
   const ExecutionResult run = executor_->run(step_ops_, feed, sync_->params(), grads, sync_.get(), cfg_.parallel.overlap);
 
   StepStats s;
+  progress::set_phase(progress::Phase::optimizer);
   s.loss = reduce_loss(run.loss / double(cfg_.train.grad_accum));
   Timer norm_timer;
   const double scaled_norm = global_gradient_norm(sync_->norm_part(), model().layout(), stage_, *mesh_);
@@ -203,6 +206,7 @@ bool Trainer::update_loss_scale(double scaled_norm) {
 }
 
 EvalStats Trainer::evaluate(Split split, int64_t max_tokens) {
+  progress::set_phase(progress::Phase::eval);
   const int64_t budget = max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens;
   const EvalResult r = meshlm::evaluate(*executor_, sync_->params(), data_, split, T_, budget, mesh_->dp(),
                                         mesh_->pp(), sync_->forward_is_collective());

@@ -1,3 +1,4 @@
+#include "meshlm/core/progress_beacon.hpp"
 #include "meshlm/train/training_run.hpp"
 
 #include <algorithm>
@@ -63,6 +64,7 @@ TrainingRun::~TrainingRun() = default;
 
 void TrainingRun::save(bool best) {
   if (setup_.run_dir.empty()) return;
+  progress::set_phase(progress::Phase::checkpoint);
   const fs::path dir = with_clear_write_errors(cat("a checkpoint in ", setup_.run_dir.string()), [&] {
     return save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
                            setup_.data_fingerprint);

@@ -1,0 +1,406 @@
+#include "meshlm/cli/supervisor.hpp"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "meshlm/train/hang_watch.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/error.hpp"
+#include "meshlm/core/exit_codes.hpp"
+#include "meshlm/train/heartbeat.hpp"
+
+namespace meshlm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kMaxBackoffS = 60;
+constexpr double kPollS = 0.2;
+constexpr double kKillGraceS = 10;  // after killing a hung job's ranks, how long mpirun may take to end
+
+volatile sig_atomic_t g_child_pid = 0;
+volatile sig_atomic_t g_stop_signal = 0;
+
+// Ends the supervision and passes a signal sent by a process (kill, a scheduler) on to the job.
+// A terminal's Ctrl-C reaches the job through the process group already: not twice.
+extern "C" void on_supervisor_signal(int sig, siginfo_t* info, void*) {
+  g_stop_signal = sig;
+  if (g_child_pid > 0 && info && info->si_code <= 0) ::kill(pid_t(g_child_pid), sig);
+}
+
+class SupervisorSignals {
+ public:
+  SupervisorSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_sigaction = on_supervisor_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &sa, &previous_[i]);
+  }
+  ~SupervisorSignals() {
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+  }
+  SupervisorSignals(const SupervisorSignals&) = delete;
+  SupervisorSignals& operator=(const SupervisorSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string utc_now() {
+  const auto t = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+  return buf;
+}
+
+// RUN_DIR/events.jsonl, one JSON object a line, appended and fsync'ed (a line is one write).
+class EventLog {
+ public:
+  explicit EventLog(const fs::path& file) : file_(file) {}
+  void add(nlohmann::json event) {
+    event["time"] = utc_now();
+    const std::string line = event.dump() + "\n";
+    const int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw UserError(cat("cannot write ", file_.string(), ": ", std::strerror(errno)));
+    const bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size()) && ::fsync(fd) == 0;
+    const int e = errno;
+    ::close(fd);
+    if (!ok) throw UserError(cat("cannot write ", file_.string(), ": ", std::strerror(e)));
+  }
+
+ private:
+  fs::path file_;
+};
+
+// The step of the run's newest checkpoint (its `latest` pointer), if any.
+std::optional<int64_t> latest_step(const fs::path& run_dir) {
+  std::ifstream in(run_dir / "checkpoints" / "latest");
+  std::string name;
+  if (!(in >> name) || name.rfind("step_", 0) != 0) return std::nullopt;
+  try {
+    return std::stoll(name.substr(5));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Whether the run saved a checkpoint since `since` (so that a restart continues this run).
+bool checkpoint_saved_since(const fs::path& run_dir, fs::file_time_type since) {
+  std::error_code ec;
+  const auto t = fs::last_write_time(run_dir / "checkpoints" / "latest", ec);
+  return !ec && t >= since;
+}
+
+// Whether process `pid` of this machine has ended (gone, or a zombie not yet reaped).
+bool process_ended(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;
+  const size_t close = stat.rfind(')');
+  return close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z' || stat[close + 2] == 'X';
+}
+
+std::string this_host() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+pid_t start_child(const std::vector<std::string>& args) {
+  std::vector<std::string> line = args;
+  std::vector<char*> argv;
+  for (std::string& s : line) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw UserError(cat("cannot start the training job (", std::strerror(errno), ")"));
+  if (pid == 0) {
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "error: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// How an attempt ended.
+struct AttemptEnd {
+  int status = 0;  // waitpid's
+  bool hung = false;
+  std::optional<HangVerdict> verdict;
+  std::vector<int> dead_ranks;  // ranks seen ended while the job ran (when known)
+  int exit_code() const {
+    if (hung) return kExitHung;
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+};
+
+// Waits for the attempt `pid` to end, watching its heartbeats in `beat_dir`; stops it when hung.
+AttemptEnd watch(pid_t pid, const fs::path& beat_dir, double hang_timeout_s) {
+  AttemptEnd end;
+  std::optional<HangWatch> hang;
+  if (hang_timeout_s > 0) hang.emplace(hang_timeout_s);
+  const std::string host = this_host();
+  std::optional<double> killed_at;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &end.status, WNOHANG);
+    if (r == pid) return end;
+    if (r < 0 && errno != EINTR) throw InternalError(cat("waitpid: ", std::strerror(errno)));
+    const std::vector<Heartbeat> beats = read_heartbeats(beat_dir);
+    if (!killed_at) {
+      if (end.dead_ranks.empty())  // the first to end is the one that failed; mpirun then ends the rest
+        for (const Heartbeat& h : beats)
+          if (h.host == host && h.pid != pid && process_ended(h.pid)) end.dead_ranks.push_back(h.rank);
+      if (hang && g_stop_signal == 0) {
+        if (auto v = hang->observe(beats, now_s())) {
+          std::fflush(stdout);
+          std::fprintf(stderr, "error: %s\n", v->message.c_str());
+          std::fflush(stderr);
+          end.hung = true;
+          end.verdict = std::move(v);
+          // SIGKILL ends even a stopped process; mpirun then ends the job's other ranks.
+          for (const Heartbeat& h : beats)
+            if (h.host == host) ::kill(pid_t(h.pid), SIGKILL);
+          ::kill(pid, SIGTERM);
+          killed_at = now_s();
+        }
+      }
+    } else if (now_s() - *killed_at > kKillGraceS) {
+      ::kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(kPollS));
+  }
+}
+
+// Sleeps `s` seconds unless a stop signal comes; returns false if one came.
+bool back_off(double s) {
+  const double until = now_s() + s;
+  while (now_s() < until) {
+    if (g_stop_signal != 0) return false;
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(kPollS, until - now_s())));
+  }
+  return g_stop_signal == 0;
+}
+
+nlohmann::json optional_step(const std::optional<int64_t>& step) {
+  return step ? nlohmann::json(*step) : nlohmann::json(nullptr);
+}
+
+bool stopped_on_request(int code) { return code == 128 + SIGINT || code == 128 + SIGTERM || code == 128 + SIGHUP; }
+
+}  // namespace
+
+void add_supervisor_options(CLI::App* cmd, SupervisorOptions& options) {
+  CLI::Option* restarts = cmd->add_option("--max-restarts", options.max_restarts,
+                  "run under a supervisor that restarts the job from its newest checkpoint when it dies or hangs, "
+                  "up to N times (needs --out; see docs/fault-tolerance.md)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--restart-backoff", options.backoff_s,
+                  "seconds before the first restart, doubling for each further one (at most 60; default 1)")
+      ->check(CLI::NonNegativeNumber)
+      ->needs(restarts);
+  cmd->add_option("--hang-timeout", options.hang_timeout_s,
+                  "stop the job (exit 4) when a rank made no progress for this many seconds (supervised; needs --out)")
+      ->check(CLI::PositiveNumber);
+}
+
+int supervise(const SupervisorOptions& options, const fs::path& run_dir, const AttemptCommand& command,
+              bool continues_run) {
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  if (ec) throw UserError(cat("cannot create the run directory ", run_dir.string(), ": ", ec.message()));
+  const fs::file_time_type started = fs::file_time_type::clock::now();
+  EventLog events(run_dir / "events.jsonl");
+  const fs::path beat_dir = run_dir / ".heartbeat";
+  setenv(kHeartbeatDirEnv, beat_dir.c_str(), 1);
+  const int max_restarts = std::max(0, options.max_restarts);
+  const SupervisorSignals signals;
+
+  int restarts = 0;
+  double backoff = options.backoff_s;
+  std::optional<int64_t> previous_resume;
+  AttemptStart how = AttemptStart::as_given;
+  for (int attempt = 0;; ++attempt) {
+    fs::remove_all(beat_dir, ec);
+    fs::create_directories(beat_dir, ec);
+    const std::optional<int64_t> resume_step =
+        how == AttemptStart::resume || continues_run ? latest_step(run_dir) : std::nullopt;
+    const pid_t pid = start_child(command(how));
+    g_child_pid = pid;
+    events.add({{"event", "start"}, {"attempt", attempt}, {"pid", pid}, {"resume_step", optional_step(resume_step)}});
+    const AttemptEnd end = watch(pid, beat_dir, options.hang_timeout_s);
+    g_child_pid = 0;
+    const int code = end.exit_code();
+
+    nlohmann::json died = {{"event", "exit"}, {"attempt", attempt}, {"exit_code", code}};
+    if (end.hung) {
+      died["cause"] = "hung";
+      std::vector<int> ranks;
+      nlohmann::json waiting = nlohmann::json::array();
+      for (const Heartbeat& h : end.verdict->stuck) {
+        ranks.push_back(h.rank);
+        waiting.push_back({{"rank", h.rank}, {"step", h.step}, {"phase", h.phase}, {"waiting", h.waiting}});
+      }
+      died["rank"] = ranks.front();
+      died["stuck"] = waiting;
+      died["message"] = end.verdict->message;
+    } else {
+      if (WIFSIGNALED(end.status)) {
+        died["cause"] = "signal";
+        died["signal"] = WTERMSIG(end.status);
+      } else {
+        died["cause"] = code == 0 ? "finished" : "exit";
+      }
+      if (code == 0) {
+      } else if (!end.dead_ranks.empty()) died["rank"] = end.dead_ranks.size() == 1 ? nlohmann::json(end.dead_ranks[0])
+                                                                             : nlohmann::json(end.dead_ranks);
+      else if (options.job_is_rank0) died["rank"] = 0;
+    }
+    events.add(died);
+
+    const auto finish = [&](const std::string& outcome) {
+      events.add({{"event", "end"}, {"outcome", outcome}, {"exit_code", code}, {"restarts", restarts}});
+      fs::remove_all(beat_dir, ec);
+      return code;
+    };
+    if (g_stop_signal != 0) return finish("stopped by signal");
+    if (code == kExitOk) return finish("finished");
+    if (code == kExitUserError) return finish("user error, not restarted");
+    if (stopped_on_request(code)) return finish("stopped on request, not restarted");
+    if (restarts >= max_restarts) {
+      if (max_restarts > 0)
+        std::fprintf(stderr, "error: the job failed (exit %d) after %d restart%s: giving up\n", code, restarts,
+                     restarts == 1 ? "" : "s");
+      return finish("gave up");
+    }
+
+    how = continues_run || checkpoint_saved_since(run_dir, started) ? AttemptStart::resume : AttemptStart::fresh;
+    const std::optional<int64_t> next = how == AttemptStart::resume ? latest_step(run_dir) : std::nullopt;
+    if (next && previous_resume && *next > *previous_resume) backoff = options.backoff_s;  // it made progress
+    previous_resume = next;
+    ++restarts;
+    const std::string cause = end.hung ? "hung" : WIFSIGNALED(end.status) ? cat("killed by signal ", WTERMSIG(end.status))
+                                                                          : cat("exit ", code);
+    const std::string from = next ? cat("resuming from step ", next.value()) : "no checkpoint yet, starting over";
+    std::fprintf(stderr, "restart %d of %d in %g s (%s): %s\n", restarts, max_restarts, backoff, cause.c_str(),
+                 from.c_str());
+    std::fflush(stderr);
+    events.add({{"event", "restart"},
+                {"attempt", attempt + 1},
+                {"cause", cause},
+                {"backoff_s", backoff},
+                {"resume_step", optional_step(next)}});
+    if (!back_off(backoff)) return finish("stopped by signal");
+    backoff = std::min(kMaxBackoffS, std::max(backoff * 2, 0.0));
+  }
+}
+
+namespace {
+
+// The attempt's command line: `base` as given, resuming (--resume in place of --overwrite) or
+// afresh over the files of an attempt that saved no checkpoint (--overwrite).
+std::vector<std::string> with_start(std::vector<std::string> args, AttemptStart how, bool user_resume) {
+  if (how == AttemptStart::as_given || user_resume) return args;
+  if (how == AttemptStart::resume) {
+    std::erase(args, std::string("--overwrite"));
+    args.push_back("--resume");
+  } else if (std::find(args.begin(), args.end(), "--overwrite") == args.end()) {
+    args.push_back("--overwrite");
+  }
+  return args;
+}
+
+bool takes_value(const std::string& a, const std::string& flag) { return a == flag; }
+bool inline_value(const std::string& a, const std::string& flag) { return a.rfind(flag + "=", 0) == 0; }
+
+}  // namespace
+
+int supervise_train(const SupervisorOptions& options, const fs::path& run_dir) {
+  if (run_dir.empty())
+    throw UserError("--max-restarts and --hang-timeout need the run directory (--out RUN_DIR): restarts resume from its checkpoints");
+  if (launched_by_mpi())
+    throw UserError(
+        "--max-restarts and --hang-timeout supervise a job meshlm starts (alone or with --nproc); under your own "
+        "mpirun or srun run that launch under `meshlm supervise --out RUN_DIR ... -- mpirun ... meshlm train ...`");
+  std::vector<std::string> base;
+  std::error_code ec;
+  base.push_back(fs::read_symlink("/proc/self/exe", ec).string());
+  if (ec) throw UserError(cat("cannot find this program's path (", ec.message(), ")"));
+  const std::vector<std::string>& line = command_line();
+  bool user_resume = false;
+  for (size_t i = 1; i < line.size(); ++i) {
+    const std::string& a = line[i];
+    bool skip = false;
+    for (const char* flag : {"--max-restarts", "--restart-backoff", "--hang-timeout"}) {
+      if (takes_value(a, flag)) {
+        ++i;
+        skip = true;
+      } else if (inline_value(a, flag)) {
+        skip = true;
+      }
+    }
+    if (skip) continue;
+    if (a == "--resume" || a.rfind("--resume=", 0) == 0) user_resume = true;
+    base.push_back(a);
+  }
+  const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
+  return supervise(options, run_dir, attempt, user_resume);
+}
+
+// `meshlm supervise --out RUN_DIR [options] -- COMMAND ...`: the supervisor over a launch the user
+// writes (mpirun, srun). COMMAND must end with `meshlm train`'s arguments: a restart appends
+// --resume (and drops --overwrite), or --overwrite when the job saved no checkpoint yet.
+Command register_supervise(CLI::App& app) {
+  struct Args {
+    SupervisorOptions options;
+    std::string out;
+    std::vector<std::string> command;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "supervise", "run a training launch (mpirun, srun: `-- COMMAND ...`) under the supervisor of train --max-restarts");
+  cmd->add_option("--out", args->out, "the run directory of the training (its --out)")->required();
+  add_supervisor_options(cmd, args->options);
+  cmd->add_option("command", args->command,
+                  "the launch, after `--`; it must end with meshlm train's arguments (a restart appends --resume)")
+      ->required()
+      ->expected(-1);
+  return {cmd, [args] {
+            const std::vector<std::string> base = args->command;
+            const bool user_resume = std::find(base.begin(), base.end(), "--resume") != base.end();
+            if (std::find(base.begin(), base.end(), "train") == base.end())
+              throw UserError("supervise: the command must run `meshlm train ...` (its arguments last)");
+            const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
+            return supervise(args->options, args->out, attempt, user_resume);
+          }};
+}
+
+}  // namespace meshlm
