@@ -2,7 +2,7 @@
 # The supervisor (`train --max-restarts`, `--hang-timeout`): kill -9 at random moments, of the
 # single process of a 1-rank run and of a random rank of a `--nproc 2` run, and a rank stopped
 # with SIGSTOP; every supervised run finishes with the weights of an uninterrupted run, byte for
-# byte, and events.jsonl tells each start, death and restart. Also: a user's error is not
+# byte, every checkpoint left on disk verifies, and events.jsonl tells each start, death and restart. Also: a user's error is not
 # retried, SIGTERM to the supervisor stops the job (no restart), and `meshlm supervise` does the
 # same over a launch the user writes (mpirun).
 # Usage: supervisor.sh MESHLM_BINARY [SEED]   (the kill moments follow from SEED; they are printed)
@@ -63,6 +63,8 @@ supervised_kills() {
   check "$name: the supervised run finishes" "$rc" "exit $rc: $(grep -v '^step' "$work/$name.log" | tail -5)"
   cmp -s "$ref/model.safetensors" "$run/model.safetensors"
   check "$name: final weights identical to the uninterrupted run's" $? "model.safetensors differ"
+  "$meshlm" verify "$run" > "$work/${name}_verify.log" 2>&1
+  check "$name: every checkpoint on disk verifies" $? "$(cat "$work/${name}_verify.log")"
 
   # events.jsonl: a start for each attempt, each death with its cause and rank, a restart from
   # the checkpoint the next start resumes, and the end.
