@@ -20,7 +20,7 @@ expect() {
   [ "$rc" -eq "$2" ] || fail "$1: exit code $rc, expected $2; stderr: $(cat "$work/err")"
   [ "$(wc -l < "$work/err")" -eq 1 ] || fail "$1: expected one line on stderr, got: $(cat "$work/err")"
   grep -qE "$3" "$work/err" || fail "$1: stderr does not match '$3': $(cat "$work/err")"
-  echo "ok   $1 (exit $rc): $(head -c 160 "$work/err")"
+  echo "done $1 (exit $rc): $(head -c 160 "$work/err")"
 }
 
 # 1. Rank 0's checkpoint write fails (full disk) at step 10, while rank 1 waits in the next

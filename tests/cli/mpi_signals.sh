@@ -12,7 +12,7 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/text.txt"
 args=(--data "$work/text.txt" --model.n_layer 1 --model.n_embd 32 --model.n_head 2 --model.n_positions 32
-      --train.micro_batch 4 --train.steps 1000000 --train.save_every 20 --train.eval_every 0 --train.threads 1)
+      --train.micro_batch 4 --train.steps 1000000 --train.save_every 5 --train.eval_every 0 --train.threads 1)
 
 wait_for_checkpoint() {  # wait_for_checkpoint RUN_DIR: until a `latest` pointer exists (20 s at most)
   for _ in $(seq 200); do [ -s "$1/checkpoints/latest" ] && return 0; sleep 0.1; done
@@ -41,7 +41,7 @@ stop_with() {  # stop_with NAME SIGNAL NUMBER [--nproc 2]
   [ "$(cat "$run/checkpoints/latest" 2>/dev/null)" = "$(printf 'step_%06d' "$step")" ] ||
     fail "$name: latest is '$(cat "$run/checkpoints/latest" 2>/dev/null)', not the stopped step $step"
   [ -s "$work/err_$name" ] && fail "$name: unexpected stderr: $(cat "$work/err_$name")"
-  echo "ok   $name: exit $rc, $line"
+  echo "done $name: exit $rc, $line"
 }
 
 stop_with one_process_SIGHUP HUP 1
