@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGINT, SIGTERM and SIGHUP to a training run, in one process and to `train --nproc 2` (from a
 # terminal, the launcher gets them; from kill, too): the ranks finish the step, save a checkpoint
-# and the job exits with 128 + the signal (130, 143, 129), saying which signal stopped it.
+# and the job exits with 128 + the signal (130, 143, 129), saying which signal stopped it. A
+# terminal's Ctrl-Z (SIGTSTP) pauses the ranks and SIGCONT resumes them.
 # Usage: mpi_signals.sh MESHLM_BINARY
 set -u
 meshlm=$1
@@ -26,6 +27,20 @@ stop_with() {  # stop_with NAME SIGNAL NUMBER [--nproc 2]
   local pid=$!
   wait_for_checkpoint "$run" || fail "$name: no checkpoint within 20 s: $(tail -3 "$work/err_$name")"
   sleep 0.3
+  if [ "${PAUSE_FIRST:-0}" = 1 ]; then  # a terminal's Ctrl-Z, then `fg`: the ranks stop and go on
+    kill -s TSTP "$pid"
+    sleep 0.5
+    local before after
+    before=$(grep -c "^step" "$work/out_$name")
+    sleep 1
+    after=$(grep -c "^step" "$work/out_$name")
+    [ "$after" -eq "$before" ] || fail "$name: $((after - before)) steps while stopped by SIGTSTP"
+    kill -s CONT "$pid"
+    sleep 0.5
+    before=$after
+    for _ in $(seq 50); do [ "$(grep -c "^step" "$work/out_$name")" -gt "$before" ] && break; sleep 0.1; done
+    [ "$(grep -c "^step" "$work/out_$name")" -gt "$before" ] || fail "$name: no step after SIGCONT"
+  fi
   kill -s "$sig" "$pid"
   local t0=$SECONDS
   wait "$pid"
@@ -34,9 +49,9 @@ stop_with() {  # stop_with NAME SIGNAL NUMBER [--nproc 2]
   [ "$rc" -eq $((128 + num)) ] || fail "$name: exit code $rc, expected $((128 + num)); stderr: $(tail -3 "$work/err_$name")"
   local line
   line=$(grep "^stopped by signal" "$work/out_$name")
-  local step=${line#stopped by signal $num at step }
+  local step=${line#stopped by signal $num (SIG$sig) at step }
   step=${step%%;*}
-  [[ "$step" =~ ^[0-9]+$ ]] || fail "$name: no 'stopped by signal $num at step N' line: $(tail -2 "$work/out_$name")"
+  [[ "$step" =~ ^[0-9]+$ ]] || fail "$name: no 'stopped by signal $num (SIG$sig) at step N' line: $(tail -2 "$work/out_$name")"
   [ "$(grep -c "^stopped by signal" "$work/out_$name")" -eq 1 ] || fail "$name: the stop was reported more than once"
   [ "$(cat "$run/checkpoints/latest" 2>/dev/null)" = "$(printf 'step_%06d' "$step")" ] ||
     fail "$name: latest is '$(cat "$run/checkpoints/latest" 2>/dev/null)', not the stopped step $step"
@@ -45,9 +60,10 @@ stop_with() {  # stop_with NAME SIGNAL NUMBER [--nproc 2]
 }
 
 stop_with one_process_SIGHUP HUP 1
-for sig in INT:2 TERM:15 HUP:1; do
+for sig in INT:2 HUP:1; do
   stop_with "nproc2_SIG${sig%:*}" "${sig%:*}" "${sig#*:}" --nproc 2
 done
+PAUSE_FIRST=1 stop_with nproc2_SIGTSTP_SIGCONT_SIGTERM TERM 15 --nproc 2
 
 echo "$failures failed"
 [ "$failures" -eq 0 ]

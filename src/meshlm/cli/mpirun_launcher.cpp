@@ -70,9 +70,9 @@ extern "C" void note_signal(int sig) {
   errno = saved;
 }
 
-// Catches SIGINT, SIGTERM and SIGHUP for the lifetime of the launch (mpirun runs in a process
-// group of its own, so these reach this process alone, from a terminal or from kill) and
-// restores the previous handlers.
+// Catches SIGINT, SIGTERM, SIGHUP, and a terminal's stop (Ctrl-Z) and continue, for the lifetime
+// of the launch (mpirun runs in a process group of its own, so these reach this process alone)
+// and restores the previous handlers.
 class ForwardedSignals {
  public:
   explicit ForwardedSignals(int write_fd) {
@@ -91,8 +91,8 @@ class ForwardedSignals {
   ForwardedSignals& operator=(const ForwardedSignals&) = delete;
 
  private:
-  static constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGHUP};
-  std::array<struct sigaction, 3> previous_{};
+  static constexpr std::array<int, 5> kSignals = {SIGTERM, SIGINT, SIGHUP, SIGTSTP, SIGCONT};
+  std::array<struct sigaction, 5> previous_{};
 };
 
 // The processes mpirun has started on this machine: the ranks (Linux: /proc/PID/task/*/children).
@@ -109,8 +109,16 @@ std::vector<pid_t> children_of(pid_t pid) {
 // Passes `sig` on to the ranks themselves, which finish their step, save and exit with 128 + sig.
 // mpirun is not signalled: it would end the ranks with SIGTERM (and soon SIGKILL) whatever the
 // signal, before they could save. Before the ranks exist, mpirun gets it and ends the start.
+// Ctrl-Z stops the ranks and mpirun, then this process; `fg` (SIGCONT) continues them.
 void pass_on_signal(pid_t mpirun, int sig) {
   const std::vector<pid_t> ranks = children_of(mpirun);
+  if (sig == SIGTSTP || sig == SIGCONT) {
+    const int to = sig == SIGTSTP ? SIGSTOP : SIGCONT;
+    for (pid_t rank : ranks) ::kill(rank, to);
+    ::kill(mpirun, to);
+    if (sig == SIGTSTP) ::raise(SIGSTOP);
+    return;
+  }
   if (ranks.empty()) ::kill(mpirun, sig);
   for (pid_t rank : ranks) ::kill(rank, sig);
 }
@@ -199,7 +207,7 @@ int run_under_mpirun(int nproc, const std::vector<std::string>& args) {
     if (::poll(fds, 2, -1) < 0) continue;  // EINTR: a signal, now in the pipe
     unsigned char sig = 0;
     while (::read(signal_pipe[0], &sig, 1) == 1) {
-      last_signal = sig;
+      if (sig != SIGTSTP && sig != SIGCONT) last_signal = sig;
       pass_on_signal(pid, sig);
     }
     if (fds[0].revents == 0) continue;

@@ -27,7 +27,8 @@ int launched_rank();
 // the non-zero exit or the abort. mpirun runs in a process group of its own: SIGINT, SIGTERM and
 // SIGHUP, from a terminal or from kill, reach this process alone, which passes them on to the
 // ranks (mpirun would turn them into SIGTERM); the ranks save and stop, and the result is
-// 128 + the signal. mpirun gets SIGTERM if this process dies. UserError when mpirun cannot be
+// 128 + the signal. Ctrl-Z stops the ranks, mpirun and this process; `fg` continues them. mpirun
+// gets SIGTERM if this process dies. UserError when mpirun cannot be
 // started.
 int run_under_mpirun(int nproc, const std::vector<std::string>& args);
 

@@ -36,6 +36,8 @@ std::string MpirunOutputFilter::take_line(const std::string& line) {
     // mpirun failing to show such a banner while the job ends: "[host:pid] [[job,0],0]
     // ORTE_ERROR_LOG: Out of resource in file .../orte/util/show_help.c at line 501".
     if (line.find("ORTE_ERROR_LOG") != std::string::npos && line.find("show_help.c") != std::string::npos) return "";
+    // mpirun continued after Ctrl-Z and `fg` (the launcher stops and continues it with the ranks).
+    if (line.rfind("mpirun: Forwarding signal ", 0) == 0) return "";
     after_abort_count_ = false;
     if (!is_rule(line)) return line;
     in_banner_ = true;

@@ -7,7 +7,8 @@
 // only repeat it. The same holds for the banner of MPI_Abort ("MPI_ABORT was invoked on rank
 // ..."), by which a meshlm rank that met an error alone ends the job after printing its line,
 // and for Open MPI's count of such banners when several ranks abort, its failures to show one
-// while the job ends, and its shared-memory transport's complaint about a peer that died. Every other banner (a rank
+// while the job ends, and its shared-memory transport's complaint about a peer that died; and
+// mpirun's "Forwarding signal N to job" when meshlm continues it after a terminal's Ctrl-Z. Every other banner (a rank
 // killed by a signal, a failed start) and all of the ranks' own output pass unchanged.
 #include <string>
 #include <string_view>
