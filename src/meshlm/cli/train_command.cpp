@@ -4,11 +4,11 @@
 #include <memory>
 
 #include "meshlm/cli/commands.hpp"
-#include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/cli/job_abort.hpp"
+#include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/comm/communicator.hpp"
-#include "meshlm/core/exit_codes.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/exit_codes.hpp"
 #include "meshlm/train/launch_layout.hpp"
 #include "meshlm/train/rank_agreement.hpp"
 #include "meshlm/train/training_run.hpp"
@@ -99,10 +99,11 @@ int run_train(const TrainArgs& args) {
   } catch (const std::exception& e) {
     if (comm->size() == 1) throw;
     // Past the set-up, an error may be this rank's alone (a full disk under rank 0's checkpoint,
-    // a peer that stopped answering): end every rank rather than leave them waiting.
+    // a failed MPI call): end every rank rather than leave them waiting.
     end_job_on_error(*comm, e);
   }
 }
+
 }  // namespace
 
 namespace {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <thread>
 
 #include "meshlm/core/error.hpp"
@@ -28,9 +30,8 @@ constexpr auto kStoppedGap = std::chrono::seconds(1);
 [[noreturn]] void end_hung_job(const WaitingIn& what, double waited_s) {
   int world_rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  std::string peer;
-  if (what.peer >= 0) peer = cat(what.operation[0] == 's' ? " to" : " from", " rank ", what.peer, " of");
-  else peer = " on";
+  const bool sending = std::strcmp(what.operation, "send") == 0;
+  const std::string peer = what.peer < 0 ? " on" : cat(sending ? " to" : " from", " rank ", what.peer, " of");
   std::fflush(stdout);
   std::fprintf(stderr,
                "error: rank %d timed out after %.0f s in %s%s the %s group (its rank %d of %d): a rank of the "
