@@ -39,3 +39,17 @@ set_tests_properties(cli.run_dir_faults PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=
 
 add_test(NAME cli.supervisor COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/supervisor.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.supervisor PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS mpi)
+
+# Errors and signals in multi-process jobs (issue 18). The fault-injection shim is a test-only
+# LD_PRELOAD library: write()/rename() fail with ENOSPC for paths matching $MESHLM_FAULT_PATH.
+add_library(meshlm_fault_injection_shim SHARED ${PROJECT_SOURCE_DIR}/tests/support/fault_injection_shim.c)
+target_link_libraries(meshlm_fault_injection_shim PRIVATE ${CMAKE_DL_LIBS})
+if(MPIEXEC_EXECUTABLE)
+  add_test(NAME cli.mpi_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_errors.sh $<TARGET_FILE:meshlm_cli>
+                                       $<TARGET_FILE:meshlm_fault_injection_shim>)
+  set_tests_properties(cli.mpi_errors PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  add_test(NAME cli.mpi_signals COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:meshlm_cli>)
+  set_tests_properties(cli.mpi_signals PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
+  set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+endif()

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/error.hpp"
@@ -27,6 +28,19 @@ namespace meshlm {
 namespace {
 
 using testing_mpi::world;
+
+// The comm.mpi.timed.npN entries run these tests again with parallel.collective_timeout set
+// (MESHLM_TEST_COLLECTIVE_TIMEOUT seconds): every operation then goes through the nonblocking
+// MPI calls and the deadline wait (collective_deadline.hpp), and must give the same results.
+const bool kTimed = [] {
+  const char* seconds = std::getenv("MESHLM_TEST_COLLECTIVE_TIMEOUT");
+  if (seconds != nullptr) set_collective_timeout(std::atof(seconds));
+  return seconds != nullptr;
+}();
+
+TEST(MpiComm, CollectiveTimeoutIsAsTheEntryAsks) {
+  EXPECT_EQ(collective_timeout() > 0, kTimed);
+}
 
 constexpr int64_t kSizes[] = {0, 1, 7, 1000, (int64_t(1) << 20) + 3};
 constexpr DType kReducible[] = {DType::f32, DType::bf16, DType::f16, DType::i32};

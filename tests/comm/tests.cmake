@@ -6,6 +6,15 @@ set_target_properties(meshlm_comm_mpi_tests PROPERTIES RUNTIME_OUTPUT_DIRECTORY 
 foreach(np 1 2 3 4)
   meshlm_mpi_test(comm.mpi.np${np} NP ${np} BINARY meshlm_comm_mpi_tests MPI_TIMEOUT 120 TIMEOUT 200)
 endforeach()
+# Again with parallel.collective_timeout set: the nonblocking operations and their deadline wait
+# (the error test expects the blocking calls' names, so it is left out).
+foreach(np 3)
+  meshlm_mpi_test(comm.mpi.timed.np${np} NP ${np} BINARY meshlm_comm_mpi_tests MPI_TIMEOUT 120 TIMEOUT 200
+                  FILTER "-MpiComm.MpiErrorsThrowWithCallAndLocation")
+  if(TEST comm.mpi.timed.np${np})
+    set_tests_properties(comm.mpi.timed.np${np} PROPERTIES ENVIRONMENT "${meshlm_mpi_env};MESHLM_TEST_COLLECTIVE_TIMEOUT=60")
+  endif()
+endforeach()
 
 # The comm layer on GPU buffers (CUDA builds): MPI staging at 1 and 2 ranks (2 ranks share one
 # GPU), NCCL wherever there is a GPU per rank. Every test skips without a GPU.

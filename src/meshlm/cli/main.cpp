@@ -1,6 +1,7 @@
-// meshlm's command line. This is the only place where errors become exit codes:
-// a user's mistake (UserError, bad arguments) prints one "error: ..." line and exits 2;
-// a bug (InternalError or anything else) prints its context and exits 3.
+// meshlm's command line. This is where errors become exit codes (core/exit_codes.hpp): a user's
+// mistake (UserError, bad arguments) prints one "error: ..." line and exits 2; a bug
+// (InternalError or anything else) prints its context and exits 3. Under MPI, an error one rank
+// meets alone mid-run ends the whole job from train_command.cpp (job_abort.hpp) instead.
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/exit_codes.hpp"
 
 int main(int argc, char** argv) {
   using namespace meshlm;
@@ -28,15 +30,15 @@ int main(int argc, char** argv) {
     }
     for (const Command& c : commands)
       if (*c.app) return c.run();
-    return 0;
+    return kExitOk;
   } catch (const UserError& e) {
     std::fflush(stdout);
     // Under mpirun every rank meets the same mistake: rank 0 reports it.
     if (launched_rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
+    return kExitUserError;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "%s\n", e.what());
-    return 3;
+    return kExitInternalError;
   }
 }

@@ -24,9 +24,12 @@ int launched_rank();
 // exit code (128 + the signal if mpirun itself was killed). Threads per rank: OMP_NUM_THREADS if
 // set, else the machine's cores / nproc (at least 1). mpirun's standard error passes through
 // MpirunOutputFilter, so a rank's "error: ..." line is not followed by Open MPI's banner about
-// the non-zero exit. SIGTERM, SIGINT and SIGHUP sent to this process (not those the terminal
-// sends to its whole process group, mpirun included) are passed on to mpirun. UserError when
-// mpirun cannot be started.
+// the non-zero exit or the abort. mpirun runs in a process group of its own: SIGINT, SIGTERM and
+// SIGHUP, from a terminal or from kill, reach this process alone, which passes them on to the
+// ranks (mpirun would turn them into SIGTERM); the ranks save and stop, and the result is
+// 128 + the signal. Ctrl-Z stops the ranks, mpirun and this process; `fg` continues them. mpirun
+// gets SIGTERM if this process dies. UserError when mpirun cannot be
+// started.
 int run_under_mpirun(int nproc, const std::vector<std::string>& args);
 
 }  // namespace meshlm

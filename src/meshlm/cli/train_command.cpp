@@ -4,10 +4,12 @@
 #include <memory>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/cli/job_abort.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/cli/supervisor.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/exit_codes.hpp"
 #include "meshlm/train/launch_layout.hpp"
 #include "meshlm/train/heartbeat.hpp"
 #include "meshlm/train/rank_agreement.hpp"
@@ -43,7 +45,8 @@ struct TrainArgs {
   SupervisorOptions supervision;  // --max-restarts, --restart-backoff, --hang-timeout
 };
 
-// Set by SIGINT/SIGTERM; the run finishes the current step, saves, and exits.
+// Set by SIGINT, SIGTERM or SIGHUP (a closed terminal, a scheduler's stop); the run finishes the
+// current step, saves, and exits with 128 + the signal.
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) {
   g_stop_signal = sig;
@@ -52,14 +55,13 @@ extern "C" void on_stop_signal(int sig) {
 
 // Installs the stop handlers for the lifetime of the run.
 struct StopSignals {
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
   StopSignals() {
     g_stop_signal = 0;
-    std::signal(SIGINT, on_stop_signal);
-    std::signal(SIGTERM, on_stop_signal);
+    for (int sig : kSignals) std::signal(sig, on_stop_signal);
   }
   ~StopSignals() {
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    for (int sig : kSignals) std::signal(sig, SIG_DFL);
   }
 };
 
@@ -105,24 +107,13 @@ int run_train(const TrainArgs& args) {
   try {
     return train_on(*comm, args);
   } catch (const ReportedError&) {
-    return 2;
-  } catch (const UserError& e) {
-    if (comm->size() == 1) throw;
-    // Raised from state every rank shares (the reduced loss): every rank is here.
-    if (comm->rank() == 0) {
-      std::fflush(stdout);
-      std::fprintf(stderr, "error: %s\n", e.what());
-    }
-    return 2;
+    return kExitUserError;  // every rank agreed on it; one has printed it
   } catch (const std::exception& e) {
     if (comm->size() == 1) throw;
-    // One rank's failure (I/O, communication): end every rank rather than leave them waiting.
-    std::fflush(stdout);
-    std::fprintf(stderr, "error: rank %d: %s\n", comm->rank(), e.what());
-    std::fflush(stderr);
-    comm->abort(3);
+    // Past the set-up, an error may be this rank's alone (a full disk under rank 0's checkpoint,
+    // a failed MPI call): end every rank rather than leave them waiting.
+    end_job_on_error(*comm, e);
   }
-  return 3;  // not reached: abort() ends the process
 }
 
 }  // namespace
@@ -173,6 +164,8 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
                       "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");
+  add_parallel_option(cmd, args, "--collective-timeout", "parallel.collective_timeout",
+                      "seconds an MPI collective or message may wait before the job ends as hung, exit 4 (0: no limit)");
   cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");
   cmd->allow_extras();
   return {cmd, [args, cmd] {

@@ -84,12 +84,17 @@ class Communicator {
 
   void set_allreduce_algo(AllReduceAlgo a) { algo_ = a; }
   AllReduceAlgo allreduce_algo() const { return algo_; }
+  // What the group is to the run ("dp", "tp", "pp", ...), named in messages about it; a split
+  // group starts with its parent's.
+  void set_label(std::string label) { label_ = std::move(label); }
+  const std::string& label() const { return label_; }
 
  protected:
   Communicator() = default;
 
  private:
   AllReduceAlgo algo_ = AllReduceAlgo::native;
+  std::string label_ = "world";
 };
 
 // The one-process group.

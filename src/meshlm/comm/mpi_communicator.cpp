@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "meshlm/comm/async_queue.hpp"
+#include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/comm/host_stage.hpp"
 #include "meshlm/comm/mpi_request.hpp"
 #include "meshlm/comm/reduce_ops.hpp"
@@ -104,6 +105,19 @@ class StagedRequest final : public Request {
 
 }  // namespace
 
+// The blocking call, or with a collective timeout set, the nonblocking one completed by
+// wait_with_deadline (which names `op` if it does not complete in time).
+#define MESHLM_MPI_TIMED(op, peer, blocking, nonblocking, ...)                  \
+  do {                                                                        \
+    if (collective_timeout() > 0) {                                           \
+      MPI_Request req_ = MPI_REQUEST_NULL;                                    \
+      MESHLM_MPI_CHECK(nonblocking(__VA_ARGS__, &req_));                      \
+      wait_with_deadline({&req_, 1}, {op, label(), rank_, size_, peer});      \
+    } else {                                                                  \
+      MESHLM_MPI_CHECK(blocking(__VA_ARGS__));                                \
+    }                                                                         \
+  } while (0)
+
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
   MESHLM_MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
   MESHLM_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -151,7 +165,8 @@ void MpiCommunicator::native_all_reduce(DevicePtr at, int64_t count, DType dtype
   const size_t esize = dtype_size(type);
   for (int64_t off = 0; off < count; off += kMaxPiece) {
     const int n = int(std::min(kMaxPiece, count - off));
-    MESHLM_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(buf) + off * esize, n, mpi_type(type), mpi_op(op), comm_));
+    MESHLM_MPI_TIMED("all_reduce", -1, MPI_Allreduce, MPI_Iallreduce, MPI_IN_PLACE, static_cast<char*>(buf) + off * esize, n,
+                     mpi_type(type), mpi_op(op), comm_);
   }
   if (op == ReduceOp::avg) finish_avg_any(buf, count, type, size_);
   if (is_half(dtype)) narrow_from_f32(wide.data(), data, count, dtype);
@@ -165,6 +180,7 @@ std::unique_ptr<Request> MpiCommunicator::all_reduce_async(DevicePtr data, int64
     MPI_Comm dup = MPI_COMM_NULL;
     MESHLM_MPI_CHECK(MPI_Comm_dup(comm_, &dup));
     async_comm_ = std::make_unique<MpiCommunicator>(dup);
+    async_comm_->set_label(label());
     async_queue_ = std::make_unique<AsyncQueue>();
   }
   const AllReduceAlgo algo = allreduce_algo();
@@ -197,7 +213,8 @@ void MpiCommunicator::reduce_scatter(ConstDevicePtr send_at, DevicePtr recv_at, 
     std::vector<float> wide_send(static_cast<size_t>(total));
     std::vector<float> wide_recv(static_cast<size_t>(std::max<int64_t>(mine, 1)));
     widen_to_f32(send, wide_send.data(), total, dtype);
-    MESHLM_MPI_CHECK(MPI_Reduce_scatter(wide_send.data(), wide_recv.data(), icounts.data(), MPI_FLOAT, mpi_op(op), comm_));
+    MESHLM_MPI_TIMED("reduce_scatter", -1, MPI_Reduce_scatter, MPI_Ireduce_scatter, wide_send.data(), wide_recv.data(),
+                     icounts.data(), MPI_FLOAT, mpi_op(op), comm_);
     if (op == ReduceOp::avg) finish_avg(wide_recv.data(), mine, size_);
     narrow_from_f32(wide_recv.data(), recv, mine, dtype);
     return;
@@ -210,7 +227,8 @@ void MpiCommunicator::reduce_scatter(ConstDevicePtr send_at, DevicePtr recv_at, 
     staging.resize(size_t(mine) * esize);
     out = staging.data();
   }
-  MESHLM_MPI_CHECK(MPI_Reduce_scatter(send, out, icounts.data(), mpi_type(dtype), mpi_op(op), comm_));
+  MESHLM_MPI_TIMED("reduce_scatter", -1, MPI_Reduce_scatter, MPI_Ireduce_scatter, send, out, icounts.data(),
+                   mpi_type(dtype), mpi_op(op), comm_);
   if (op == ReduceOp::avg) finish_avg_any(out, mine, dtype, size_);
   if (out != recv) std::memcpy(recv, out, staging.size());
 }
@@ -237,7 +255,8 @@ void MpiCommunicator::all_gather(ConstDevicePtr send_at, DevicePtr recv_at, std:
   const MPI_Datatype type = mpi_type(dtype);
   const char* mine = static_cast<const char*>(recv) + int64_t(displs[size_t(rank_)]) * int64_t(dtype_size(dtype));
   const void* sendbuf = send == mine ? MPI_IN_PLACE : send;
-  MESHLM_MPI_CHECK(MPI_Allgatherv(sendbuf, icounts[size_t(rank_)], type, recv, icounts.data(), displs.data(), type, comm_));
+  MESHLM_MPI_TIMED("all_gather", -1, MPI_Allgatherv, MPI_Iallgatherv, sendbuf, icounts[size_t(rank_)], type, recv,
+                   icounts.data(), displs.data(), type, comm_);
 }
 
 void MpiCommunicator::broadcast(DevicePtr at, int64_t count, DType dtype, int root) {
@@ -252,7 +271,8 @@ void MpiCommunicator::broadcast(DevicePtr at, int64_t count, DType dtype, int ro
   }
   for (int64_t off = 0; off < count; off += kMaxPiece) {
     const int n = int(std::min(kMaxPiece, count - off));
-    MESHLM_MPI_CHECK(MPI_Bcast(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), root, comm_));
+    MESHLM_MPI_TIMED("broadcast", -1, MPI_Bcast, MPI_Ibcast, static_cast<char*>(data) + off * esize, n, mpi_type(dtype), root,
+                     comm_);
   }
 }
 
@@ -269,7 +289,8 @@ void MpiCommunicator::send(ConstDevicePtr at, int64_t count, DType dtype, int ds
   int64_t off = 0;
   do {
     const int n = int(std::min(kMaxPiece, count - off));
-    MESHLM_MPI_CHECK(MPI_Send(static_cast<const char*>(data) + off * esize, n, mpi_type(dtype), dst, tag, comm_));
+    MESHLM_MPI_TIMED("send", dst, MPI_Send, MPI_Isend, static_cast<const char*>(data) + off * esize, n, mpi_type(dtype), dst,
+                     tag, comm_);
     off += n;
   } while (off < count);
 }
@@ -287,7 +308,13 @@ void MpiCommunicator::recv(DevicePtr at, int64_t count, DType dtype, int src, in
   int64_t off = 0;
   do {
     const int n = int(std::min(kMaxPiece, count - off));
-    MESHLM_MPI_CHECK(MPI_Recv(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), src, tag, comm_, MPI_STATUS_IGNORE));
+    if (collective_timeout() > 0) {
+      MPI_Request r = MPI_REQUEST_NULL;
+      MESHLM_MPI_CHECK(MPI_Irecv(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), src, tag, comm_, &r));
+      wait_with_deadline({&r, 1}, {"recv", label(), rank_, size_, src});
+    } else {
+      MESHLM_MPI_CHECK(MPI_Recv(static_cast<char*>(data) + off * esize, n, mpi_type(dtype), src, tag, comm_, MPI_STATUS_IGNORE));
+    }
     off += n;
   } while (off < count);
 }
@@ -310,7 +337,7 @@ std::unique_ptr<Request> MpiCommunicator::isend(ConstDevicePtr at, int64_t count
     reqs.push_back(r);
     off += n;
   } while (off < count);
-  return std::make_unique<MpiRequest>(std::move(reqs));
+  return std::make_unique<MpiRequest>(std::move(reqs), MpiRequest::Waits{"send", label(), rank_, size_, dst});
 }
 
 std::unique_ptr<Request> MpiCommunicator::irecv(DevicePtr at, int64_t count, DType dtype, int src, int tag) {
@@ -331,10 +358,10 @@ std::unique_ptr<Request> MpiCommunicator::irecv(DevicePtr at, int64_t count, DTy
     reqs.push_back(r);
     off += n;
   } while (off < count);
-  return std::make_unique<MpiRequest>(std::move(reqs));
+  return std::make_unique<MpiRequest>(std::move(reqs), MpiRequest::Waits{"recv", label(), rank_, size_, src});
 }
 
-void MpiCommunicator::barrier() { MESHLM_MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() { MESHLM_MPI_TIMED("barrier", -1, MPI_Barrier, MPI_Ibarrier, comm_); }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   MESHLM_ASSERT(color >= 0, "split color ", color, " must be non-negative");
@@ -342,6 +369,7 @@ std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key) {
   MESHLM_MPI_CHECK(MPI_Comm_split(comm_, color, key, &sub));
   auto c = std::make_unique<MpiCommunicator>(sub);
   c->set_allreduce_algo(allreduce_algo());
+  c->set_label(label());
   return c;
 }
 

@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "meshlm/comm/collective_deadline.hpp"
+
 namespace meshlm {
 
 MpiRequest::~MpiRequest() {
@@ -19,7 +21,10 @@ MpiRequest::~MpiRequest() {
 void MpiRequest::wait() {
   if (done_) return;
   done_ = true;  // a failed request is not waited for twice
-  MESHLM_MPI_CHECK(MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE));
+  if (collective_timeout() > 0)
+    wait_with_deadline(reqs_, {what_.operation, what_.group, what_.group_rank, what_.group_size, what_.peer});
+  else
+    MESHLM_MPI_CHECK(MPI_Waitall(int(reqs_.size()), reqs_.data(), MPI_STATUSES_IGNORE));
 }
 
 bool MpiRequest::test() {

@@ -29,6 +29,10 @@ DeviceMesh::DeviceMesh(Communicator& world, MeshShape shape) : world_(world), sh
   const int dp_tp = coords_.dp * shape.tp + coords_.tp;
   embedding_ = world.split(holds_embedding && shape.pp > 1 ? dp_tp : shape.dp * shape.tp + world.rank(), coords_.pp);
   MESHLM_ASSERT(tp_->size() == shape.tp && pp_->size() == shape.pp && dp_->size() == shape.dp);
+  tp_->set_label("tp");
+  pp_->set_label("pp");
+  dp_->set_label("dp");
+  embedding_->set_label("embedding");
 }
 
 void TpGroup::all_reduce_sum(float* data, int64_t count) {

@@ -1,5 +1,7 @@
 #include "meshlm/parallel/parallel_config.hpp"
 
+#include <cmath>
+
 #include "meshlm/core/error.hpp"
 
 namespace meshlm {
@@ -10,6 +12,9 @@ void ParallelConfig::validate() const {
   if (pp < 1) throw UserError(cat("parallel.pp must be at least 1, got ", pp));
   if (zero < 0 || zero > 3) throw UserError(cat("parallel.zero must be 0, 1, 2 or 3, got ", zero));
   if (!(bucket_mb > 0)) throw UserError(cat("parallel.bucket_mb must be > 0, got ", bucket_mb));
+  if (!(collective_timeout >= 0) || !std::isfinite(collective_timeout))
+    throw UserError(cat("parallel.collective_timeout must be a number of seconds >= 0 (0: no limit), got ",
+                        collective_timeout));
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
     throw UserError(
         "parallel.grad_reduce_dtype = bf16 needs our ring (it sums in f32), but parallel.allreduce is native");

@@ -34,6 +34,7 @@ struct ParallelConfig {
   double bucket_mb = 25.0;               // gradient bucket size in MiB
   bool overlap = true;                   // reduce buckets during the backward pass (false: after it)
   DType grad_reduce_dtype = DType::f32;  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
+  double collective_timeout = 0;         // seconds an MPI operation may wait before the job ends as hung (0: no limit)
   // Throws UserError naming the first invalid key ("parallel.<field>").
   void validate() const;
 };

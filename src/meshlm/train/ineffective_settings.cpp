@@ -29,6 +29,8 @@ std::vector<std::string> ineffective_settings(const RunConfig& cfg, const RunCon
           cat("parallel.grad_reduce_dtype", no_gradient_reduction));
   warn_if(p.allreduce != d.parallel.allreduce, p.dp == 1 && p.tp == 1,
           "parallel.allreduce has no effect with one process (dp = tp = 1): nothing is all-reduced");
+  warn_if(p.collective_timeout != d.parallel.collective_timeout, p.dp * p.tp * p.pp == 1,
+          "parallel.collective_timeout has no effect with one process: no rank waits for another");
 
   // Schedule, evaluation, checkpoints.
   warn_if(t.min_lr_ratio != d.train.min_lr_ratio, t.decay == Decay::constant,

@@ -26,3 +26,17 @@ void agree_on_setup(Communicator& comm, const std::string& error) {
 }
 
 }  // namespace meshlm
+
+namespace meshlm {
+
+void fail_together(const Communicator& comm, const std::string& error) {
+  if (comm.size() == 1) throw UserError(error);
+  if (comm.rank() == 0) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", error.c_str());
+    std::fflush(stderr);
+  }
+  throw ReportedError{};
+}
+
+}  // namespace meshlm

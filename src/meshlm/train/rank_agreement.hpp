@@ -17,3 +17,12 @@ struct ReportedError {};
 void agree_on_setup(Communicator& comm, const std::string& error);
 
 }  // namespace meshlm
+
+namespace meshlm {
+
+// Called by every rank with the same error, computed from state they share (the reduced loss):
+// rank 0 prints "error: ..." and every rank throws ReportedError, so that the job ends with
+// exit code 2 and one line, without an abort. Alone: throws UserError.
+[[noreturn]] void fail_together(const Communicator& comm, const std::string& error);
+
+}  // namespace meshlm

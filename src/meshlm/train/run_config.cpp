@@ -84,6 +84,8 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.overlap", &p.overlap, "reduce gradient buckets while the backward pass runs (false: after it)"},
       {"parallel.grad_reduce_dtype", choice(&p.grad_reduce_dtype, kGradWireNames),
        "element type of gradients on the wire (bf16: summed in f32 by our ring)"},
+      {"parallel.collective_timeout", &p.collective_timeout,
+       "seconds an MPI collective, send or receive may wait before the job ends as hung, exit code 4 (0: no limit)"},
   };
 }
 

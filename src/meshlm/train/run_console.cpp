@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
@@ -189,7 +190,9 @@ void RunConsole::early_stop(const Trainer& trainer) {
 void RunConsole::stopped_by_signal(int sig, int64_t step, bool resumable) {
   if (tty_) std::printf("\n");
   if (!root_) return;
-  std::printf("stopped by signal %d at step %lld%s\n", sig, (long long)step, resumable ? "; resume with --resume" : "");
+  const char* name = sigabbrev_np(sig);  // "INT" for 2
+  std::printf("stopped by signal %d (SIG%s) at step %lld%s\n", sig, name ? name : "?", (long long)step,
+              resumable ? "; resume with --resume" : "");
   std::fflush(stdout);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/process_memory.hpp"
@@ -28,6 +29,7 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
     error = e.what();
   }
   agree_on_setup(comm, error);
+  set_collective_timeout(setup_.cfg.parallel.collective_timeout);
   // Errors of the trainer's construction come from the config, the same on every rank.
   try {
     trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, &comm);
@@ -106,7 +108,7 @@ int TrainingRun::run() {
   while (trainer.state().step < t.steps) {
     const StepStats st = trainer.step();
     if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
-      throw UserError(cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
+      fail_together(comm_, cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics_->step(st);
     console_->step(st);
     // The last step is evaluated and saved after the loop, so that its checkpoint can be marked best.
