@@ -170,7 +170,6 @@ GPTConfig load_model_config(const fs::path& dir) {
 void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, const ParamLayout& layout,
                        std::span<float> params) {
   MESHLM_ASSERT(params.size() >= layout.total(), "params has ", params.size(), " floats, layout needs ", layout.total());
-  const SafetensorsFile file(safetensors_file);
   const std::string where = safetensors_file.string();
 
   // Hugging Face files may also hold GPT-2's causal-mask buffers and the output layer, which
@@ -180,6 +179,8 @@ void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, c
     skipped.insert(cat("h.", l, ".attn.bias"));
     skipped.insert(cat("h.", l, ".attn.masked_bias"));
   }
+  // A file of this model holds at most its parameters and the skipped tensors.
+  const SafetensorsFile file(safetensors_file, layout.views().size() + skipped.size());
 
   // Check everything before touching `params`, so that a bad file leaves them as they were.
   const auto& views = layout.views();
