@@ -25,3 +25,6 @@ set_tests_properties(cli.names_and_paths PROPERTIES ENVIRONMENT "OMP_NUM_THREADS
 
 add_test(NAME cli.dropout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/dropout.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.dropout PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
+
+add_test(NAME cli.absurd_sizes COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/absurd_sizes.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.absurd_sizes PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -10,6 +10,7 @@
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/model/memory_estimate.hpp"
 #include "meshlm/model/safetensors.hpp"
 
 namespace meshlm {
@@ -210,9 +211,18 @@ void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, c
 
 LoadedModel load_model(const fs::path& dir) {
   const GPTConfig cfg = load_model_config(dir);
+  check_model_fits_memory(cfg, ModelWorkload{}, Device::cpu, cat("the model in ", dir.string()));
+  // Every parameter takes at least 2 bytes (F16 or BF16): a file too small for the config is
+  // refused before its parameters are allocated, not after.
+  const fs::path weights = dir / kModelWeightsFile;
+  std::error_code ec;
+  const uint64_t file_bytes = fs::file_size(weights, ec), params = gpt_parameter_count(cfg);
+  if (!ec && file_bytes / 2 < params)
+    throw UserError(cat("model file ", weights.string(), " holds ", file_bytes, " bytes, too few for the ", params,
+                        " parameters its config.json describes (at least 2 bytes each)"));
   LoadedModel m{cfg, ParamLayout(gpt_param_specs(cfg)), {}};
   m.params.assign(m.layout.total(), 0.0f);
-  load_model_params(dir / kModelWeightsFile, cfg, m.layout, m.params);
+  load_model_params(weights, cfg, m.layout, m.params);
   return m;
 }
 
