@@ -266,7 +266,11 @@ void SafetensorsFile::parse_header(std::string_view text) {
   if (header.is_discarded()) fail("its header is not valid JSON");
   if (!header.is_object()) fail("its header is not a JSON object");
 
-  for (const auto& [name, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Plain references, not a structured binding: the lambda below captures them (clang 14,
+    // the fuzz build's compiler, cannot capture bindings).
+    const std::string& name = item.key();
+    const json& value = item.value();
     if (name == "__metadata__") {
       if (!value.is_object()) fail("__metadata__ is not a JSON object");
       for (const auto& [k, v] : value.items()) {
