@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 
-.PHONY: all deps configure build check test-fast demo bench bench-compare clean
+.PHONY: all deps configure build check test-fast demo bench bench-compare fuzz clean
 
 all: build
 
@@ -31,6 +31,18 @@ check: build
 # cores do not slow each other down many times over.
 test-fast: build
 	cd $(BUILD) && OMP_WAIT_POLICY=passive ctest --output-on-failure --timeout 600 -L '^unit$$' -j $(JOBS)
+
+# libFuzzer over every parser of outside input (fuzz/): a separate clang build with the address
+# and undefined-behaviour sanitizers, then each target for FUZZ_SECONDS, one at a time
+# (FUZZ_TARGETS picks some). CI replays the corpora instead (the fuzz.replay.* unit tests).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	@if [ ! -f $(FUZZ_BUILD)/CMakeCache.txt ]; then cmake -S . -B $(FUZZ_BUILD) $(GENERATOR) -DMESHLM_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release; fi
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	bash scripts/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)

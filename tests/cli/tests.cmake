@@ -53,3 +53,6 @@ if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()
+
+add_test(NAME cli.absurd_sizes COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/absurd_sizes.sh $<TARGET_FILE:meshlm_cli>)
+set_tests_properties(cli.absurd_sizes PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)

@@ -345,6 +345,33 @@ TEST(Safetensors, TruncationsAndCorruptionsLoadOrThrowUserErrorNeverAnythingElse
   EXPECT_GT(rejected, 0);
 }
 
+// A hostile header with many entries: each is a valid zero-sized tensor, so only the count
+// can refuse it. The reader stops at the cap (in a first pass that builds nothing), both at
+// the absolute cap and at a caller's smaller one, and reads a header within its cap whole.
+std::string many_empty_tensors_header(size_t n) {
+  std::string header = "{";
+  for (size_t i = 0; i < n; ++i) header += cat(i ? "," : "", "\"t", i, "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
+  return header + "}";
+}
+
+TEST(Safetensors, RefusesHeadersWithMoreTensorsThanTheCap) {
+  ScratchDir dir("st_cap");
+  const fs::path path = dir.path() / "many.safetensors";
+  write_bytes(path, raw_file(many_empty_tensors_header(200'000)));
+  expect_user_error([&] { SafetensorsFile f(path); }, path,
+                    cat("describes more than ", kMaxSafetensorsTensors, " tensors"), "absolute cap");
+  expect_user_error([&] { SafetensorsFile f(path, 150); }, path, "describes more than 150 tensors, the most this file may hold for this model",
+                    "caller's cap");
+
+  write_bytes(path, raw_file(many_empty_tensors_header(150)));
+  EXPECT_EQ(SafetensorsFile(path, 150).entries().size(), 150u);
+  expect_user_error([&] { SafetensorsFile f(path, 149); }, path, "describes more than 149 tensors", "one over");
+  // __metadata__ is not a tensor: it does not count against the cap.
+  const std::string with_meta = "{\"__metadata__\":{\"format\":\"pt\"}," + many_empty_tensors_header(3).substr(1);
+  write_bytes(path, raw_file(with_meta));
+  EXPECT_EQ(SafetensorsFile(path, 3).entries().size(), 3u);
+}
+
 TEST(Safetensors, FailedWriteLeavesNoPartialFile) {
   ScratchDir dir;
   const std::vector<float> v = {1.0f};

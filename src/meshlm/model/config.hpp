@@ -4,6 +4,10 @@
 
 namespace meshlm {
 
+// 2^50 parameters (4 PiB of fp32 weights): far beyond any machine, and far below where a
+// shape product or offset could overflow.
+inline constexpr uint64_t kMaxParameterCount = uint64_t(1) << 50;
+
 struct GPTConfig {
   int64_t vocab_size = 256;
   int64_t n_positions = 128;  // block size: the longest sequence the model sees

@@ -10,6 +10,7 @@
 
 #include "meshlm/core/atomic_file.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/model/memory_estimate.hpp"
 #include "meshlm/model/safetensors.hpp"
 
 namespace meshlm {
@@ -170,7 +171,6 @@ GPTConfig load_model_config(const fs::path& dir) {
 void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, const ParamLayout& layout,
                        std::span<float> params) {
   MESHLM_ASSERT(params.size() >= layout.total(), "params has ", params.size(), " floats, layout needs ", layout.total());
-  const SafetensorsFile file(safetensors_file);
   const std::string where = safetensors_file.string();
 
   // Hugging Face files may also hold GPT-2's causal-mask buffers and the output layer, which
@@ -180,6 +180,8 @@ void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, c
     skipped.insert(cat("h.", l, ".attn.bias"));
     skipped.insert(cat("h.", l, ".attn.masked_bias"));
   }
+  // A file of this model holds at most its parameters and the skipped tensors.
+  const SafetensorsFile file(safetensors_file, layout.views().size() + skipped.size());
 
   // Check everything before touching `params`, so that a bad file leaves them as they were.
   const auto& views = layout.views();
@@ -209,9 +211,18 @@ void load_model_params(const fs::path& safetensors_file, const GPTConfig& cfg, c
 
 LoadedModel load_model(const fs::path& dir) {
   const GPTConfig cfg = load_model_config(dir);
+  check_model_fits_memory(cfg, ModelWorkload{}, Device::cpu, cat("the model in ", dir.string()));
+  // Every parameter takes at least 2 bytes (F16 or BF16): a file too small for the config is
+  // refused before its parameters are allocated, not after.
+  const fs::path weights = dir / kModelWeightsFile;
+  std::error_code ec;
+  const uint64_t file_bytes = fs::file_size(weights, ec), params = gpt_parameter_count(cfg);
+  if (!ec && file_bytes / 2 < params)
+    throw UserError(cat("model file ", weights.string(), " holds ", file_bytes, " bytes, too few for the ", params,
+                        " parameters its config.json describes (at least 2 bytes each)"));
   LoadedModel m{cfg, ParamLayout(gpt_param_specs(cfg)), {}};
   m.params.assign(m.layout.total(), 0.0f);
-  load_model_params(dir / kModelWeightsFile, cfg, m.layout, m.params);
+  load_model_params(weights, cfg, m.layout, m.params);
   return m;
 }
 

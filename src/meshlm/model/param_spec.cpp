@@ -10,7 +10,7 @@ namespace meshlm {
 
 int64_t ParamSpec::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) MESHLM_ASSERT(!__builtin_mul_overflow(n, d, &n), "parameter ", name, " has a shape whose size overflows");
   return n;
 }
 

@@ -61,6 +61,62 @@ std::string quote_name(std::string_view s) {
   return cut ? q + "..." : q;
 }
 
+// What the first pass over a header finds: whether it is JSON, whether its top-level object
+// holds more tensors than the cap, and the first name that appears twice.
+struct TopLevelKeys {
+  bool valid_json = true;
+  bool over_cap = false;
+  std::optional<std::string> duplicate;
+};
+
+// Watches the keys of the top-level object (depth 1) and stops the parse at the first
+// repeated name or the first tensor beyond the cap.
+class TopLevelKeyScanner : public nlohmann::json_sax<json> {
+ public:
+  explicit TopLevelKeyScanner(size_t max_tensors) : max_tensors_(max_tensors) {}
+  TopLevelKeys result;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return ++depth_, true; }
+  bool end_object() override { return --depth_, true; }
+  bool start_array(std::size_t) override { return ++depth_, true; }
+  bool end_array() override { return --depth_, true; }
+  bool key(string_t& k) override {
+    if (depth_ != 1) return true;
+    if (k != "__metadata__" && ++tensors_ > max_tensors_) {
+      result.over_cap = true;
+      return false;
+    }
+    if (!seen_.insert(k).second) {
+      result.duplicate = k;
+      return false;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    result.valid_json = false;
+    return false;
+  }
+
+ private:
+  size_t max_tensors_;
+  size_t tensors_ = 0;
+  int depth_ = 0;
+  std::unordered_set<std::string> seen_;
+};
+
+TopLevelKeys scan_top_level_keys(std::string_view text, size_t max_tensors) {
+  TopLevelKeyScanner scanner(max_tensors);
+  json::sax_parse(text.begin(), text.end(), &scanner, json::input_format_t::json, /*strict=*/true);
+  return scanner.result;
+}
+
 [[noreturn]] void throw_corrupt(const fs::path& path, const std::string& problem) {
   throw UserError(cat("safetensors file ", path.string(), " is corrupt: ", problem));
 }
@@ -148,7 +204,8 @@ void write_safetensors(const fs::path& path, const std::vector<TensorRef>& tenso
 // ---------------------------------------------------------------------------------------
 // Reader
 
-SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
+SafetensorsFile::SafetensorsFile(const fs::path& path, size_t max_tensors) : path_(path), max_tensors_(max_tensors) {
+  MESHLM_ASSERT(max_tensors > 0);
   const std::string where = path.string();
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError(cat("safetensors file not found: ", where));
@@ -195,23 +252,25 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
 void SafetensorsFile::parse_header(std::string_view text) {
   auto fail = [&](const std::string& problem) { throw_corrupt(path_, problem); };
 
-  // nlohmann::json keeps the last of duplicate keys silently; watch the top-level keys
-  // (depth 1) as they are parsed so that a repeated tensor name is caught.
-  std::unordered_set<std::string> top_keys;
-  std::optional<std::string> duplicate;
-  json::parser_callback_t watch_keys = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 && parsed.is_string()) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      if (!top_keys.insert(key).second && !duplicate) duplicate = key;
-    }
-    return true;
-  };
-  const json header = json::parse(text.begin(), text.end(), watch_keys, /*allow_exceptions=*/false);
+  // A first pass counts the tensors and catches repeated names (nlohmann::json keeps the last
+  // of duplicate keys silently) without building anything, so that a hostile header with a
+  // million entries is refused at the cap before any memory is spent on it. Both passes are
+  // linear: a DOM parser callback would rescan the whole top-level object after each entry.
+  const TopLevelKeys keys = scan_top_level_keys(text, max_tensors_);
+  if (!keys.valid_json) fail("its header is not valid JSON");
+  if (keys.over_cap)
+    fail(cat("its header describes more than ", max_tensors_, " tensors, the most this file may hold",
+             max_tensors_ == kMaxSafetensorsTensors ? "" : " for this model"));
+  if (keys.duplicate) fail(cat("the name ", quote_name(*keys.duplicate), " appears twice in its header"));
+  const json header = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) fail("its header is not valid JSON");
   if (!header.is_object()) fail("its header is not a JSON object");
-  if (duplicate) fail(cat("the name ", quote_name(*duplicate), " appears twice in its header"));
 
-  for (const auto& [name, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Plain references, not a structured binding: the lambda below captures them (clang 14,
+    // the fuzz build's compiler, cannot capture bindings).
+    const std::string& name = item.key();
+    const json& value = item.value();
     if (name == "__metadata__") {
       if (!value.is_object()) fail("__metadata__ is not a JSON object");
       for (const auto& [k, v] : value.items()) {
@@ -303,7 +362,8 @@ SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept
       data_size_(std::exchange(o.data_size_, 0)),
       entries_(std::move(o.entries_)),
       index_(std::move(o.index_)),
-      metadata_(std::move(o.metadata_)) {}
+      metadata_(std::move(o.metadata_)),
+      max_tensors_(o.max_tensors_) {}
 
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
   if (this != &o) {
@@ -316,6 +376,7 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
     entries_ = std::move(o.entries_);
     index_ = std::move(o.index_);
     metadata_ = std::move(o.metadata_);
+    max_tensors_ = o.max_tensors_;
   }
   return *this;
 }

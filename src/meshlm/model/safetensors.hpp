@@ -54,12 +54,18 @@ struct SafetensorsEntry {
   size_t begin = 0, end = 0;  // byte range inside the data section
 };
 
+// The most tensors a header may describe when the reader knows nothing of the model: a GPT-2
+// with a thousand layers has about 12,000 parameters (and its optimizer state twice as many).
+inline constexpr size_t kMaxSafetensorsTensors = 65536;
+
 // A validated, read-only view of a safetensors file (memory-mapped, so the file must not be
 // truncated while it is open; move-only).
 class SafetensorsFile {
  public:
-  // Throws UserError naming the file if it is missing, unreadable or malformed in any way.
-  explicit SafetensorsFile(const std::filesystem::path& path);
+  // Throws UserError naming the file if it is missing, unreadable or malformed in any way, or
+  // if its header describes more than `max_tensors` tensors (a caller that knows the model
+  // passes the count it expects, so that a hostile header is refused before it is parsed).
+  explicit SafetensorsFile(const std::filesystem::path& path, size_t max_tensors = kMaxSafetensorsTensors);
   ~SafetensorsFile();
   SafetensorsFile(SafetensorsFile&& o) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&& o) noexcept;
@@ -92,6 +98,7 @@ class SafetensorsFile {
   std::vector<SafetensorsEntry> entries_;
   std::unordered_map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  size_t max_tensors_ = kMaxSafetensorsTensors;
 };
 
 // "[768, 2304]": how shapes appear in error messages.

@@ -91,7 +91,8 @@ void write_optimizer(const fs::path& path, const std::vector<std::pair<std::stri
 // Reads the whole-model state and hands it to the trainer, which keeps its shard: a checkpoint
 // resumes under any data-parallel size or ZeRO stage.
 void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& layout) {
-  SafetensorsFile file(path);
+  // One tensor per state and parameter: a header describing more is refused before it is parsed.
+  SafetensorsFile file(path, std::max<size_t>(1, trainer.optimizer().state().size() * layout.views().size()));
   std::vector<float> whole(layout.total());
   for (auto& [state_name, buf] : trainer.optimizer().state()) {
     for (const ParamView& v : layout.views()) {

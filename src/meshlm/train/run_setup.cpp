@@ -4,6 +4,7 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/data/data_fingerprint.hpp"
+#include "meshlm/model/memory_estimate.hpp"
 #include "meshlm/train/config_lookup.hpp"
 #include "meshlm/train/launch_layout.hpp"
 #include "meshlm/train/model_path.hpp"
@@ -32,6 +33,15 @@ void check_resumed_data(const CheckpointInfo& saved, const std::string& path, co
   if (saved.data_fingerprint.empty() || saved.data_fingerprint == fingerprint) return;
   throw UserError(cat("--resume: --data ", path, " is not the data the checkpoint was trained on (", saved.data,
                       "): fingerprint ", fingerprint, ", the checkpoint's ", saved.data_fingerprint));
+}
+
+// Before anything of the model is allocated: a config too large for this machine is refused
+// with both figures, not left to end in std::bad_alloc or swapping.
+void check_run_fits_memory(const RunConfig& cfg) {
+  const ParallelConfig& p = cfg.parallel;
+  const ModelWorkload work{.training = true, .batch = cfg.train.micro_batch, .seq_len = cfg.train.T(cfg.model),
+                           .model_shards = p.tp * p.pp, .zero_shards = p.dp, .zero_stage = int(p.zero)};
+  check_model_fits_memory(cfg.model, work, cfg.train.device, "the run's model");
 }
 
 }  // namespace
@@ -116,6 +126,7 @@ RunSetup read_run_setup(const RunRequest& request) {
                              s.init ? cat("--init-from ", request.init_from) : cat("--resume ", s.run_dir.string()),
                              request.allow_tokenizer_mismatch);
   settle_vocab_size(cfg.model, s.data->vocab_size());
+  check_run_fits_memory(cfg);
   s.data_fingerprint = data_fingerprint(request.data);
   if (s.resume_from) check_resumed_data(*s.resume_from, request.data, s.data_fingerprint);
   return s;
