@@ -34,7 +34,7 @@ test-fast: build
 
 # libFuzzer over every parser of outside input (fuzz/): a separate clang build with the address
 # and undefined-behaviour sanitizers, then each target for FUZZ_SECONDS, one at a time
-# (FUZZ_TARGETS picks some). CI replays the corpora instead (the fuzz.replay.* unit tests).
+# (FUZZ_TARGETS picks some). CI replays the corpora instead (the unit test fuzz.replay).
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
