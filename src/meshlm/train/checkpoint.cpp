@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "meshlm/core/atomic_file.hpp"
+#include "meshlm/core/buffer.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/model/safetensors.hpp"
@@ -115,23 +116,47 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
     if (!best || steps[size_t(i)] != *best) fs::remove_all(ckpt_root / steps[size_t(i)]);
 }
 
+// Whether this rank holds the whole model and optimizer state in host memory, as the files lay
+// them out (one process per model replica, no ZeRO, on the CPU): a snapshot is then a copy.
+// The same answer on every rank (it follows the config).
+bool holds_whole_state_on_host(const Trainer& trainer) {
+  const ParallelConfig& p = trainer.config().parallel;
+  return p.tp == 1 && p.pp == 1 && p.zero == 0 && trainer.model().device() == Device::cpu;
+}
+
 }  // namespace
 
 CheckpointSnapshot snapshot_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
                                        const std::string& data_description, bool is_best,
-                                       const std::string& data_fingerprint) {
-  CheckpointSnapshot snap;
+                                       const std::string& data_fingerprint, CheckpointSnapshot reuse) {
+  CheckpointSnapshot snap = std::move(reuse);
   const TrainerState& st = trainer.state();
   snap.run_dir = run_dir;
   snap.name = step_dir_name(st.step);
   snap.is_best = is_best;
-  // Collective: the tensor-parallel and ZeRO shards are gathered on every rank; rank 0 writes.
-  snap.params = trainer.global_params();
-  snap.optimizer_state = trainer.gathered_optimizer_state();
-  if (!trainer.is_root()) {
-    snap.params.clear();
-    snap.optimizer_state.clear();
-    return snap;
+  if (holds_whole_state_on_host(trainer)) {
+    // Nothing to gather (no collective on any rank): rank 0 copies into the reused buffers.
+    if (!trainer.is_root()) return snap;
+    const std::span<const float> params = trainer.params();
+    MESHLM_ASSERT(params.size() == trainer.global_layout().total(), "unsharded parameters expected");
+    snap.params.assign(params.begin(), params.end());
+    const auto state = trainer.optimizer().state();
+    snap.optimizer_state.resize(state.size());
+    for (size_t i = 0; i < state.size(); ++i) {
+      const Buffer& buf = *state[i].second;
+      MESHLM_ASSERT(buf.size() == params.size() && buf.device() == Device::cpu, "unsharded optimizer state expected");
+      snap.optimizer_state[i].first = state[i].first;
+      snap.optimizer_state[i].second.assign(buf.data<float>(), buf.data<float>() + buf.size());
+    }
+  } else {
+    // Collective: the tensor-parallel and ZeRO shards are gathered on every rank; rank 0 writes.
+    snap.params = trainer.global_params();
+    snap.optimizer_state = trainer.gathered_optimizer_state();
+    if (!trainer.is_root()) {
+      snap.params.clear();
+      snap.optimizer_state.clear();
+      return snap;
+    }
   }
   snap.keep_checkpoints = trainer.config().train.keep_checkpoints;
   snap.model = trainer.config().model;

@@ -53,10 +53,12 @@ struct CheckpointSnapshot {
 };
 
 // Collective over the trainer's ranks (the tensor-parallel and ZeRO shards are gathered);
-// only rank 0's snapshot holds the state (the others' have only the name).
+// only rank 0's snapshot holds the state (the others' have only the name). `reuse`, an earlier
+// snapshot already written, lends its memory: a repeated snapshot then copies into pages
+// already mapped (with a plain CPU run, a copy is then all a snapshot costs).
 CheckpointSnapshot snapshot_checkpoint(const std::filesystem::path& run_dir, Trainer& trainer,
                                        const Tokenizer& tokenizer, const std::string& data_description, bool is_best,
-                                       const std::string& data_fingerprint = "");
+                                       const std::string& data_fingerprint = "", CheckpointSnapshot reuse = {});
 
 struct WrittenCheckpoint {
   std::filesystem::path dir;

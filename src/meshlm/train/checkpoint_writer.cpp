@@ -38,10 +38,11 @@ void CheckpointWriter::start(CheckpointSnapshot snapshot, double snapshot_second
   if (!background_) {
     outcome_ = write_checkpoint_outcome(snapshot);
     outcome_->snapshot_seconds = snapshot_seconds;
+    written_ = std::move(snapshot);
     return;
   }
   done_ = false;
-  thread_ = std::thread([this, snap = std::move(snapshot), snapshot_seconds] {
+  thread_ = std::thread([this, snap = std::move(snapshot), snapshot_seconds]() mutable {
     // Signals stay with the training thread, which decides when to stop; the write is not interrupted.
     sigset_t all;
     sigfillset(&all);
@@ -49,6 +50,7 @@ void CheckpointWriter::start(CheckpointSnapshot snapshot, double snapshot_second
     CheckpointOutcome out = write_checkpoint_outcome(snap);
     out.snapshot_seconds = snapshot_seconds;
     outcome_ = std::move(out);
+    written_ = std::move(snap);
     done_.store(true, std::memory_order_release);
   });
 }
@@ -59,6 +61,11 @@ std::optional<CheckpointOutcome> CheckpointWriter::poll() {
     thread_.join();
   }
   return std::exchange(outcome_, std::nullopt);
+}
+
+CheckpointSnapshot CheckpointWriter::reclaim() {
+  MESHLM_ASSERT(!pending(), "a checkpoint write is in progress");
+  return std::exchange(written_, CheckpointSnapshot{});
 }
 
 std::optional<CheckpointOutcome> CheckpointWriter::wait() {

@@ -41,12 +41,16 @@ class CheckpointWriter {
   // Waits for the write in progress, if any, and returns its outcome.
   std::optional<CheckpointOutcome> wait();
   bool pending() const { return thread_.joinable() || outcome_.has_value(); }
+  // The last written snapshot, for the next snapshot to reuse its memory (empty when none);
+  // only once its outcome has been taken.
+  CheckpointSnapshot reclaim();
 
  private:
   bool background_;
   std::thread thread_;
   std::atomic<bool> done_{false};
   std::optional<CheckpointOutcome> outcome_;  // written by the thread before done_ is set
+  CheckpointSnapshot written_;                // the last snapshot, once written
 };
 
 // Writes `snapshot` and reports how it went, turning every error into the outcome's one line.

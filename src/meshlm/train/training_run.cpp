@@ -69,8 +69,9 @@ void TrainingRun::save(bool best) {
   progress::set_phase(progress::Phase::checkpoint);
   finish_checkpoint_write();  // one write at a time
   const Timer clock;
-  CheckpointSnapshot snapshot = snapshot_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(),
-                                                    setup_.data->description(), best, setup_.data_fingerprint);
+  CheckpointSnapshot snapshot =
+      snapshot_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
+                          setup_.data_fingerprint, writer_ ? writer_->reclaim() : CheckpointSnapshot{});
   last_saved_ = trainer_->state().step;
   if (comm_.rank() != 0) return;
   if (!writer_) writer_ = std::make_unique<CheckpointWriter>(setup_.cfg.train.async_checkpoint);
