@@ -100,6 +100,38 @@ TEST(CheckpointWriter, PollHandsTheOutcomeOnceTheWriteIsDone) {
   EXPECT_EQ(read_file(run / "checkpoints" / "best", "best"), "step_000001\n");
 }
 
+// The memory prepared in the background is what the first snapshot reuses; a written snapshot
+// is handed back for the next one, and preparing reports no outcome.
+TEST(CheckpointWriter, PreparedAndWrittenSnapshotsLendTheirMemory) {
+  CheckpointWriter writer(/*background=*/true);
+  writer.prepare(1000, {"exp_avg", "exp_avg_sq"});
+  EXPECT_FALSE(writer.wait().has_value());
+  CheckpointSnapshot lent = writer.reclaim();
+  EXPECT_EQ(lent.params.size(), 1000u);
+  ASSERT_EQ(lent.optimizer_state.size(), 2u);
+  EXPECT_EQ(lent.optimizer_state[1].first, "exp_avg_sq");
+  EXPECT_EQ(lent.optimizer_state[1].second.size(), 1000u);
+  EXPECT_TRUE(writer.reclaim().params.empty());
+
+  const RunConfig cfg = small_config();
+  auto data = open_token_source(kjv_text(), cfg.train.val_fraction);
+  const fs::path run = temp_dir() / "writer_reuse";
+  fs::remove_all(run);
+  Trainer t(cfg, *data);
+  t.step();
+  ASSERT_TRUE(snapshot_is_a_copy(t));
+  CheckpointSnapshot first = snapshot_checkpoint(run, t, data->tokenizer(), data->description(), false);
+  const float* memory = first.params.data();
+  writer.start(std::move(first), 0.0);
+  ASSERT_TRUE(writer.wait().has_value());
+  t.step();
+  CheckpointSnapshot second =
+      snapshot_checkpoint(run, t, data->tokenizer(), data->description(), false, "", writer.reclaim());
+  EXPECT_EQ(second.params.data(), memory);
+  EXPECT_EQ(second.name, "step_000002");
+  EXPECT_TRUE(std::equal(second.params.begin(), second.params.end(), t.params().begin()));
+}
+
 // A write that fails is one line naming the checkpoint and the cause, never an exception on
 // the writing thread; nothing of it stays on disk.
 TEST(CheckpointWriter, AFailedWriteIsOneLineNamingTheCheckpointAndTheCause) {

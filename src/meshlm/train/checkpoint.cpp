@@ -116,15 +116,12 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
     if (!best || steps[size_t(i)] != *best) fs::remove_all(ckpt_root / steps[size_t(i)]);
 }
 
-// Whether this rank holds the whole model and optimizer state in host memory, as the files lay
-// them out (one process per model replica, no ZeRO, on the CPU): a snapshot is then a copy.
-// The same answer on every rank (it follows the config).
-bool holds_whole_state_on_host(const Trainer& trainer) {
+}  // namespace
+
+bool snapshot_is_a_copy(const Trainer& trainer) {
   const ParallelConfig& p = trainer.config().parallel;
   return p.tp == 1 && p.pp == 1 && p.zero == 0 && trainer.model().device() == Device::cpu;
 }
-
-}  // namespace
 
 CheckpointSnapshot snapshot_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
                                        const std::string& data_description, bool is_best,
@@ -134,7 +131,7 @@ CheckpointSnapshot snapshot_checkpoint(const fs::path& run_dir, Trainer& trainer
   snap.run_dir = run_dir;
   snap.name = step_dir_name(st.step);
   snap.is_best = is_best;
-  if (holds_whole_state_on_host(trainer)) {
+  if (snapshot_is_a_copy(trainer)) {
     // Nothing to gather (no collective on any rank): rank 0 copies into the reused buffers.
     if (!trainer.is_root()) return snap;
     const std::span<const float> params = trainer.params();

@@ -60,6 +60,11 @@ CheckpointSnapshot snapshot_checkpoint(const std::filesystem::path& run_dir, Tra
                                        const Tokenizer& tokenizer, const std::string& data_description, bool is_best,
                                        const std::string& data_fingerprint = "", CheckpointSnapshot reuse = {});
 
+// Whether a snapshot of this trainer is a plain copy of host memory (one process per model
+// replica, no ZeRO, on the CPU), into the memory of an earlier one when given; else it gathers.
+// The same on every rank (it follows the config).
+bool snapshot_is_a_copy(const Trainer& trainer);
+
 struct WrittenCheckpoint {
   std::filesystem::path dir;
   int64_t bytes = 0;  // of every file in it

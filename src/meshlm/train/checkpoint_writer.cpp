@@ -33,22 +33,37 @@ CheckpointWriter::~CheckpointWriter() {
   if (thread_.joinable()) thread_.join();
 }
 
-void CheckpointWriter::start(CheckpointSnapshot snapshot, double snapshot_seconds) {
+void CheckpointWriter::prepare(size_t floats, const std::vector<std::string>& optimizer_states) {
+  MESHLM_ASSERT(!pending(), "a checkpoint write is in progress");
+  done_ = false;
+  thread_ = std::thread([this, floats, optimizer_states] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    written_.params.assign(floats, 0.0f);
+    for (const std::string& name : optimizer_states) written_.optimizer_state.emplace_back(name, std::vector<float>(floats));
+    done_.store(true, std::memory_order_release);
+  });
+}
+
+void CheckpointWriter::start(CheckpointSnapshot snapshot, double snapshot_seconds, double waited_seconds) {
   MESHLM_ASSERT(!pending());
   if (!background_) {
     outcome_ = write_checkpoint_outcome(snapshot);
     outcome_->snapshot_seconds = snapshot_seconds;
+    outcome_->waited_seconds = waited_seconds;
     written_ = std::move(snapshot);
     return;
   }
   done_ = false;
-  thread_ = std::thread([this, snap = std::move(snapshot), snapshot_seconds]() mutable {
+  thread_ = std::thread([this, snap = std::move(snapshot), snapshot_seconds, waited_seconds]() mutable {
     // Signals stay with the training thread, which decides when to stop; the write is not interrupted.
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
     CheckpointOutcome out = write_checkpoint_outcome(snap);
     out.snapshot_seconds = snapshot_seconds;
+    out.waited_seconds = waited_seconds;
     outcome_ = std::move(out);
     written_ = std::move(snap);
     done_.store(true, std::memory_order_release);

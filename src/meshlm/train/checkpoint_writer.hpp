@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "meshlm/train/checkpoint.hpp"
 
@@ -21,6 +22,7 @@ struct CheckpointOutcome {
   std::filesystem::path dir;
   bool best = false;
   double snapshot_seconds = 0;  // the stall the step paid for the snapshot
+  double waited_seconds = 0;    // and before it, for the previous write to finish
   double write_seconds = 0;
   int64_t bytes = 0;
   std::string error;  // empty: written; else "cannot write checkpoint step_NNNNNN in RUN: cause"
@@ -33,9 +35,13 @@ class CheckpointWriter {
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
+  // Allocates and touches, on a background thread, the memory of a snapshot of
+  // `floats` parameters and these optimizer states, for the first snapshot to copy into (a
+  // first touch of fresh memory costs seconds for a large model; this way training pays none).
+  void prepare(size_t floats, const std::vector<std::string>& optimizer_states);
   // Starts writing `snapshot` (the caller has taken the previous outcome with wait()). Without a
   // background thread the write is done when this returns and poll() hands its outcome.
-  void start(CheckpointSnapshot snapshot, double snapshot_seconds);
+  void start(CheckpointSnapshot snapshot, double snapshot_seconds, double waited_seconds = 0);
   // The finished write's outcome, if one finished since the last poll()/wait(); never blocks.
   std::optional<CheckpointOutcome> poll();
   // Waits for the write in progress, if any, and returns its outcome.

@@ -178,8 +178,10 @@ void RunConsole::eval(const EvalStats& e, bool best) {
 void RunConsole::checkpoint(const CheckpointOutcome& c) {
   if (!root_ || tty_) return;
   const double mb = double(c.bytes) / 1e6;
-  std::printf("checkpoint %s%s | snapshot %.3f s | write %.3f s | %.1f MB at %.0f MB/s\n", c.dir.string().c_str(),
-              c.best ? " (best)" : "", c.snapshot_seconds, c.write_seconds, mb,
+  char waited[64] = "";
+  if (c.waited_seconds >= 0.001) std::snprintf(waited, sizeof waited, " (after %.3f s waiting for the writer)", c.waited_seconds);
+  std::printf("checkpoint %s%s | snapshot %.3f s%s | write %.3f s | %.1f MB at %.0f MB/s\n", c.dir.string().c_str(),
+              c.best ? " (best)" : "", c.snapshot_seconds, waited, c.write_seconds, mb,
               c.write_seconds > 0 ? mb / c.write_seconds : 0.0);
   std::fflush(stdout);
 }

@@ -60,6 +60,14 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
     for (std::string& note : clean_checkpoint_leftovers(setup_.run_dir, setup_.resume_from ? &setup_.resume_from->dir : nullptr))
       setup_.resume_notes.push_back(std::move(note));
   console_->header(setup_, request.data, *trainer_);
+  if (root && !setup_.run_dir.empty()) {
+    writer_ = std::make_unique<CheckpointWriter>(setup_.cfg.train.async_checkpoint);
+    if (setup_.cfg.train.save_every > 0 && snapshot_is_a_copy(*trainer_)) {
+      std::vector<std::string> states;
+      for (const auto& [name, buffer] : trainer_->optimizer().state()) states.push_back(name);
+      writer_->prepare(trainer_->global_layout().total(), states);  // while the first steps train
+    }
+  }
 }
 
 TrainingRun::~TrainingRun() = default;
@@ -67,15 +75,16 @@ TrainingRun::~TrainingRun() = default;
 void TrainingRun::save(bool best) {
   if (setup_.run_dir.empty()) return;
   progress::set_phase(progress::Phase::checkpoint);
+  const Timer waited;
   finish_checkpoint_write();  // one write at a time
+  const double waited_seconds = waited.seconds();
   const Timer clock;
   CheckpointSnapshot snapshot =
       snapshot_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
                           setup_.data_fingerprint, writer_ ? writer_->reclaim() : CheckpointSnapshot{});
   last_saved_ = trainer_->state().step;
-  if (comm_.rank() != 0) return;
-  if (!writer_) writer_ = std::make_unique<CheckpointWriter>(setup_.cfg.train.async_checkpoint);
-  writer_->start(std::move(snapshot), clock.seconds());
+  if (!writer_) return;  // ranks other than 0
+  writer_->start(std::move(snapshot), clock.seconds(), waited_seconds);
   if (!setup_.cfg.train.async_checkpoint) take_checkpoint_outcome(writer_->poll());
 }
 
