@@ -101,7 +101,7 @@ refused "read-only file system: existing --out" "cannot create the run directory
 mkdir "$work/ckro"
 LD_PRELOAD="$shim" MESHLM_TEST_READONLY_PREFIX="$work/ckro/checkpoints" "$meshlm" train "${small[@]}" --train.steps 2 \
   --out "$work/ckro" > /dev/null 2> "$work/err"; rc=$?
-refused "read-only file system: checkpoints" "cannot write a checkpoint in .*/ckro: .*Read-only file system$"
+refused "read-only file system: checkpoints" "cannot write checkpoint step_000002 in .*/ckro: .*Read-only file system$"
 
 # 6. A killed `prepare` leaves OUT.tmp.PID; the next `prepare` into OUT removes it.
 for i in $(seq 12); do cat "$work/text.txt"; done > "$work/part.txt"

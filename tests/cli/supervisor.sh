@@ -98,14 +98,14 @@ EOF
 }
 
 supervised_kills one_rank 1 8 200
-supervised_kills two_ranks 2 2 100 --hang
+supervised_kills two_ranks 2 2 200 --hang  # 200 (also below): with background checkpoint writes 100 steps train faster than a restart is noticed
 
 # `meshlm supervise` over the user's own mpirun: a random rank killed once at a random moment;
 # the same final weights as the uninterrupted `--nproc 2` run.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 run="$work/own_mpirun"
 "$meshlm" supervise --out "$run" --max-restarts 2 --restart-backoff 0.05 --hang-timeout 30 -- \
-  mpirun -np 2 --oversubscribe --bind-to none "$meshlm" train "${args[@]}" --train.steps 100 --out "$run" \
+  mpirun -np 2 --oversubscribe --bind-to none "$meshlm" train "${args[@]}" --train.steps 200 --out "$run" \
   > "$work/own_mpirun.log" 2>&1 &
 supervisor=$!
 python3 "$here/fault_injector.py" "$run" 2 1 0.5 "$((seed + 3))" "$work/own_mpirun.log" > "$work/own_mpirun_faults"

@@ -44,6 +44,12 @@ set_tests_properties(cli.supervisor PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" T
 # LD_PRELOAD library: write()/rename() fail with ENOSPC for paths matching $MESHLM_FAULT_PATH.
 add_library(meshlm_fault_injection_shim SHARED ${PROJECT_SOURCE_DIR}/tests/support/fault_injection_shim.c)
 target_link_libraries(meshlm_fault_injection_shim PRIVATE ${CMAKE_DL_LIBS})
+
+# Asynchronous checkpoints: same bytes as a synchronous save, SIGTERM during a pending write, a
+# background write error (the fault-injection shim) with train.checkpoint_errors stop or continue.
+add_test(NAME cli.async_checkpoint COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/async_checkpoint.sh $<TARGET_FILE:meshlm_cli>
+                                         $<TARGET_FILE:meshlm_fault_injection_shim>)
+set_tests_properties(cli.async_checkpoint PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
 if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.mpi_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_errors.sh $<TARGET_FILE:meshlm_cli>
                                        $<TARGET_FILE:meshlm_fault_injection_shim>)

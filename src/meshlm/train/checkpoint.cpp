@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "meshlm/core/atomic_file.hpp"
+#include "meshlm/core/buffer.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/model/model_io.hpp"
 #include "meshlm/model/safetensors.hpp"
@@ -118,60 +119,111 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
 
 }  // namespace
 
-fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
-                         const std::string& data_description, bool is_best, const std::string& data_fingerprint) {
-  const fs::path root = run_dir / "checkpoints";
+bool snapshot_is_a_copy(const Trainer& trainer) {
+  const ParallelConfig& p = trainer.config().parallel;
+  return p.tp == 1 && p.pp == 1 && p.zero == 0 && trainer.model().device() == Device::cpu;
+}
+
+CheckpointSnapshot snapshot_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
+                                       const std::string& data_description, bool is_best,
+                                       const std::string& data_fingerprint, CheckpointSnapshot reuse) {
+  CheckpointSnapshot snap = std::move(reuse);
   const TrainerState& st = trainer.state();
-  const std::string name = step_dir_name(st.step);
-  const fs::path final_dir = root / name;
-  // Collective: the tensor-parallel and ZeRO shards are gathered on every rank; rank 0 writes.
-  const std::vector<float> params = trainer.global_params();
-  const auto optimizer_state = trainer.gathered_optimizer_state();
-  if (!trainer.is_root()) return final_dir;
+  snap.run_dir = run_dir;
+  snap.name = step_dir_name(st.step);
+  snap.is_best = is_best;
+  if (snapshot_is_a_copy(trainer)) {
+    // Nothing to gather (no collective on any rank): rank 0 copies into the reused buffers.
+    if (!trainer.is_root()) return snap;
+    const std::span<const float> params = trainer.params();
+    MESHLM_ASSERT(params.size() == trainer.global_layout().total(), "unsharded parameters expected");
+    snap.params.assign(params.begin(), params.end());
+    const auto state = trainer.optimizer().state();
+    snap.optimizer_state.resize(state.size());
+    for (size_t i = 0; i < state.size(); ++i) {
+      const Buffer& buf = *state[i].second;
+      MESHLM_ASSERT(buf.size() == params.size() && buf.device() == Device::cpu, "unsharded optimizer state expected");
+      snap.optimizer_state[i].first = state[i].first;
+      snap.optimizer_state[i].second.assign(buf.data<float>(), buf.data<float>() + buf.size());
+    }
+  } else {
+    // Collective: the tensor-parallel and ZeRO shards are gathered on every rank; rank 0 writes.
+    snap.params = trainer.global_params();
+    snap.optimizer_state = trainer.gathered_optimizer_state();
+    if (!trainer.is_root()) {
+      snap.params.clear();
+      snap.optimizer_state.clear();
+      return snap;
+    }
+  }
+  snap.keep_checkpoints = trainer.config().train.keep_checkpoints;
+  snap.model = trainer.config().model;
+  snap.layout = trainer.global_layout();
+  snap.optimizer_steps = trainer.optimizer().steps();
+  snap.special_ids = special_token_ids(tokenizer);
+  snap.tokenizer = &tokenizer;
+  nlohmann::ordered_json j;
+  j["format"] = "meshlm-checkpoint";
+  j["version"] = 1;
+  j["step"] = st.step;
+  j["best_val_loss"] = std::isfinite(st.best_val_loss) ? nlohmann::json(st.best_val_loss) : nlohmann::json();
+  j["best_step"] = st.best_step;
+  j["evals_without_improvement"] = st.evals_without_improvement;
+  j["optimizer_steps"] = trainer.optimizer().steps();
+  j["skipped_steps"] = st.skipped_steps;
+  if (st.loss_scaler)
+    j["loss_scaler"] = {{"scale", st.loss_scaler->scale},
+                        {"good_steps", st.loss_scaler->good_steps},
+                        {"hysteresis_left", st.loss_scaler->hysteresis_left},
+                        {"skipped", st.loss_scaler->skipped}};
+  j["data"] = data_description;
+  if (!data_fingerprint.empty()) j["data_fingerprint"] = data_fingerprint;
+  j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
+                                                    trainer.config().train.grad_accum}};
+  j["rng"] = {{"kind", "philox4x32-10 counter-based"}, {"seed", trainer.config().train.seed}};
+  j["tokenizer"] = {{"kind", std::string(tokenizer.kind())},
+                    {"vocab_size", tokenizer.vocab_size()},
+                    {"fingerprint", tokenizer.fingerprint()}};
+  j["config"] = nlohmann::json::parse(config_to_json(trainer.config()));
+  snap.trainer_state_json = j.dump(2) + "\n";
+  return snap;
+}
+
+WrittenCheckpoint write_checkpoint(const CheckpointSnapshot& snap) {
+  const fs::path root = snap.run_dir / "checkpoints";
+  const fs::path final_dir = root / snap.name;
   fs::create_directories(root);
-  const fs::path tmp = root / cat(".tmp.", name, ".", ::getpid());
+  const fs::path tmp = root / cat(".tmp.", snap.name, ".", ::getpid());
   fs::remove_all(tmp);
+  WrittenCheckpoint written{final_dir, 0};
   try {
     fs::create_directories(tmp);
-    save_model(tmp, trainer.config().model, trainer.global_layout(), params, special_token_ids(tokenizer));
-    write_optimizer(tmp / kOptimizerFile, optimizer_state, trainer.optimizer().steps(), trainer.global_layout());
-    tokenizer.save(tmp);
-    nlohmann::ordered_json j;
-    j["format"] = "meshlm-checkpoint";
-    j["version"] = 1;
-    j["step"] = st.step;
-    j["best_val_loss"] = std::isfinite(st.best_val_loss) ? nlohmann::json(st.best_val_loss) : nlohmann::json();
-    j["best_step"] = st.best_step;
-    j["evals_without_improvement"] = st.evals_without_improvement;
-    j["optimizer_steps"] = trainer.optimizer().steps();
-    j["skipped_steps"] = st.skipped_steps;
-    if (st.loss_scaler)
-      j["loss_scaler"] = {{"scale", st.loss_scaler->scale},
-                          {"good_steps", st.loss_scaler->good_steps},
-                          {"hysteresis_left", st.loss_scaler->hysteresis_left},
-                          {"skipped", st.loss_scaler->skipped}};
-    j["data"] = data_description;
-    if (!data_fingerprint.empty()) j["data_fingerprint"] = data_fingerprint;
-    j["data_position"] = {{"global_samples_seen", st.step * trainer.config().train.micro_batch *
-                                                      trainer.config().train.grad_accum}};
-    j["rng"] = {{"kind", "philox4x32-10 counter-based"}, {"seed", trainer.config().train.seed}};
-    j["tokenizer"] = {{"kind", std::string(tokenizer.kind())},
-                      {"vocab_size", tokenizer.vocab_size()},
-                      {"fingerprint", tokenizer.fingerprint()}};
-    j["config"] = nlohmann::json::parse(config_to_json(trainer.config()));
-    write_text_atomic(tmp / kStateFile, j.dump(2) + "\n");
+    save_model(tmp, snap.model, snap.layout, snap.params, snap.special_ids);
+    write_optimizer(tmp / kOptimizerFile, snap.optimizer_state, snap.optimizer_steps, snap.layout);
+    snap.tokenizer->save(tmp);
+    write_text_atomic(tmp / kStateFile, snap.trainer_state_json);
     write_checkpoint_manifest(tmp);  // last: it vouches for every file above
     sync_directory(tmp);
+    for (const auto& e : fs::directory_iterator(tmp))
+      if (e.is_regular_file()) written.bytes += int64_t(e.file_size());
     move_into_place(tmp, final_dir);
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);
     throw;
   }
-  if (is_best) write_text_atomic(root / "best", name + "\n");
-  write_text_atomic(root / "latest", name + "\n");  // last: only a complete checkpoint is ever `latest`
-  prune(root, trainer.config().train.keep_checkpoints, read_pointer(root / "best"));
-  return final_dir;
+  if (snap.is_best) write_text_atomic(root / "best", snap.name + "\n");
+  write_text_atomic(root / "latest", snap.name + "\n");  // last: only a complete checkpoint is ever `latest`
+  prune(root, snap.keep_checkpoints, read_pointer(root / "best"));
+  return written;
+}
+
+fs::path save_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,
+                         const std::string& data_description, bool is_best, const std::string& data_fingerprint) {
+  const CheckpointSnapshot snap =
+      snapshot_checkpoint(run_dir, trainer, tokenizer, data_description, is_best, data_fingerprint);
+  if (!trainer.is_root()) return run_dir / "checkpoints" / snap.name;
+  return write_checkpoint(snap).dir;
 }
 
 std::vector<CheckpointEntry> list_checkpoints(const fs::path& run_dir) {

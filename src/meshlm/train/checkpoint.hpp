@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "meshlm/data/tokenizer.hpp"
+#include "meshlm/train/tokenizer_identity.hpp"
 #include "meshlm/train/trainer.hpp"
 
 namespace meshlm {
@@ -34,8 +35,47 @@ struct CheckpointInfo {
   std::string tokenizer;  // the tokenizer's kind
 };
 
-// Saves the trainer's current state; returns the checkpoint directory. Collective over the
-// trainer's ranks (ZeRO optimizer shards are gathered); rank 0 alone writes.
+// Everything a checkpoint's files hold, copied into host memory at a step boundary, so that the
+// trainer may train on while the files are written (train/checkpoint_writer.hpp).
+struct CheckpointSnapshot {
+  std::filesystem::path run_dir;
+  std::string name;  // step_NNNNNN
+  bool is_best = false;
+  int64_t keep_checkpoints = 0;
+  GPTConfig model;
+  ParamLayout layout{{}};
+  std::vector<float> params;  // the whole model (empty on ranks other than 0)
+  std::vector<std::pair<std::string, std::vector<float>>> optimizer_state;
+  int64_t optimizer_steps = 0;
+  std::string trainer_state_json;  // trainer_state.json's text
+  SpecialTokenIds special_ids;
+  const Tokenizer* tokenizer = nullptr;  // immutable for the run; outlives every write
+};
+
+// Collective over the trainer's ranks (the tensor-parallel and ZeRO shards are gathered);
+// only rank 0's snapshot holds the state (the others' have only the name). `reuse`, an earlier
+// snapshot already written, lends its memory: a repeated snapshot then copies into pages
+// already mapped (with a plain CPU run, a copy is then all a snapshot costs).
+CheckpointSnapshot snapshot_checkpoint(const std::filesystem::path& run_dir, Trainer& trainer,
+                                       const Tokenizer& tokenizer, const std::string& data_description, bool is_best,
+                                       const std::string& data_fingerprint = "", CheckpointSnapshot reuse = {});
+
+// Whether a snapshot of this trainer is a plain copy of host memory (one process per model
+// replica, no ZeRO, on the CPU), into the memory of an earlier one when given; else it gathers.
+// The same on every rank (it follows the config).
+bool snapshot_is_a_copy(const Trainer& trainer);
+
+struct WrittenCheckpoint {
+  std::filesystem::path dir;
+  int64_t bytes = 0;  // of every file in it
+};
+// Rank 0: writes a snapshot into a temporary directory (the manifest last), moves it into
+// place, then updates `best`/`latest` and prunes. On an error the temporary directory is removed
+// and the previous checkpoints stay as they were. Touches no trainer: may run on any thread.
+WrittenCheckpoint write_checkpoint(const CheckpointSnapshot& snapshot);
+
+// Saves the trainer's current state (snapshot, then write); returns the checkpoint directory.
+// Collective over the trainer's ranks; rank 0 alone writes.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Trainer& trainer,
                                       const Tokenizer& tokenizer, const std::string& data_description, bool is_best,
                                       const std::string& data_fingerprint = "");

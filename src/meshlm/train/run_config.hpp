@@ -22,6 +22,11 @@
 
 namespace meshlm {
 
+// What a failed checkpoint write does to the run: end it (exit 2), or warn and train on.
+enum class CheckpointErrors : uint8_t { stop, continue_ };
+inline constexpr EnumNames<CheckpointErrors, 2> kCheckpointErrorsNames{
+    {{CheckpointErrors::stop, "stop"}, {CheckpointErrors::continue_, "continue"}}};
+
 struct TrainConfig {
   int64_t micro_batch = 16;   // sequences per micro-batch (B)
   int64_t block_size = 0;     // tokens per sequence (T); 0 = model.n_positions
@@ -40,6 +45,8 @@ struct TrainConfig {
   double min_delta = 0.0;        // improvement in val loss that counts
   int64_t save_every = 0;        // steps between checkpoints (0 = only at the end and on stop)
   int64_t keep_checkpoints = 3;  // most recent checkpoints kept (plus the best)
+  bool async_checkpoint = true;  // write checkpoints on a background thread (train/checkpoint_writer.hpp)
+  CheckpointErrors checkpoint_errors = CheckpointErrors::stop;
   double val_fraction = 0.1;     // for a plain text file: its tail held out for validation
   int64_t threads = 0;           // CPU threads; 0 = all
   int64_t log_every = 1;

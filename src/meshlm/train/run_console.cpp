@@ -175,8 +175,22 @@ void RunConsole::eval(const EvalStats& e, bool best) {
   std::fflush(stdout);
 }
 
-void RunConsole::checkpoint(const std::string& dir, bool best) {
-  if (root_ && !tty_) std::printf("checkpoint %s%s\n", dir.c_str(), best ? " (best)" : "");
+void RunConsole::checkpoint(const CheckpointOutcome& c) {
+  if (!root_ || tty_) return;
+  const double mb = double(c.bytes) / 1e6;
+  char waited[64] = "";
+  if (c.waited_seconds >= 0.001) std::snprintf(waited, sizeof waited, " (after %.3f s waiting for the writer)", c.waited_seconds);
+  std::printf("checkpoint %s%s | snapshot %.3f s%s | write %.3f s | %.1f MB at %.0f MB/s\n", c.dir.string().c_str(),
+              c.best ? " (best)" : "", c.snapshot_seconds, waited, c.write_seconds, mb,
+              c.write_seconds > 0 ? mb / c.write_seconds : 0.0);
+  std::fflush(stdout);
+}
+
+void RunConsole::checkpoint_failed(const std::string& error) {
+  if (!root_) return;
+  if (tty_) std::printf("\r\033[K");
+  std::fflush(stdout);
+  std::fprintf(stderr, "warning: %s; training goes on (train.checkpoint_errors = \"continue\")\n", error.c_str());
 }
 
 void RunConsole::early_stop(const Trainer& trainer) {

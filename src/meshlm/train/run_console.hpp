@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/train/checkpoint_writer.hpp"
 #include "meshlm/train/run_setup.hpp"
 #include "meshlm/train/trainer.hpp"
 
@@ -32,7 +33,9 @@ class RunConsole {
   void overwrote(const std::string& run_dir, const std::vector<std::string>& removed);
   void step(const StepStats& s);
   void eval(const EvalStats& e, bool best);
-  void checkpoint(const std::string& dir, bool best);
+  // A finished checkpoint write: its directory, the snapshot's stall, the write's time and size.
+  void checkpoint(const CheckpointOutcome& c);
+  void checkpoint_failed(const std::string& error);  // one "warning: ..." line on stderr
   void early_stop(const Trainer& trainer);
   void stopped_by_signal(int sig, int64_t step, bool resumable);
   // Ends the step line on a terminal and prints the strategy's summary.

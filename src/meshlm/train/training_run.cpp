@@ -60,6 +60,14 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
     for (std::string& note : clean_checkpoint_leftovers(setup_.run_dir, setup_.resume_from ? &setup_.resume_from->dir : nullptr))
       setup_.resume_notes.push_back(std::move(note));
   console_->header(setup_, request.data, *trainer_);
+  if (root && !setup_.run_dir.empty()) {
+    writer_ = std::make_unique<CheckpointWriter>(setup_.cfg.train.async_checkpoint);
+    if (setup_.cfg.train.save_every > 0 && snapshot_is_a_copy(*trainer_)) {
+      std::vector<std::string> states;
+      for (const auto& [name, buffer] : trainer_->optimizer().state()) states.push_back(name);
+      writer_->prepare(trainer_->global_layout().total(), states);  // while the first steps train
+    }
+  }
 }
 
 TrainingRun::~TrainingRun() = default;
@@ -67,12 +75,31 @@ TrainingRun::~TrainingRun() = default;
 void TrainingRun::save(bool best) {
   if (setup_.run_dir.empty()) return;
   progress::set_phase(progress::Phase::checkpoint);
-  const fs::path dir = with_clear_write_errors(cat("a checkpoint in ", setup_.run_dir.string()), [&] {
-    return save_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
-                           setup_.data_fingerprint);
-  });
-  console_->checkpoint(dir.string(), best);
+  const Timer waited;
+  finish_checkpoint_write();  // one write at a time
+  const double waited_seconds = waited.seconds();
+  const Timer clock;
+  CheckpointSnapshot snapshot =
+      snapshot_checkpoint(setup_.run_dir, *trainer_, setup_.data->tokenizer(), setup_.data->description(), best,
+                          setup_.data_fingerprint, writer_ ? writer_->reclaim() : CheckpointSnapshot{});
   last_saved_ = trainer_->state().step;
+  if (!writer_) return;  // ranks other than 0
+  writer_->start(std::move(snapshot), clock.seconds(), waited_seconds);
+  if (!setup_.cfg.train.async_checkpoint) take_checkpoint_outcome(writer_->poll());
+}
+
+void TrainingRun::take_checkpoint_outcome(std::optional<CheckpointOutcome> outcome) {
+  if (!outcome) return;
+  if (outcome->error.empty()) {
+    console_->checkpoint(*outcome);
+    return;
+  }
+  if (setup_.cfg.train.checkpoint_errors == CheckpointErrors::stop) throw UserError(outcome->error);
+  console_->checkpoint_failed(outcome->error);
+}
+
+void TrainingRun::finish_checkpoint_write() {
+  if (writer_) take_checkpoint_outcome(writer_->wait());
 }
 
 bool TrainingRun::evaluate() {
@@ -111,6 +138,7 @@ int TrainingRun::run() {
       fail_together(comm_, cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics_->step(st);
     console_->step(st);
+    if (writer_) take_checkpoint_outcome(writer_->poll());
     // The last step is evaluated and saved after the loop, so that its checkpoint can be marked best.
     const bool last = st.step == t.steps;
     bool evaluated = false;
@@ -126,6 +154,7 @@ int TrainingRun::run() {
     }
     if (const int sig = stop_requested(); sig != 0) {
       if (!setup_.run_dir.empty() && last_saved_ != st.step) save(false);
+      finish_checkpoint_write();
       console_->stopped_by_signal(sig, st.step, !setup_.run_dir.empty());
       summarise(first_step, clock);
       return 128 + sig;
@@ -136,6 +165,7 @@ int TrainingRun::run() {
     const bool best = evaluate();
     if (last_saved_ != trainer.state().step) save(best);
   }
+  finish_checkpoint_write();  // before the final model, which a complete checkpoint precedes
   if (!setup_.run_dir.empty()) {
     const std::vector<float> final_params = trainer.global_params();
     if (comm_.rank() == 0) {

@@ -8,6 +8,7 @@
 
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/timer.hpp"
+#include "meshlm/train/checkpoint_writer.hpp"
 #include "meshlm/train/metrics_log.hpp"
 #include "meshlm/train/run_console.hpp"
 #include "meshlm/train/run_lock.hpp"
@@ -30,7 +31,10 @@ class TrainingRun {
   Trainer& trainer() { return *trainer_; }
 
  private:
-  void save(bool best);
+  void save(bool best);  // snapshots now; rank 0 writes in the background unless train.async_checkpoint is off
+  // Rank 0: prints a finished write, or acts on its error per train.checkpoint_errors.
+  void take_checkpoint_outcome(std::optional<CheckpointOutcome> outcome);
+  void finish_checkpoint_write();  // waits for the write in progress (rank 0)
   bool evaluate();  // returns whether the evaluation is the best so far
   int stop_requested();
   void summarise(int64_t first_step, const Timer& clock);  // collective: the ranks' peak memory
@@ -44,6 +48,7 @@ class TrainingRun {
   std::unique_ptr<RunConsole> console_;
   std::unique_ptr<MetricsLog> metrics_;
   int64_t last_saved_ = -1;
+  std::unique_ptr<CheckpointWriter> writer_;  // rank 0's; last, so that a write ends before the lock goes
 };
 
 }  // namespace meshlm
