@@ -10,11 +10,7 @@ meshlm=$1
 shim=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-check() {  # check NAME CONDITION_EXIT_CODE MESSAGE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/checks.sh"
 
 for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/text.txt"
 # A model whose checkpoints (about 40 MB) take a while to write, so that steps run during writes.

@@ -11,11 +11,7 @@ set -u
 meshlm=$(realpath "$1")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-check() {  # check NAME CONDITION_EXIT_CODE MESSAGE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/checks.sh"
 cd "$work" || exit 1
 for i in $(seq 300); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > text.txt
 small=(--model.n_layer 1 --model.n_embd 16 --model.n_head 2 --model.n_positions 16 --train.micro_batch 2

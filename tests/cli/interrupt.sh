@@ -6,11 +6,7 @@ set -u
 meshlm=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-check() {  # check NAME CONDITION_EXIT_CODE MESSAGE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/checks.sh"
 
 for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/text.txt"
 args=(--data "$work/text.txt" --model.n_layer 1 --model.n_embd 32 --model.n_head 2 --model.n_positions 32

@@ -13,11 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 RANDOM=$seed
 work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)  # memory: checkpoints are many and small
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-failures=0
-passes=0
-check() {  # check NAME CONDITION_EXIT_CODE MESSAGE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/checks.sh"
 
 for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/text.txt"
 args=(--data "$work/text.txt" --model.n_layer 2 --model.n_embd 64 --model.n_head 2 --model.n_positions 64

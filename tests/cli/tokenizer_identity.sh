@@ -9,11 +9,7 @@ set -u
 meshlm=$1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-passes=0
-check() {  # check NAME CONDITION_EXIT_CODE MESSAGE
-  if [ "$2" -eq 0 ]; then echo "ok   $1"; passes=$((passes + 1)); else echo "FAIL $1: $3"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/checks.sh"
 fingerprint() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokenizer_fingerprint"])' "$1/meta.json"; }
 
 for i in $(seq 600); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/a.txt"
