@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "meshlm/core/error.hpp"
+#include "meshlm/kernels/kernels.hpp"
 #include "meshlm/model/generate.hpp"
 #include "meshlm/model/gpt.hpp"
 #include "meshlm/model/kv_cache.hpp"
@@ -80,11 +81,58 @@ std::vector<int64_t> prefill_then_ones(int64_t prompt, int64_t T) {
 
 int32_t argmax(const float* x, int64_t n) { return int32_t(std::max_element(x, x + n) - x); }
 
+// Whether this machine's GEMM gives a row of a product the same bits whatever the number of
+// rows beside it, for the linear layers of `cfg` (oneDNN's AVX-512 kernels do; its AVX2 kernels
+// pick other blockings for a single row). Bit-exact cached decoding rests on it.
+bool gemm_rows_independent_of_row_count(const GPTConfig& cfg) {
+  const int64_t C = cfg.n_embd, M = 24;
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, cfg.vocab_size}};
+  const auto& k = kernels_for(Device::cpu, Precision::fp32);
+  for (const auto& [K, N] : shapes)
+    for (WeightLayout layout : {WeightLayout::in_out, WeightLayout::out_in}) {
+      std::vector<float> x(size_t(M * K)), w(size_t(K * N)), all(size_t(M * N)), one(static_cast<size_t>(N));
+      std::mt19937 gen(7);
+      std::normal_distribution<float> d;
+      for (float& v : x) v = d(gen);
+      for (float& v : w) v = d(gen);
+      k.linear_forward(all.data(), x.data(), w.data(), nullptr, M, K, N, layout);
+      for (int64_t r = 0; r < M; ++r) {
+        k.linear_forward(one.data(), x.data() + r * K, w.data(), nullptr, 1, K, N, layout);
+        if (!std::equal(one.begin(), one.end(), all.begin() + r * N)) return false;
+      }
+    }
+  return true;
+}
+
+// Cached logits `got` against forward's `ref`: bit for bit where the GEMM allows it (see
+// above); elsewhere every logit within 1e-4 of the largest (the tests scale the weights up, which
+// sharpens attention and magnifies rounding) and the same greedy choice per row.
+void expect_cached_equal(const GPTConfig& cfg, const std::vector<float>& got, const std::vector<float>& ref,
+                         int64_t first_chunk) {
+  const int64_t V = cfg.vocab_size;
+  int64_t mismatches = 0;
+  for (size_t i = 0; i < ref.size(); ++i) mismatches += got[i] != ref[i];
+  if (gemm_rows_independent_of_row_count(cfg)) {
+    EXPECT_EQ(mismatches, 0) << "of " << ref.size() << " logits; first chunk " << first_chunk;
+    return;
+  }
+  float scale = 0, worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    scale = std::max(scale, std::abs(ref[i]));
+    worst = std::max(worst, std::abs(got[i] - ref[i]));
+  }
+  EXPECT_LE(worst, 1e-4f * scale) << "first chunk " << first_chunk << " (this GEMM is not row-count invariant)";
+  for (size_t r = 0; r < ref.size() / size_t(V); ++r)
+    EXPECT_EQ(argmax(got.data() + r * V, V), argmax(ref.data() + r * V, V)) << "row " << r;
+}
+
 // (a) The cached path runs the same kernels as forward() on the new rows only; every op but
 // attention is row-wise, and the linear layers' oneDNN GEMMs give row results independent
 // of the row count. The cached attention repeats the tiled attention's arithmetic (the same
 // key tiles, FMA chains and online-softmax updates: kernels/cpu/attention_tile.hpp), so the
-// logits are BIT-IDENTICAL, which this test asserts (on this machine's oneDNN 2.6 kernels).
+// logits are BIT-IDENTICAL, which this test asserts where oneDNN's kernels allow it (its
+// AVX-512 kernels; on AVX2-only CPUs a single row takes another blocking, and the test asserts
+// agreement to 1e-4 and the same greedy tokens instead).
 TEST(Generation, CachedLogitsEqualForwardBitForBit) {
   const GPTConfig cfg = exact_config();
   const int64_t B = 2, T = cfg.n_positions, V = cfg.vocab_size;
@@ -97,9 +145,7 @@ TEST(Generation, CachedLogitsEqualForwardBitForBit) {
   for (const auto& chunks : {prefill_then_ones(7, T), std::vector<int64_t>{1, 16, 1, 1, 5, 3, 1, 4}}) {
     KVCache cache(cfg, B);
     const std::vector<float> got = cached_logits(model, p.data(), tokens, B, T, chunks, cache);
-    int64_t mismatches = 0;
-    for (size_t i = 0; i < ref.size(); ++i) mismatches += got[i] != ref[i];
-    EXPECT_EQ(mismatches, 0) << "of " << ref.size() << " logits; first chunk " << chunks[0];
+    expect_cached_equal(cfg, got, ref, chunks[0]);
     EXPECT_EQ(cache.size(), T);
   }
 }
@@ -117,9 +163,7 @@ TEST(Generation, CachedLogitsEqualForwardOnTinyConfig) {
   for (const auto& chunks : {prefill_then_ones(20, T), std::vector<int64_t>{70, 1, 57}}) {
     KVCache cache(cfg, 1);
     const std::vector<float> got = cached_logits(model, p.data(), tokens, 1, T, chunks, cache);
-    int64_t mismatches = 0;
-    for (size_t i = 0; i < ref.size(); ++i) mismatches += got[i] != ref[i];
-    EXPECT_EQ(mismatches, 0) << "of " << ref.size() << " logits; first chunk " << chunks[0];
+    expect_cached_equal(cfg, got, ref, chunks[0]);
   }
 }
 

@@ -30,6 +30,25 @@ dnnl::stream& stream() {
   return s;
 }
 
+// Whether this CPU's oneDNN has a bf16 matmul (AVX512_BF16 or AMX; oneDNN 2.6 has none for
+// AVX2-only CPUs). Without one, bf16 products run as f32 products of operands rounded to bf16:
+// the same products (exact in f32) with f32 accumulation, only the summation order differs.
+bool native_bf16() {
+  static const bool ok = [] {
+    try {
+      dnnl::memory::desc a({4, 4}, dt::bf16, {4, 1}), b({4, 4}, dt::bf16, {4, 1}), c({4, 4}, dt::f32, {4, 1});
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
+// The element type the operands of a product in `p` are given to oneDNN in.
+dt operand_type(Precision p) { return p == Precision::bf16 && native_bf16() ? dt::bf16 : dt::f32; }
+
 // Everything that selects a primitive: shapes, strides, flags and alpha's bits.
 using Key = std::array<int64_t, 21>;
 
@@ -51,7 +70,7 @@ Cached make_primitive(const GemmArgs& g) {
   // Batch strides of a size-1 batch dimension are irrelevant; oneDNN still wants them sane.
   auto bs = [](int64_t n, int64_t s, int64_t fallback) { return n == 1 ? fallback : s; };
   const int64_t a_span = g.M * g.K, b_span = g.K * g.N, c_span = g.M * g.N;
-  const dt in = g.compute == Precision::bf16 ? dt::bf16 : dt::f32;
+  const dt in = operand_type(g.compute);
   dnnl::memory::desc a({g.b0, g.b1, g.M, g.K}, in,
                        {bs(g.b0, g.A.s_b0, g.b1 * a_span), bs(g.b1, g.A.s_b1, a_span), g.A.s_row, g.A.s_col});
   dnnl::memory::desc b({g.b0, g.b1, g.K, g.N}, in,
@@ -80,7 +99,7 @@ int64_t extent(const MatrixRef& m, int64_t b0, int64_t b1, int64_t rows, int64_t
 // A low-precision copy of an operand's whole extent, so the view's strides still apply.
 // Thread-local scratch: grows to the largest operand and is reused.
 const void* lowered(const MatrixRef& m, int64_t n, Precision p, int slot) {
-  if (p == Precision::bf16) {
+  if (operand_type(p) == dt::bf16) {
     thread_local std::vector<uint16_t> scratch[2];
     std::vector<uint16_t>& s = scratch[slot];
     if (s.size() < size_t(n)) s.resize(size_t(n));
@@ -90,7 +109,10 @@ const void* lowered(const MatrixRef& m, int64_t n, Precision p, int slot) {
   thread_local std::vector<float> scratch[2];
   std::vector<float>& s = scratch[slot];
   if (s.size() < size_t(n)) s.resize(size_t(n));
-  round_through_f16(m.ptr, s.data(), n);
+  if (p == Precision::bf16)
+    round_through_bf16(m.ptr, s.data(), n);
+  else
+    round_through_f16(m.ptr, s.data(), n);
   return s.data();
 }
 
@@ -124,7 +146,7 @@ void gemm(const GemmArgs& g) {
 }
 
 double gemm_peak_gflops(Precision p, int64_t n, int reps) {
-  const dt t = p == Precision::bf16 ? dt::bf16 : dt::f32;
+  const dt t = operand_type(p);
   const size_t esize = t == dt::bf16 ? 2 : 4;
   dnnl::memory::desc a({n, n}, t, {n, 1}), b({n, n}, t, {n, 1}), c({n, n}, dt::f32, {n, 1});
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), engine());

@@ -6,7 +6,9 @@
 // once per distinct shape and cached.
 //
 // `compute` selects the operands' precision: bf16 rounds A and B to bf16 and runs oneDNN's
-// bf16 matmul (AVX512_BF16 dot products, f32 accumulation, f32 C); fp16 rounds them through
+// bf16 matmul (AVX512_BF16 dot products, f32 accumulation, f32 C; on CPUs for which oneDNN has
+// no bf16 matmul, such as AVX2-only ones, an f32 matmul of the rounded operands, which
+// computes the same products and sums them in f32 in another order); fp16 rounds them through
 // f16 (its precision and range, overflow to inf) and multiplies in f32, since CPUs without
 // AVX512_FP16 have no f16 matmul. C, bias and alpha stay f32.
 #include <cstdint>
