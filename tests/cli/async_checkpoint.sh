@@ -81,7 +81,7 @@ small=(--data "$work/text.txt" --model.n_layer 1 --model.n_embd 32 --model.n_hea
        --train.micro_batch 4 --train.steps 8 --train.save_every 2 --train.eval_every 0 --train.threads 1)
 for policy in stop continue; do
   run="$work/full_$policy"
-  LD_PRELOAD="$shim" MESHLM_FAULT_PATH="$run/checkpoints/.tmp.step_000004" \
+  LD_PRELOAD="$shim" MESHLM_FAULT_PATH="$run/checkpoints/.tmp.step_000004" MESHLM_FAULT_CALLS=write,rename \
     "$meshlm" train "${small[@]}" --train.checkpoint_errors "$policy" --out "$run" > "$work/out" 2> "$work/err"
   rc=$?
   lines=$(wc -l < "$work/err")

@@ -80,14 +80,14 @@ refused "metrics on a full disk" "cannot write metrics to .*/full/metrics.jsonl:
 # 5. A read-only file system: a new --out, an existing one, and its checkpoints folder.
 ro="$work/ro"
 mkdir -p "$ro/existing"
-LD_PRELOAD="$shim" MESHLM_TEST_READONLY_PREFIX="$ro" "$meshlm" train "${small[@]}" --train.steps 2 --out "$ro/new" \
+LD_PRELOAD="$shim" MESHLM_FAULT_ERRNO=EROFS MESHLM_FAULT_PATH="$ro" "$meshlm" train "${small[@]}" --train.steps 2 --out "$ro/new" \
   > /dev/null 2> "$work/err"; rc=$?
 refused "read-only file system: new --out" "cannot create the run directory .*/ro/new: Read-only file system$"
-LD_PRELOAD="$shim" MESHLM_TEST_READONLY_PREFIX="$ro" "$meshlm" train "${small[@]}" --train.steps 2 --out "$ro/existing" \
+LD_PRELOAD="$shim" MESHLM_FAULT_ERRNO=EROFS MESHLM_FAULT_PATH="$ro" "$meshlm" train "${small[@]}" --train.steps 2 --out "$ro/existing" \
   > /dev/null 2> "$work/err"; rc=$?
 refused "read-only file system: existing --out" "cannot create the run directory's lock file .*/ro/existing/run.lock: Read-only file system$"
 mkdir "$work/ckro"
-LD_PRELOAD="$shim" MESHLM_TEST_READONLY_PREFIX="$work/ckro/checkpoints" "$meshlm" train "${small[@]}" --train.steps 2 \
+LD_PRELOAD="$shim" MESHLM_FAULT_ERRNO=EROFS MESHLM_FAULT_PATH="$work/ckro/checkpoints" "$meshlm" train "${small[@]}" --train.steps 2 \
   --out "$work/ckro" > /dev/null 2> "$work/err"; rc=$?
 refused "read-only file system: checkpoints" "cannot write checkpoint step_000002 in .*/ckro: .*Read-only file system$"
 

@@ -29,30 +29,31 @@ set_tests_properties(cli.dropout PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIME
 add_test(NAME cli.checkpoint_integrity COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/checkpoint_integrity.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.checkpoint_integrity PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
 
+# The file-system fault shim (tests/support/fs_fault_shim.c): a test-only LD_PRELOAD library that
+# makes calls on paths matching $MESHLM_FAULT_PATH fail with $MESHLM_FAULT_ERRNO (ENOSPC: a full
+# disk; EROFS: a read-only file system), since root can neither chmod nor fill a disk for a test.
+add_library(meshlm_fs_fault_shim MODULE ${PROJECT_SOURCE_DIR}/tests/support/fs_fault_shim.c)
+target_link_libraries(meshlm_fs_fault_shim PRIVATE ${CMAKE_DL_LIBS})
+
 # Run-directory faults: the lock against a second training, metrics after a kill and resume,
-# a full disk (/dev/full) and a read-only file system (tests/support/readonly_fs_shim.c).
-add_library(meshlm_readonly_fs_shim MODULE ${PROJECT_SOURCE_DIR}/tests/support/readonly_fs_shim.c)
-target_link_libraries(meshlm_readonly_fs_shim PRIVATE ${CMAKE_DL_LIBS})
+# a full disk (/dev/full) and a read-only file system (the file-system fault shim with EROFS).
 add_test(NAME cli.run_dir_faults COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_dir_faults.sh $<TARGET_FILE:meshlm_cli>
-                                         $<TARGET_FILE:meshlm_readonly_fs_shim>)
+                                         $<TARGET_FILE:meshlm_fs_fault_shim>)
 set_tests_properties(cli.run_dir_faults PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
 
 add_test(NAME cli.supervisor COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/supervisor.sh $<TARGET_FILE:meshlm_cli>)
 set_tests_properties(cli.supervisor PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS mpi)
 
-# Errors and signals in multi-process jobs (issue 18). The fault-injection shim is a test-only
-# LD_PRELOAD library: write()/rename() fail with ENOSPC for paths matching $MESHLM_FAULT_PATH.
-add_library(meshlm_fault_injection_shim SHARED ${PROJECT_SOURCE_DIR}/tests/support/fault_injection_shim.c)
-target_link_libraries(meshlm_fault_injection_shim PRIVATE ${CMAKE_DL_LIBS})
+# Errors and signals in multi-process jobs (issue 18).
 
 # Asynchronous checkpoints: same bytes as a synchronous save, SIGTERM during a pending write, a
-# background write error (the fault-injection shim) with train.checkpoint_errors stop or continue.
+# background write error (the file-system fault shim) with train.checkpoint_errors stop or continue.
 add_test(NAME cli.async_checkpoint COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/async_checkpoint.sh $<TARGET_FILE:meshlm_cli>
-                                         $<TARGET_FILE:meshlm_fault_injection_shim>)
+                                         $<TARGET_FILE:meshlm_fs_fault_shim>)
 set_tests_properties(cli.async_checkpoint PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300 LABELS slow)
 if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.mpi_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_errors.sh $<TARGET_FILE:meshlm_cli>
-                                       $<TARGET_FILE:meshlm_fault_injection_shim>)
+                                       $<TARGET_FILE:meshlm_fs_fault_shim>)
   set_tests_properties(cli.mpi_errors PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.mpi_signals COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.mpi_signals PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
