@@ -74,6 +74,21 @@ for kind in flipped truncated missing; do
     "exit $rc: $(cat err)"
 done
 
+# Two processes: rank 0 alone verifies and picks (one note, printed once); both ranks continue
+# from its choice, to the weights of a two-process resume of the clean run.
+if command -v mpirun > /dev/null; then
+  cp -a base flipped2; corrupt flipped flipped2; cp -a base clean2
+  rm -rf clean2/$ck/step_000006; echo step_000004 > clean2/$ck/latest
+  "$meshlm" train --nproc 2 --data text.txt "${small[@]}" --train.steps 8 --resume clean2 > /dev/null 2> err
+  check "two processes: clean resume" $? "$(cat err)"
+  "$meshlm" train --nproc 2 --data text.txt "${small[@]}" --train.steps 8 --resume flipped2 > out 2> err; rc=$?
+  check "two processes: resume skips the flipped checkpoint, saying so once" \
+    "$([ $rc -eq 0 ] && [ "$(grep -c '^resume: skipped checkpoint step_000006: model.safetensors fails its checksum' out)" -eq 1 ] && grep -q "resuming from flipped2/$ck/step_000004" out; echo $?)" \
+    "exit $rc: $(cat out err)"
+  cmp -s flipped2/model.safetensors clean2/model.safetensors
+  check "two processes: the same weights as a clean two-process resume" $? "weights differ"
+fi
+
 # Every checkpoint damaged: resume refuses, naming each.
 cp -a base allbad
 for s in 2 4 6; do truncate -s -1 allbad/$ck/step_00000$s/config.json; done

@@ -19,8 +19,6 @@ namespace {
 
 // A new run into a directory that holds another run needs --overwrite.
 void check_run_directory(const RunRequest& request, const fs::path& run_dir, RunSetup& s) {
-  if (request.overwrite && request.resume_flag)
-    throw UserError("--overwrite and --resume contradict each other (--resume continues the run, --overwrite replaces it)");
   if (request.overwrite && run_dir.empty()) throw UserError("--overwrite needs --out RUN_DIR");
   if (request.resume_flag || run_dir.empty()) return;
   s.previous_run = previous_run_entries(run_dir);
@@ -63,22 +61,30 @@ std::optional<int64_t> settle_decay_horizon(TrainConfig& now, const TrainConfig&
   return now.decay_steps == old ? std::nullopt : std::optional<int64_t>(old);
 }
 
-RunSetup read_run_setup(const RunRequest& request) {
+fs::path requested_run_dir(const RunRequest& request) {
+  const bool resuming = request.resume_flag;
+  fs::path run_dir = request.out;
+  if (resuming && !request.resume.empty()) {
+    if (!run_dir.empty() && fs::weakly_canonical(run_dir) != fs::weakly_canonical(request.resume))
+      throw UserError(cat("--resume ", request.resume, " and --out ", request.out, " name different run directories"));
+    run_dir = request.resume;
+  }
+  if (resuming && run_dir.empty()) throw UserError("--resume needs the run directory (--resume RUN_DIR or --out RUN_DIR)");
+  if (!run_dir.empty() && fs::exists(run_dir) && !fs::is_directory(run_dir))
+    throw UserError(cat("--out ", run_dir.string(), " exists and is not a directory"));
+  if (request.overwrite && resuming)
+    throw UserError("--overwrite and --resume contradict each other (--resume continues the run, --overwrite replaces it)");
+  return run_dir;
+}
+
+RunSetup read_run_setup(const RunRequest& request, std::optional<ResumePoint> chosen) {
   RunSetup s;
   const bool resuming = request.resume_flag;
-  s.run_dir = request.out;
-  if (resuming && !request.resume.empty()) {
-    if (!s.run_dir.empty() && fs::weakly_canonical(s.run_dir) != fs::weakly_canonical(request.resume))
-      throw UserError(cat("--resume ", request.resume, " and --out ", request.out, " name different run directories"));
-    s.run_dir = request.resume;
-  }
-  if (resuming && s.run_dir.empty()) throw UserError("--resume needs the run directory (--resume RUN_DIR or --out RUN_DIR)");
-  if (!s.run_dir.empty() && fs::exists(s.run_dir) && !fs::is_directory(s.run_dir))
-    throw UserError(cat("--out ", s.run_dir.string(), " exists and is not a directory"));
+  s.run_dir = requested_run_dir(request);
   check_run_directory(request, s.run_dir, s);
 
   if (resuming) {
-    ResumePoint point = choose_resume_checkpoint(s.run_dir);
+    ResumePoint point = chosen ? std::move(*chosen) : choose_resume_checkpoint(s.run_dir);
     s.resume_from = std::move(point.info);
     s.resume_notes = std::move(point.notes);
   }

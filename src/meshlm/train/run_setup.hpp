@@ -42,10 +42,14 @@ struct RunSetup {
   std::vector<std::string> resume_notes;     // checkpoints skipped or resumed unverified, leftovers cleaned up
 };
 
+// The run directory a request names: --resume's when it gives one, else --out (empty: none).
+std::filesystem::path requested_run_dir(const RunRequest& request);
+
 // Reads and checks everything; UserError naming the first problem (a resumed run must keep
 // its model, optimizer, batch shape, seed and data; --init-from fixes the model's shape; --out
-// must not hold another run unless --overwrite).
-RunSetup read_run_setup(const RunRequest& request);
+// must not hold another run unless --overwrite). `chosen`: the checkpoint to resume, already
+// picked (train/resume_point.hpp); without it a resumed run picks it here.
+RunSetup read_run_setup(const RunRequest& request, std::optional<ResumePoint> chosen = std::nullopt);
 
 // model.vocab_size kVocabFromData becomes the data's tokenizer's vocabulary; a smaller one than
 // the data's is a UserError naming both. A larger one stays (the header says so).

@@ -11,6 +11,7 @@
 #include "meshlm/core/process_memory.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/rank_agreement.hpp"
+#include "meshlm/train/resume_point.hpp"
 #include "meshlm/train/run_directory.hpp"
 #include "meshlm/train/tokenizer_identity.hpp"
 
@@ -21,12 +22,25 @@ namespace fs = std::filesystem;
 TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const std::atomic<int>* stop_signal)
     : comm_(comm), request_(request), stop_signal_(stop_signal) {
   std::string error;
+  fs::path resume_dir;
   try {
     // A second training into a run directory in use hears so before the set-up reads it.
-    if (comm.rank() == 0) lock_ = lock_existing_run_directory(request.out.empty() ? request.resume : request.out);
-    setup_ = read_run_setup(request);
+    if (comm.rank() == 0) {
+      lock_ = lock_existing_run_directory(request.out.empty() ? request.resume : request.out);
+      if (request.resume_flag) resume_dir = requested_run_dir(request);
+    }
   } catch (const UserError& e) {
     error = e.what();
+  }
+  std::optional<ResumePoint> resume;
+  bool skip_setup = false;
+  if (request.resume_flag) resume = share_resume_point(comm, resume_dir, error, skip_setup);
+  if (error.empty() && !skip_setup) {
+    try {
+      setup_ = read_run_setup(request, std::move(resume));
+    } catch (const UserError& e) {
+      error = e.what();
+    }
   }
   agree_on_setup(comm, error);
   set_collective_timeout(setup_.cfg.parallel.collective_timeout);
