@@ -33,11 +33,12 @@ void set_command_line(int argc, char** argv) { g_command_line.assign(argv, argv 
 std::vector<std::string> command_line_without_nproc() {
   std::vector<std::string> rest;
   for (size_t i = 1; i < g_command_line.size(); ++i) {
-    if (g_command_line[i] == "--nproc") {
+    const std::string& a = g_command_line[i];
+    if (a == "--nproc" || a == "--hostfile") {
       ++i;
       continue;
     }
-    if (g_command_line[i].rfind("--nproc=", 0) == 0) continue;
+    if (a.rfind("--nproc=", 0) == 0 || a.rfind("--hostfile=", 0) == 0) continue;
     rest.push_back(g_command_line[i]);
   }
   return rest;
@@ -139,7 +140,7 @@ void write_all(int fd, const std::string& text) {
 
 }  // namespace
 
-int run_under_mpirun(int nproc, const std::vector<std::string>& args) {
+int run_under_mpirun(int nproc, const std::vector<std::string>& args, const std::string& hostfile) {
   std::error_code ec;
   const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (ec) throw UserError(cat("--nproc: cannot find this program's path (", ec.message(), ")"));
@@ -153,6 +154,7 @@ int run_under_mpirun(int nproc, const std::vector<std::string>& args) {
   // pile onto that core. --oversubscribe: allow more ranks than cores (slower, but it runs).
   std::vector<std::string> line = {"mpirun", "-np", std::to_string(nproc), "--bind-to", "none"};
   if (nproc > cores) line.push_back("--oversubscribe");
+  if (!hostfile.empty()) line.insert(line.end(), {"--hostfile", hostfile});
   line.push_back(self);
   line.insert(line.end(), args.begin(), args.end());
   std::vector<char*> argv;

@@ -10,7 +10,8 @@ namespace meshlm {
 const std::vector<std::string>& command_line();
 void set_command_line(int argc, char** argv);
 
-// This command line without argv[0] and without `--nproc N` / `--nproc=N`.
+// This command line without argv[0] and without `--nproc N` and `--hostfile FILE` (also as
+// `--nproc=N`, `--hostfile=FILE`): the ranks' command line.
 std::vector<std::string> command_line_without_nproc();
 // Whether the command line sets `flag` ("--tp" matches "--tp 2", "--tp=2"; also the config key
 // `key`, e.g. "--parallel.tp").
@@ -29,7 +30,7 @@ int launched_rank();
 // ranks (mpirun would turn them into SIGTERM); the ranks save and stop, and the result is
 // 128 + the signal. Ctrl-Z stops the ranks, mpirun and this process; `fg` continues them. mpirun
 // gets SIGTERM if this process dies. UserError when mpirun cannot be
-// started.
-int run_under_mpirun(int nproc, const std::vector<std::string>& args);
+// started. `hostfile` (when not empty) goes to mpirun's --hostfile: the hosts and their slots.
+int run_under_mpirun(int nproc, const std::vector<std::string>& args, const std::string& hostfile = "");
 
 }  // namespace meshlm

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "meshlm/train/hang_watch.hpp"
+#include "meshlm/cli/hostfile_slots.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
@@ -33,6 +34,7 @@ namespace {
 constexpr double kMaxBackoffS = 60;
 constexpr double kPollS = 0.2;
 constexpr double kKillGraceS = 10;  // after killing a hung job's ranks, how long mpirun may take to end
+constexpr double kCapacityPollS = 2;  // how often a shrunk elastic job's capacity is read again
 
 volatile sig_atomic_t g_child_pid = 0;
 volatile sig_atomic_t g_stop_signal = 0;
@@ -157,6 +159,7 @@ struct AttemptEnd {
   bool hung = false;
   std::optional<HangVerdict> verdict;
   std::vector<int> dead_ranks;  // ranks seen ended while the job ran (when known)
+  bool grow = false;            // stopped by the supervisor to restart on more ranks
   int exit_code() const {
     if (hung) return kExitHung;
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -164,8 +167,11 @@ struct AttemptEnd {
 };
 
 // Waits for the attempt `pid` to end, watching its heartbeats in `beat_dir`; stops it when hung.
-AttemptEnd watch(pid_t pid, const fs::path& beat_dir, double hang_timeout_s) {
+// `can_grow` (when set) is asked every kCapacityPollS seconds whether more ranks are offered: the
+// job then gets SIGTERM (it saves and stops) once.
+AttemptEnd watch(pid_t pid, const fs::path& beat_dir, double hang_timeout_s, const std::function<bool()>& can_grow) {
   AttemptEnd end;
+  double capacity_read_at = now_s();
   std::optional<HangWatch> hang;
   if (hang_timeout_s > 0) hang.emplace(hang_timeout_s);
   const std::string host = this_host();
@@ -175,8 +181,15 @@ AttemptEnd watch(pid_t pid, const fs::path& beat_dir, double hang_timeout_s) {
     if (r == pid) return end;
     if (r < 0 && errno != EINTR) throw InternalError(cat("waitpid: ", std::strerror(errno)));
     const std::vector<Heartbeat> beats = read_heartbeats(beat_dir);
+    if (can_grow && !end.grow && !killed_at && g_stop_signal == 0 && now_s() - capacity_read_at >= kCapacityPollS) {
+      capacity_read_at = now_s();
+      if (can_grow()) {
+        end.grow = true;
+        ::kill(pid, SIGTERM);
+      }
+    }
     if (!killed_at) {
-      if (end.dead_ranks.empty())  // the first to end is the one that failed; mpirun then ends the rest
+      if (end.dead_ranks.empty() && !end.grow)  // the first to end is the one that failed; mpirun then ends the rest
         for (const Heartbeat& h : beats)
           if (h.host == host && h.pid != pid && process_ended(h.pid)) end.dead_ranks.push_back(h.rank);
       if (hang && g_stop_signal == 0) {
@@ -248,17 +261,90 @@ int supervise(const SupervisorOptions& options, const fs::path& run_dir, const A
   double backoff = options.backoff_s;
   std::optional<int64_t> previous_resume;
   AttemptStart how = AttemptStart::as_given;
+
+  // Elastic: the capacity is the hostfile's slots, the last readable count while it is being
+  // rewritten (an unreadable file before the first start is the user's to fix).
+  const bool elastic = options.min_nproc > 0;
+  std::optional<int64_t> capacity;
+  const auto read_capacity = [&]() -> int64_t {
+    std::string why;
+    if (auto slots = hostfile_slots(options.hostfile, &why)) capacity = *slots;
+    else if (!capacity) throw UserError(cat("--hostfile: ", why));
+    return *capacity;
+  };
+  int64_t running = options.elastic.max_nproc;  // the processes of the last start (before the first: asked for)
+  const auto can_grow = [&] {
+    const std::optional<ElasticLayout> bigger = elastic_layout(options.elastic, read_capacity());
+    return bigger && bigger->nproc > running;
+  };
+  int last_code = 1;  // what a supervision that never started a job returns when it gives up
+
   for (int attempt = 0;; ++attempt) {
+    std::optional<ElasticLayout> layout;
+    while (elastic && !(layout = elastic_layout(options.elastic, read_capacity()))) {
+      const std::string lacking = cat(options.hostfile, " offers ", *capacity, " slots, fewer than --min-nproc ",
+                                      options.min_nproc, " (in multiples of tp x pp = ", options.elastic.group, ")");
+      if (restarts >= max_restarts) {
+        std::fprintf(stderr, "error: %s: giving up after %d restart%s\n", lacking.c_str(), restarts,
+                     restarts == 1 ? "" : "s");
+        events.add({{"event", "end"}, {"outcome", "gave up"}, {"exit_code", last_code}, {"restarts", restarts}});
+        fs::remove_all(beat_dir, ec);
+        return last_code;
+      }
+      ++restarts;
+      std::fprintf(stderr, "restart %d of %d: waiting %g s: %s\n", restarts, max_restarts, backoff, lacking.c_str());
+      std::fflush(stderr);
+      events.add({{"event", "wait"},
+                  {"capacity", *capacity},
+                  {"min_nproc", options.min_nproc},
+                  {"backoff_s", backoff}});
+      if (!back_off(backoff)) {
+        events.add({{"event", "end"}, {"outcome", "stopped by signal"}, {"exit_code", last_code}, {"restarts", restarts}});
+        fs::remove_all(beat_dir, ec);
+        return last_code;
+      }
+      backoff = std::min(kMaxBackoffS, std::max(backoff * 2, 0.0));
+    }
+    if (layout && layout->nproc != running) {
+      const int64_t global = options.elastic.micro_batch * options.elastic.grad_accum;
+      const std::string reason = cat(layout->nproc > running ? "more" : "fewer", " ranks offered: ", options.hostfile,
+                                     " has ", *capacity, " slots");
+      std::fprintf(stderr,
+                   "resize: %lld -> %lld processes (%s): dp %lld, micro_batch %lld x grad_accum %lld (global batch "
+                   "%lld kept)\n",
+                   (long long)running, (long long)layout->nproc, reason.c_str(), (long long)layout->dp,
+                   (long long)layout->micro_batch, (long long)layout->grad_accum, (long long)global);
+      std::fflush(stderr);
+      events.add({{"event", "resize"},
+                  {"from", running},
+                  {"to", layout->nproc},
+                  {"capacity", *capacity},
+                  {"reason", reason}});
+      running = layout->nproc;
+    }
     fs::remove_all(beat_dir, ec);
     fs::create_directories(beat_dir, ec);
     const std::optional<int64_t> resume_step =
         how == AttemptStart::resume || continues_run ? latest_step(run_dir) : std::nullopt;
-    const pid_t pid = start_child(command(how));
+    const pid_t pid = start_child(command(how, layout ? &*layout : nullptr));
     g_child_pid = pid;
-    events.add({{"event", "start"}, {"attempt", attempt}, {"pid", pid}, {"resume_step", optional_step(resume_step)}});
-    const AttemptEnd end = watch(pid, beat_dir, options.hang_timeout_s);
+    nlohmann::json started_event = {
+        {"event", "start"}, {"attempt", attempt}, {"pid", pid}, {"resume_step", optional_step(resume_step)}};
+    if (layout) {
+      started_event["nproc"] = layout->nproc;
+      started_event["dp"] = layout->dp;
+      started_event["micro_batch"] = layout->micro_batch;
+      started_event["grad_accum"] = layout->grad_accum;
+    } else if (options.nproc > 0) {
+      started_event["nproc"] = options.nproc;
+    }
+    events.add(started_event);
+    const bool shrunk = layout && layout->nproc < options.elastic.max_nproc;
+    const AttemptEnd end = watch(pid, beat_dir, options.hang_timeout_s, shrunk ? std::function<bool()>(can_grow) : nullptr);
     g_child_pid = 0;
     const int code = end.exit_code();
+    last_code = code;
+    const bool resizing = end.grow && stopped_on_request(code) && g_stop_signal == 0;
 
     nlohmann::json died = {{"event", "exit"}, {"attempt", attempt}, {"exit_code", code}};
     if (end.hung) {
@@ -273,18 +359,24 @@ int supervise(const SupervisorOptions& options, const fs::path& run_dir, const A
       died["stuck"] = waiting;
       died["message"] = end.verdict->message;
     } else {
-      if (WIFSIGNALED(end.status)) {
+      if (resizing) {
+        died["cause"] = "resize";
+      } else if (WIFSIGNALED(end.status)) {
         died["cause"] = "signal";
         died["signal"] = WTERMSIG(end.status);
       } else {
         died["cause"] = code == 0 ? "finished" : "exit";
       }
-      if (code == 0) {
+      if (code == 0 || resizing) {
       } else if (!end.dead_ranks.empty()) died["rank"] = end.dead_ranks.size() == 1 ? nlohmann::json(end.dead_ranks[0])
                                                                              : nlohmann::json(end.dead_ranks);
       else if (options.job_is_rank0) died["rank"] = 0;
     }
     events.add(died);
+    if (resizing) {  // stopped to grow: not a failure, no restart counted and no back-off
+      how = continues_run || checkpoint_saved_since(run_dir, started) ? AttemptStart::resume : AttemptStart::fresh;
+      continue;
+    }
 
     const auto finish = [&](const std::string& outcome) {
       events.add({{"event", "end"}, {"outcome", outcome}, {"exit_code", code}, {"restarts", restarts}});
@@ -341,6 +433,36 @@ std::vector<std::string> with_start(std::vector<std::string> args, AttemptStart 
 bool takes_value(const std::string& a, const std::string& flag) { return a == flag; }
 bool inline_value(const std::string& a, const std::string& flag) { return a.rfind(flag + "=", 0) == 0; }
 
+// `args` without the options in `flags` (each with its value, `--flag V` or `--flag=V`).
+std::vector<std::string> without(const std::vector<std::string>& args, std::initializer_list<const char*> flags) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    bool skip = false;
+    for (const char* flag : flags) {
+      if (takes_value(args[i], flag)) {
+        ++i;
+        skip = true;
+      } else if (inline_value(args[i], flag)) {
+        skip = true;
+      }
+    }
+    if (!skip) out.push_back(args[i]);
+  }
+  return out;
+}
+
+// An elastic start's command line: `--nproc P --dp D` in place of the user's, and the batch
+// split the layout asks for, both keys always: a resume starts from the checkpoint's config, so
+// a start at full size after a shrunk one must set them back (later overrides win over the
+// config file and earlier ones).
+std::vector<std::string> with_layout(std::vector<std::string> args, const ElasticLayout& layout) {
+  args = without(args, {"--nproc", "--dp", "--parallel.dp"});
+  args.insert(args.end(), {"--nproc", std::to_string(layout.nproc), "--dp", std::to_string(layout.dp),
+                           "--train.micro_batch", std::to_string(layout.micro_batch), "--train.grad_accum",
+                           std::to_string(layout.grad_accum)});
+  return args;
+}
+
 }  // namespace
 
 int supervise_train(const SupervisorOptions& options, const fs::path& run_dir) {
@@ -356,22 +478,15 @@ int supervise_train(const SupervisorOptions& options, const fs::path& run_dir) {
   if (ec) throw UserError(cat("cannot find this program's path (", ec.message(), ")"));
   const std::vector<std::string>& line = command_line();
   bool user_resume = false;
-  for (size_t i = 1; i < line.size(); ++i) {
-    const std::string& a = line[i];
-    bool skip = false;
-    for (const char* flag : {"--max-restarts", "--restart-backoff", "--hang-timeout"}) {
-      if (takes_value(a, flag)) {
-        ++i;
-        skip = true;
-      } else if (inline_value(a, flag)) {
-        skip = true;
-      }
-    }
-    if (skip) continue;
+  for (const std::string& a : without({line.begin() + 1, line.end()},
+                                      {"--max-restarts", "--restart-backoff", "--hang-timeout", "--min-nproc"})) {
     if (a == "--resume" || a.rfind("--resume=", 0) == 0) user_resume = true;
     base.push_back(a);
   }
-  const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
+  const auto attempt = [base, user_resume](AttemptStart how, const ElasticLayout* layout) {
+    std::vector<std::string> args = with_start(base, how, user_resume);
+    return layout ? with_layout(args, *layout) : args;
+  };
   return supervise(options, run_dir, attempt, user_resume);
 }
 
@@ -398,7 +513,9 @@ Command register_supervise(CLI::App& app) {
             const bool user_resume = std::find(base.begin(), base.end(), "--resume") != base.end();
             if (std::find(base.begin(), base.end(), "train") == base.end())
               throw UserError("supervise: the command must run `meshlm train ...` (its arguments last)");
-            const auto attempt = [base, user_resume](AttemptStart how) { return with_start(base, how, user_resume); };
+            const auto attempt = [base, user_resume](AttemptStart how, const ElasticLayout*) {
+              return with_start(base, how, user_resume);
+            };
             return supervise(args->options, args->out, attempt, user_resume);
           }};
 }

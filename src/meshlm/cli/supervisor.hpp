@@ -13,6 +13,14 @@
 // the supervisor are passed on to the job (a terminal's Ctrl-C reaches it directly) and end
 // the supervision: the supervisor returns the job's exit code.
 //
+// Elastic restart (`--min-nproc M --hostfile FILE`, with --nproc N): before every start the
+// supervisor reads the capacity (the slots of FILE) and runs the job on the largest process
+// count between M and N that tp · pp divides, the global batch kept (train/elastic_layout.hpp);
+// with none it waits (a back-off, counted as a restart). While a shrunk job runs it re-reads
+// FILE every few seconds, and when more ranks are offered stops the job with SIGTERM (the job
+// saves a checkpoint and exits 143) and starts it again on more. Every change of the count is a
+// `resize` line of events.jsonl and one line on the console.
+//
 // The supervisor holds no lock of the run directory and writes nothing there but
 // events.jsonl and .heartbeat/ (which it empties before each start and removes at the end).
 #include <CLI/CLI.hpp>
@@ -22,6 +30,7 @@
 #include <vector>
 
 #include "meshlm/cli/commands.hpp"
+#include "meshlm/train/elastic_layout.hpp"
 
 namespace meshlm {
 
@@ -30,6 +39,10 @@ struct SupervisorOptions {
   double backoff_s = 1.0;    // the first wait before a restart
   double hang_timeout_s = 0; // 0: no hang watchdog
   bool job_is_rank0 = false;  // the child is the job's one process (no --nproc): its death is rank 0's
+  int64_t nproc = 0;          // the job's processes, for events.jsonl (0: unknown, a launch of the user's)
+  int64_t min_nproc = 0;      // elastic restart: the fewest processes a start may run on (0: not elastic)
+  std::string hostfile;       // elastic: where the capacity is read (the job's mpirun --hostfile)
+  ElasticRequest elastic;     // elastic: the job at full size (set by `train`)
   bool active() const { return max_restarts >= 0 || hang_timeout_s > 0; }
 };
 
@@ -39,8 +52,9 @@ void add_supervisor_options(CLI::App* cmd, SupervisorOptions& options);
 // How an attempt continues the run: as the user asked (the first start), from the newest
 // checkpoint (--resume), or afresh over the files of an attempt that saved no checkpoint.
 enum class AttemptStart { as_given, resume, fresh };
-// The argv of an attempt (the program first).
-using AttemptCommand = std::function<std::vector<std::string>(AttemptStart)>;
+// The argv of an attempt (the program first); `layout`: the elastic job's size and batch for
+// this start (null when not elastic).
+using AttemptCommand = std::function<std::vector<std::string>(AttemptStart, const ElasticLayout* layout)>;
 
 // Supervises the job until it finishes, cannot be restarted (see above), or has been restarted
 // max(0, max_restarts) times; returns the exit code of its last attempt (kExitHung when it hung).

@@ -42,7 +42,8 @@ namespace {
 struct TrainArgs {
   RunRequest request;  // overrides include those set by --dp, --zero, --allreduce, --bucket-mb
   int64_t nproc = 0;
-  SupervisorOptions supervision;  // --max-restarts, --restart-backoff, --hang-timeout
+  std::string hostfile;           // --hostfile: mpirun's, and an elastic job's capacity
+  SupervisorOptions supervision;  // --max-restarts, --restart-backoff, --hang-timeout, --min-nproc
 };
 
 // Set by SIGINT, SIGTERM or SIGHUP (a closed terminal, a scheduler's stop); the run finishes the
@@ -90,17 +91,47 @@ int relaunch_under_mpirun(const TrainArgs& args) {
   if (group >= 1 && p.dp >= 1 && p.dp * group != n)
     throw UserError(cat("--nproc ", n, " does not match the mesh dp ", p.dp, " x pp ", p.pp, " x tp ", p.tp, " = ",
                         p.dp * group, " ranks (without --dp, dp = processes / (tp x pp))"));
-  return run_under_mpirun(int(n), command_line_without_nproc());
+  return run_under_mpirun(int(n), command_line_without_nproc(), args.hostfile);
+}
+
+// --min-nproc: the checks of an elastic job, and its request at full size.
+void set_up_elastic(const TrainArgs& args, SupervisorOptions& options) {
+  const int64_t m = options.min_nproc;
+  if (options.max_restarts < 0)
+    throw UserError(cat("--min-nproc ", m, " needs --max-restarts: an elastic job is one the supervisor restarts"));
+  if (args.nproc == 0) throw UserError(cat("--min-nproc ", m, " needs --nproc N (the processes at full size)"));
+  if (m > args.nproc) throw UserError(cat("--min-nproc ", m, " is more than --nproc ", args.nproc));
+  if (args.hostfile.empty())
+    throw UserError(cat("--min-nproc ", m, " needs --hostfile FILE: its slots are the ranks a restart can get"));
+  const RunConfig cfg = requested_config(args.request.config, args.request.overrides);
+  const int64_t group = cfg.parallel.tp * cfg.parallel.pp;
+  if (group < 1 || args.nproc % group != 0)
+    throw UserError(cat("--nproc ", args.nproc, " is not a multiple of tp ", cfg.parallel.tp, " x pp ", cfg.parallel.pp,
+                        " (dp = processes / (tp x pp))"));
+  if (m < group)
+    throw UserError(cat("--min-nproc ", m, " is less than tp ", cfg.parallel.tp, " x pp ", cfg.parallel.pp, " = ",
+                        group, ": an elastic job keeps tp and pp, and shrinks dp"));
+  options.min_nproc = m;
+  options.hostfile = args.hostfile;
+  options.elastic = {.max_nproc = args.nproc, .min_nproc = m, .group = group, .micro_batch = cfg.train.micro_batch,
+                     .grad_accum = cfg.train.grad_accum};
 }
 
 // --max-restarts / --hang-timeout: this process supervises; the job runs as its child.
 int supervise_training(const TrainArgs& args) {
   SupervisorOptions options = args.supervision;
   options.job_is_rank0 = args.nproc == 0;
+  options.nproc = args.nproc > 0 ? args.nproc : 1;
+  if (options.min_nproc > 0) set_up_elastic(args, options);
   return supervise_train(options, args.request.resume.empty() ? args.request.out : args.request.resume);
 }
 
 int run_train(const TrainArgs& args) {
+  if (args.supervision.min_nproc > 0 && !args.supervision.active())
+    throw UserError(cat("--min-nproc ", args.supervision.min_nproc,
+                        " needs --max-restarts: an elastic job is one the supervisor restarts"));
+  if (!args.hostfile.empty() && args.nproc == 0)
+    throw UserError("--hostfile goes to the mpirun that --nproc starts: give --nproc N (under your own mpirun, give it there)");
   if (args.supervision.active()) return supervise_training(args);
   if (args.nproc > 0 && !launched_by_mpi()) return relaunch_under_mpirun(args);
   std::unique_ptr<Communicator> comm = launched_by_mpi() ? make_mpi_world_communicator() : make_self_communicator();
@@ -149,6 +180,12 @@ Command register_train(CLI::App& app) {
                   "start N processes on this machine (runs mpirun; without --dp, dp = N/(tp·pp))")
       ->check(CLI::PositiveNumber);
   add_supervisor_options(cmd, args->supervision);
+  cmd->add_option("--min-nproc", args->supervision.min_nproc,
+                  "elastic restart: when a restart cannot get --nproc ranks (--hostfile's slots), run on fewer, down "
+                  "to M, the global batch kept; grow back when they return (needs --nproc, --max-restarts, --hostfile)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--hostfile", args->hostfile,
+                  "Open MPI hostfile for the mpirun of --nproc; with --min-nproc, its slots are the ranks a start can get");
   add_parallel_option(cmd, args, "--dp", "parallel.dp", "data-parallel ranks (default: the processes launched / (tp·pp))");
   add_parallel_option(cmd, args, "--tp", "parallel.tp", "tensor-parallel ranks (split every layer's weights)");
   add_parallel_option(cmd, args, "--pp", "parallel.pp", "pipeline stages (contiguous blocks each)");

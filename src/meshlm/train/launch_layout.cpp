@@ -22,12 +22,16 @@ void fit_layout_to_processes(ParallelConfig& p, int64_t processes) {
   p.dp = processes / group;
 }
 
-ParallelConfig requested_layout(const std::string& config, const Overrides& overrides) {
+RunConfig requested_config(const std::string& config, const Overrides& overrides) {
   RunConfig cfg;
   cfg.parallel = unset_layout();
   if (!config.empty()) apply_config(cfg, config);
   for (const auto& [k, v] : overrides) apply_override(cfg, k, v);
-  return cfg.parallel;
+  return cfg;
+}
+
+ParallelConfig requested_layout(const std::string& config, const Overrides& overrides) {
+  return requested_config(config, overrides).parallel;
 }
 
 }  // namespace meshlm

@@ -18,5 +18,8 @@ void fit_layout_to_processes(ParallelConfig& layout, int64_t processes);
 // [parallel] as the config file (empty: none) and the command line set it, dp 0 where unset:
 // what `meshlm train --nproc N` checks before it launches N processes.
 ParallelConfig requested_layout(const std::string& config, const Overrides& overrides);
+// The whole config as the config file and the command line set it (dp 0 where unset): what the
+// supervisor of an elastic job keeps the global batch of.
+RunConfig requested_config(const std::string& config, const Overrides& overrides);
 
 }  // namespace meshlm

@@ -307,11 +307,15 @@ std::vector<std::string> resume_incompatible_keys(const RunConfig& saved, const 
   const nlohmann::json b = nlohmann::json::parse(config_to_json(now));
   std::vector<std::string> diff;
   for (auto& [key, value] : a.items()) {
-    const bool fixed = key.rfind("model.", 0) == 0 || key.rfind("optim.", 0) == 0 || key == "train.micro_batch" ||
-                       key == "train.block_size" || key == "train.grad_accum" || key == "train.seed" ||
-                       key == "train.val_fraction";  // a text file's split
+    const bool fixed = key.rfind("model.", 0) == 0 || key.rfind("optim.", 0) == 0 || key == "train.block_size" ||
+                       key == "train.seed" || key == "train.val_fraction";  // a text file's split
     if (fixed && b.value(key, nlohmann::json()) != value) diff.push_back(key);
   }
+  // Step s trains on samples [s·G, (s+1)·G) of G = micro_batch × grad_accum (window_sampler.hpp):
+  // the global batch is the run's identity, not how it is split into micro-batches (an elastic
+  // restart on fewer ranks raises grad_accum and lowers micro_batch).
+  if (saved.train.micro_batch * saved.train.grad_accum != now.train.micro_batch * now.train.grad_accum)
+    diff.push_back("train.micro_batch x train.grad_accum (the global batch)");
   return diff;
 }
 

@@ -120,7 +120,8 @@ using Overrides = std::vector<std::pair<std::string, std::string>>;
 // The whole config as a flat JSON object {"model.n_layer": 4, ...} and back (for checkpoints).
 std::string config_to_json(const RunConfig& cfg);
 RunConfig config_from_json(const std::string& json, const std::string& source);
-// Keys whose change would make a resumed run differ from an uninterrupted one.
+// Keys whose change would make a resumed run differ from an uninterrupted one. micro_batch and
+// grad_accum may change when their product (the global batch) does not.
 std::vector<std::string> resume_incompatible_keys(const RunConfig& saved, const RunConfig& now);
 
 }  // namespace meshlm
