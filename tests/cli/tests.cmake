@@ -57,6 +57,10 @@ if(MPIEXEC_EXECUTABLE)
   set_tests_properties(cli.mpi_errors PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.mpi_signals COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.mpi_signals PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # Elastic restart: 4 ranks -> 2 (the hostfile shrinks, a rank is killed) -> 4, with the loss
+  # curve and weights of an uninterrupted 4-rank run.
+  add_test(NAME cli.elastic COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/elastic.sh $<TARGET_FILE:meshlm_cli>)
+  set_tests_properties(cli.elastic PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()
