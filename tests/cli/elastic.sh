@@ -32,6 +32,19 @@ refused "--min-nproc without --hostfile" "needs --hostfile"
 "$meshlm" train "${args[@]}" --out "$work/bad" --hostfile "$hostfile" > /dev/null 2> "$work/err"; rc=$?
 refused "--hostfile without --nproc" "--hostfile goes to the mpirun that --nproc starts"
 
+"$meshlm" train "${args[@]}" --out "$work/bad" --nproc 4 --min-nproc 2 --max-restarts 1 --hostfile "$work/none" \
+  > /dev/null 2> "$work/err"; rc=$?
+refused "an unreadable hostfile" "--hostfile: cannot read .*/none"
+# Fewer slots than --min-nproc: the supervisor waits (a restart each time), then gives up.
+offer 1
+"$meshlm" train "${args[@]}" --out "$work/few" --nproc 4 --min-nproc 2 --max-restarts 1 --restart-backoff 0.05 \
+  --hostfile "$hostfile" > "$work/few.log" 2>&1; rc=$?
+[ "$rc" -ne 0 ] && grep -q "^restart 1 of 1: waiting 0.05 s: .* offers 1 slots, fewer than --min-nproc 2" "$work/few.log" &&
+  grep -q "^error: .*fewer than --min-nproc 2.*giving up after 1 restart" "$work/few.log" &&
+  [ "$(grep -c '"event":"wait"' "$work/few/events.jsonl")" -eq 1 ] && ! grep -q '"start"' "$work/few/events.jsonl" &&
+  grep -q '"outcome":"gave up"' "$work/few/events.jsonl"
+check "1 slot, --min-nproc 2: waits once, then gives up without a start" $? "exit $rc: $(cat "$work/few.log")"
+
 # The reference: 4 ranks, uninterrupted.
 "$meshlm" train "${args[@]}" --nproc 4 --out "$work/ref" > "$work/ref.log" 2>&1
 check "uninterrupted 4-rank run" $? "$(tail -3 "$work/ref.log")"
