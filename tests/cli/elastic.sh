@@ -12,10 +12,13 @@ work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 . "$(dirname "$0")/checks.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# A hostfile of 4 slots on a 2-core machine hides the oversubscription from Open MPI, whose
+# waiting ranks would then spin rather than yield (several times slower here).
+export OMPI_MCA_mpi_yield_when_idle=1
 
 for i in $(seq 400); do echo "line $i: the quick brown fox jumps over the lazy dog, again and again."; done > "$work/text.txt"
 args=(--data "$work/text.txt" --model.n_layer 2 --model.n_embd 64 --model.n_head 2 --model.n_positions 64
-      --train.micro_batch 8 --train.save_every 10 --train.eval_every 0 --train.threads 1 --train.steps 300)
+      --train.micro_batch 8 --train.save_every 10 --train.eval_every 0 --train.threads 1 --train.steps 200)
 hostfile="$work/hostfile"
 offer() {  # offer SLOTS: the hostfile now offers SLOTS ranks (replaced atomically, as a scheduler would)
   echo "localhost slots=$1" > "$hostfile.new" && mv "$hostfile.new" "$hostfile"
@@ -134,14 +137,14 @@ def weights(d):  # safetensors: 8-byte header length, the JSON header, then the 
         out[name] = array.array("f", raw[8 + n + a:8 + n + b])
     return out
 ref, run = losses(sys.argv[1]), losses(sys.argv[2])
-assert sorted(ref) == sorted(run) == list(range(1, 301)), (len(ref), len(run))
+assert sorted(ref) == sorted(run) == list(range(1, 201)), (len(ref), len(run))
 worst = max(abs(run[s] - ref[s]) / abs(ref[s]) for s in ref)
 wr, wl = weights(sys.argv[1]), weights(sys.argv[2])
 assert wr.keys() == wl.keys()
 num = sum((x - y) ** 2 for k in wr for x, y in zip(wr[k], wl[k]))
 den = sum(x * x for k in wr for x in wr[k])
 diff = math.sqrt(num / den)
-print(f"     300 steps: largest relative loss difference {worst:.2e}; weights relative L2 {diff:.2e}")
+print(f"     200 steps: largest relative loss difference {worst:.2e}; weights relative L2 {diff:.2e}")
 assert worst <= 1e-5 and diff <= 1e-5, (worst, diff)
 PY
 check "the loss curve and weights of the uninterrupted run (relative 1e-5)" $? "see above"
