@@ -56,6 +56,11 @@ if(MPIEXEC_EXECUTABLE)
   set_tests_properties(cli.mpi_errors PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.mpi_signals COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mpi_signals.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.mpi_signals PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # Parameter-server training: sync PS equals one process, resumes across layouts, refusals, a
+  # killed worker or server (issue 19).
+  add_test(NAME cli.parameter_server COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parameter_server.sh $<TARGET_FILE:meshlm_cli>
+                                            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.parameter_server PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()
