@@ -32,7 +32,8 @@ train() {  # train NAME ARGS...: exit code in $rc, stderr in $work/err
 }
 
 # 1. Sync PS equals one process: 2 workers (3 + 2 rows) with 1 server, 3 workers (2 + 2 + 1)
-#    with 2 servers; gradient clipping is active (the norms exceed train.grad_clip 1).
+#    with 2 servers; gradient clipping is active (the norms exceed train.grad_clip 1). AdamW by
+#    default; SGD with fp16 and accumulation below.
 train one --train.steps 6 --out "$work/one"
 train ps1 --nproc 3 --sync ps --ps-servers 1 --train.steps 6 --out "$work/ps1"
 same "1 server, 2 workers" "$work/one" "$work/ps1"
@@ -40,6 +41,14 @@ grep -q "parameter servers: 1 server, 2 workers, sync" "$work/out_ps1"
 check "the header names the servers" $? "$(head -3 "$work/out_ps1")"
 train ps2 --nproc 5 --sync ps --ps-servers 2 --train.steps 6 --out "$work/ps2"
 same "2 servers, 3 workers" "$work/one" "$work/ps2"
+# fp16 whose first steps overflow (the servers drop them), gradient accumulation, SGD with momentum.
+more=(--precision fp16 --train.loss_scale 16777216 --train.loss_scale_hysteresis 1 --train.grad_accum 2
+      --optim.name sgd --optim.momentum 0.9 --train.steps 4)
+train one_more "${more[@]}" --out "$work/one_more"
+train ps_more --nproc 3 --sync ps "${more[@]}" --out "$work/ps_more"
+grep -q "^step 1/4 .*skipped: gradients overflowed" "$work/out_ps_more"
+check "fp16: the first step is skipped" $? "$(grep '^step' "$work/out_ps_more")"
+same "fp16 skip, grad_accum 2, SGD momentum" "$work/one_more" "$work/ps_more"
 
 # 2. metrics.jsonl: each worker pushes and pulls the parameters once per step (f32; bf16 pushes
 #    half the bytes).
