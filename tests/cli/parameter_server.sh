@@ -2,8 +2,8 @@
 # Parameter-server training (parallel.sync = ps, docs/parallel.md): sync mode with 1 and 2
 # servers and 2-3 workers (uneven rows: micro_batch 5) trains the model one process trains (loss
 # per step and final weights within 1e-5 relative); metrics.jsonl has the pushes and pulls; a
-# checkpoint of a PS run resumes under all-reduce and the other way round; SIGTERM stops workers
-# and servers with a checkpoint; the layouts it refuses exit 2 with one line naming the key; a
+# checkpoint of a PS run resumes under all-reduce and the other way round; --init-from reaches
+# the servers; SIGTERM stops workers and servers with a checkpoint; the layouts it refuses exit 2 with one line naming the key; a
 # worker or server that dies ends the job promptly.
 # Usage: parameter_server.sh MESHLM_BINARY SOURCE_DIR
 set -u
@@ -77,6 +77,12 @@ train ar_half --train.steps 3 --out "$work/ar_to_ps"
 train ps_rest --nproc 4 --sync ps --ps-servers 2 --resume "$work/ar_to_ps" --train.steps 6
 check "a PS run resumes an all-reduce checkpoint" "$rc" "exit code $rc"
 same "one process steps 1-3, then PS 4-6" "$work/one" "$work/ar_to_ps"
+# --init-from: the pretrained weights reach the servers before the first update.
+init=(--init-from "$work/one" --train.micro_batch 5 --train.block_size 32 --train.eval_tokens 512
+      --train.eval_every 0 --train.threads 1 --train.steps 2 --data "$src/docs/CLI.md")  # no model keys
+timeout 120 "$meshlm" train "${init[@]}" --out "$work/init_one" > /dev/null 2>&1
+timeout 120 "$meshlm" train --nproc 3 --sync ps "${init[@]}" --out "$work/init_ps" > /dev/null 2> "$work/err"
+same "--init-from under PS" "$work/init_one" "$work/init_ps"
 
 # 4. SIGTERM: workers finish the step and save; the servers end with them (exit 143, no hang).
 "$meshlm" train --nproc 3 --sync ps "${args[@]}" --train.steps 1000000 --train.save_every 5 --out "$work/term" \

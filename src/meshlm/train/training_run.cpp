@@ -20,7 +20,7 @@ namespace meshlm {
 namespace fs = std::filesystem;
 
 TrainingRun::TrainingRun(Communicator& job, const RunRequest& request, const std::atomic<int>* stop_signal)
-    : job_(job), comm_(&job), request_(request), stop_signal_(stop_signal) {
+    : comm_(&job), request_(request), stop_signal_(stop_signal) {
   Communicator& comm = job;
   std::string error;
   try {
@@ -49,14 +49,13 @@ TrainingRun::TrainingRun(Communicator& job, const RunRequest& request, const std
     }
     if (!serves) comm_ = role_comm_.get();
   }
-  // Errors of the trainer's construction come from the config, the same on every rank.
+  // Errors of the trainer's construction come from the config, the same on every rank. A
+  // server loads nothing: the workers send it its range with their first exchange.
   try {
-    if (!server_) trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, comm_, nullptr, servers ? &job : nullptr);
-    if (server_) {
-      // nothing of the model to load here: the workers send the servers their parameters
-    } else {
-    if (setup_.init) trainer_->set_params(setup_.init->params);
-    if (setup_.resume_from) load_checkpoint_into(*setup_.resume_from, *trainer_);
+    if (!server_) {
+      trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, comm_, nullptr, servers ? &job : nullptr);
+      if (setup_.init) trainer_->set_params(setup_.init->params);
+      if (setup_.resume_from) load_checkpoint_into(*setup_.resume_from, *trainer_);
     }
   } catch (const UserError& e) {
     error = e.what();

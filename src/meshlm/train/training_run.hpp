@@ -43,7 +43,6 @@ class TrainingRun {
   int stop_requested();
   void summarise(int64_t first_step, const Timer& clock);  // collective: the ranks' peak memory
 
-  Communicator& job_;
   Communicator* comm_;  // the ranks that train: the job, or its workers with parameter servers
   std::unique_ptr<Communicator> role_comm_;  // parameter servers: the workers' (or the servers') group
   std::unique_ptr<ParameterServer> server_;  // on a parameter-server rank
