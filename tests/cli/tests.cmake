@@ -61,6 +61,11 @@ if(MPIEXEC_EXECUTABLE)
   # curve and weights of an uninterrupted 4-rank run.
   add_test(NAME cli.elastic COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/elastic.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.elastic PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # Parameter-server training: sync PS equals one process, resumes across layouts, refusals, a
+  # killed worker or server (issue 19).
+  add_test(NAME cli.parameter_server COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parameter_server.sh $<TARGET_FILE:meshlm_cli>
+                                            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.parameter_server PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()

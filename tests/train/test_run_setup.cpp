@@ -9,6 +9,7 @@
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/train/ineffective_settings.hpp"
+#include "meshlm/train/launch_layout.hpp"
 #include "meshlm/train/run_directory.hpp"
 #include "meshlm/train/run_setup.hpp"
 #include "tests/support/scratch_dir.hpp"
@@ -131,6 +132,42 @@ TEST(IneffectiveSettings, NamesOnlyChangedSettingsWithoutEffect) {
   cfg.parallel.pp = 2;
   cfg.optim.name = OptimizerKind::sgd;
   EXPECT_TRUE(ineffective_settings(cfg, {true, true, false}).empty());
+}
+
+TEST(IneffectiveSettings, ParameterServerKeysWithoutServersAndWhatServersIgnore) {
+  RunConfig cfg;
+  cfg.parallel.ps_servers = 2;
+  auto w = ineffective_settings(cfg, {true, true, false});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0], "parallel.ps_servers has no effect without parameter servers (parallel.sync = \"ps\")");
+  // One worker and its servers: bf16 pushes and the timeout take effect, buckets do not.
+  cfg.parallel.sync = SyncKind::ps;
+  cfg.parallel.grad_reduce_dtype = DType::bf16;
+  cfg.parallel.collective_timeout = 10;
+  EXPECT_TRUE(ineffective_settings(cfg, {true, true, false}).empty());
+  cfg.parallel.bucket_mb = 1;
+  w = ineffective_settings(cfg, {true, true, false});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("parallel.bucket_mb has no effect with parallel.sync"), std::string::npos) << w[0];
+}
+
+TEST(LaunchLayout, ParameterServersComeOffTheProcesses) {
+  ParallelConfig p = unset_layout();
+  p.sync = SyncKind::ps;
+  p.ps_servers = 2;
+  fit_layout_to_processes(p, 5);
+  EXPECT_EQ(p.dp, 3);
+  EXPECT_EQ(p.processes(), 5);
+  ParallelConfig none = unset_layout();
+  none.sync = SyncKind::ps;
+  none.ps_servers = 3;
+  EXPECT_THROW(fit_layout_to_processes(none, 3), UserError);
+  ParallelConfig given = unset_layout();
+  given.sync = SyncKind::ps;
+  given.dp = 2;
+  EXPECT_THROW(fit_layout_to_processes(given, 4), UserError);  // 2 workers + 1 server != 4
+  fit_layout_to_processes(given, 3);
+  EXPECT_EQ(given.dp, 2);
 }
 
 TEST(RunDirectory, OverwriteRemovesOnlyMeshlmsFiles) {

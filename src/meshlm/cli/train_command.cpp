@@ -85,10 +85,12 @@ int train_on(Communicator& comm, const TrainArgs& args) {
 int relaunch_under_mpirun(const TrainArgs& args) {
   const ParallelConfig p = requested_layout(args.request.config, args.request.overrides);
   const int64_t n = args.nproc, group = p.tp * p.pp;
-  if (group >= 1 && p.dp == 0 && n % group != 0)
+  // Parameter servers: the ranks check the split into workers and servers (one error line).
+  const bool servers = p.sync == SyncKind::ps;
+  if (!servers && group >= 1 && p.dp == 0 && n % group != 0)
     throw UserError(cat("--nproc ", n, " is not a multiple of tp ", p.tp, " x pp ", p.pp, " = ", group,
                         " (dp = processes / (tp x pp))"));
-  if (group >= 1 && p.dp >= 1 && p.dp * group != n)
+  if (!servers && group >= 1 && p.dp >= 1 && p.dp * group != n)
     throw UserError(cat("--nproc ", n, " does not match the mesh dp ", p.dp, " x pp ", p.pp, " x tp ", p.tp, " = ",
                         p.dp * group, " ranks (without --dp, dp = processes / (tp x pp))"));
   return run_under_mpirun(int(n), command_line_without_nproc(), args.hostfile);
@@ -201,6 +203,12 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
                       "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");
+  add_parallel_option(cmd, args, "--sync", "parallel.sync",
+                      "how data-parallel ranks combine gradients: allreduce (default) or ps (parameter servers)");
+  add_parallel_option(cmd, args, "--ps-servers", "parallel.ps_servers",
+                      "with --sync ps: ranks that serve parameters (the last ones; the others train)");
+  add_parallel_option(cmd, args, "--ps-mode", "parallel.ps_mode",
+                      "with --sync ps: when servers update: sync (once every worker's gradient is in)");
   add_parallel_option(cmd, args, "--collective-timeout", "parallel.collective_timeout",
                       "seconds an MPI collective or message may wait before the job ends as hung, exit 4 (0: no limit)");
   cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");

@@ -15,6 +15,16 @@ void ParallelConfig::validate() const {
   if (!(collective_timeout >= 0) || !std::isfinite(collective_timeout))
     throw UserError(cat("parallel.collective_timeout must be a number of seconds >= 0 (0: no limit), got ",
                         collective_timeout));
+  if (ps_servers < 1) throw UserError(cat("parallel.ps_servers must be at least 1, got ", ps_servers));
+  if (sync == SyncKind::ps) {
+    // Parameter servers hold whole key ranges of one flat buffer and workers run the whole model.
+    if (zero != 0)
+      throw UserError(cat("parallel.zero = ", zero, " cannot be combined with parallel.sync = ps (the servers ",
+                          "already hold the optimizer state; set parallel.zero = 0)"));
+    if (pp > 1) throw UserError(cat("parallel.pp = ", pp, ": pipeline parallelism with parallel.sync = ps is not supported"));
+    if (tp > 1)
+      throw UserError(cat("parallel.tp = ", tp, ": tensor parallelism inside a worker with parallel.sync = ps is not supported yet"));
+  }
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
     throw UserError(
         "parallel.grad_reduce_dtype = bf16 needs our ring (it sums in f32), but parallel.allreduce is native");

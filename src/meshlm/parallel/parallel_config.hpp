@@ -19,6 +19,16 @@ enum class AllReduceChoice : uint8_t { automatic, ring, native };
 inline constexpr EnumNames<AllReduceChoice, 3> kAllReduceChoiceNames{
     {{AllReduceChoice::automatic, "auto"}, {AllReduceChoice::ring, "ring"}, {AllReduceChoice::native, "native"}}};
 
+// How the data-parallel ranks combine gradients (parallel.sync): all-reduce among themselves
+// (with ZeRO), or push them to parameter servers that update and are pulled from.
+enum class SyncKind : uint8_t { allreduce, ps };
+inline constexpr EnumNames<SyncKind, 2> kSyncKindNames{{{SyncKind::allreduce, "allreduce"}, {SyncKind::ps, "ps"}}};
+
+// When a parameter server applies an update (parallel.ps_mode): `sync` once every worker's
+// gradient of the step has arrived. The asynchronous and bounded-staleness modes are planned.
+enum class PsMode : uint8_t { sync };
+inline constexpr EnumNames<PsMode, 1> kPsModeNames{{{PsMode::sync, "sync"}}};
+
 // The element types gradients may travel as (parallel.grad_reduce_dtype).
 inline constexpr EnumNames<DType, 2> kGradWireNames{{{DType::f32, "f32"}, {DType::bf16, "bf16"}}};
 
@@ -35,6 +45,11 @@ struct ParallelConfig {
   bool overlap = true;                   // reduce buckets during the backward pass (false: after it)
   DType grad_reduce_dtype = DType::f32;  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
   double collective_timeout = 0;         // seconds an MPI operation may wait before the job ends as hung (0: no limit)
+  SyncKind sync = SyncKind::allreduce;
+  int64_t ps_servers = 1;  // sync = ps: ranks that serve parameters (the last ones); the others are workers
+  PsMode ps_mode = PsMode::sync;
+  // The processes the layout needs: dp · pp · tp, plus the servers with sync = ps.
+  int64_t processes() const { return dp * pp * tp + (sync == SyncKind::ps ? ps_servers : 0); }
   // Throws UserError naming the first invalid key ("parallel.<field>").
   void validate() const;
 };

@@ -12,7 +12,8 @@
 //     all-gather of the updated shards, a pull from a server, periodic averaging);
 //   - which gradients it contributes to the global gradient norm;
 //   - what a checkpoint reads from it and writes back.
-// Implementations: ZeroStrategy (parallel/zero_strategy.hpp: all-reduce, ZeRO stages 1-3).
+// Implementations: ZeroStrategy (parallel/zero_strategy.hpp: all-reduce, ZeRO stages 1-3) and
+// ParameterServerStrategy (parallel/ps_strategy.hpp: workers of parameter servers).
 // The trainer calls these in this order each step:
 //   grads = begin_step()
 //   backward passes accumulate into grads; before the step's last backward pass
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,6 +55,15 @@ struct GradPart {
   // true: the data-parallel ranks' parts tile the buffer and their squared norms add up;
   // false: every rank's gradients are its own (no sum over data-parallel ranks).
   bool tiled_over_dp = true;
+  // Set when the gradients were combined elsewhere (parameter servers): the squared global
+  // norm, already the same on every rank; `data` is then empty.
+  std::optional<double> squared_norm;
+};
+
+// A step's traffic between a worker and the parameter servers.
+struct ServerTraffic {
+  int64_t push_bytes = 0, pull_bytes = 0;  // gradients sent, parameters received
+  double wait_s = 0;                       // waiting for pushes, the servers' norms and the pull
 };
 
 // What a strategy is built from.
@@ -62,6 +73,7 @@ struct StrategyContext {
   Device device;              // where parameters, gradients and optimizer state live
   const ParallelConfig& parallel;
   const OptimConfig& optim;
+  Communicator* job = nullptr;  // parallel.sync = ps: every rank of the run, the servers included
 };
 
 class SyncStrategy {
@@ -81,6 +93,8 @@ class SyncStrategy {
   virtual std::string describe() const = 0;
   // Figures gathered over the run for its summary (empty if none).
   virtual std::string summary() const { return {}; }
+  // The last step's traffic with parameter servers (none for strategies without them).
+  virtual std::optional<ServerTraffic> server_traffic() const { return std::nullopt; }
 
   // --- One optimizer step.
   // The buffer (layout().total() floats, zeroed) the step's backward passes accumulate into.
@@ -105,6 +119,11 @@ class SyncStrategy {
   virtual bool forward_is_collective() const { return false; }
   // Called after an evaluation: gives back whatever it gathered.
   virtual void end_evaluation() {}
+
+  // The run is over on this rank with exit code `code` (finished, stopped by a signal, or
+  // failing together with the other ranks): strategies with ranks of their own (parameter
+  // servers) let them go. Called once, by every rank that trains.
+  virtual void end_run(int code) { (void)code; }
 
   // --- Checkpoints and weights. Collective over the data-parallel ranks. Values are host
   // memory in this rank's layout (layout().total() floats).

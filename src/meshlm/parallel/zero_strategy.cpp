@@ -101,7 +101,8 @@ double ZeroStrategy::finish_reduction() {
 GradPart ZeroStrategy::norm_part() const {
   // Every rank holds the reduced gradients of (at least) its even part: the parts tile the buffer.
   const Range part = dp_.size() > 1 ? even_part(n_, dp_.size(), dp_.rank()) : Range{0, n_};
-  return {shard_grads_ ? f32_span(grad_shard_, 0, part.count) : f32_span(grads_, part.begin, part.count), part, true};
+  return {shard_grads_ ? f32_span(grad_shard_, 0, part.count) : f32_span(grads_, part.begin, part.count), part, true,
+          std::nullopt};
 }
 
 void ZeroStrategy::apply(float lr, float grad_scale) {

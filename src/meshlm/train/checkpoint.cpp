@@ -121,7 +121,9 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
 
 bool snapshot_is_a_copy(const Trainer& trainer) {
   const ParallelConfig& p = trainer.config().parallel;
-  return p.tp == 1 && p.pp == 1 && p.zero == 0 && trainer.model().device() == Device::cpu;
+  // Parameter-server workers hold the parameters whole but not the optimizer state.
+  return p.tp == 1 && p.pp == 1 && p.zero == 0 && p.sync == SyncKind::allreduce &&
+         trainer.model().device() == Device::cpu;
 }
 
 CheckpointSnapshot snapshot_checkpoint(const fs::path& run_dir, Trainer& trainer, const Tokenizer& tokenizer,

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "meshlm/comm/gather_doubles.hpp"
+#include "meshlm/core/error.hpp"
 #include "meshlm/optim/clip.hpp"
 
 namespace meshlm {
@@ -18,6 +19,11 @@ double add_over(Communicator& comm, double start, double v, bool gather = true) 
 
 double global_gradient_norm(const GradPart& part, const ParamLayout& layout, const StageSpec& stage,
                             DeviceMesh& mesh) {
+  if (part.squared_norm) {
+    // Combined elsewhere (parameter servers, which run without tensor or pipeline parallelism).
+    MESHLM_ASSERT(mesh.tp().size() == 1 && mesh.pp().size() == 1, "a precomputed norm with tp or pp");
+    return std::sqrt(*part.squared_norm);
+  }
   const bool over_dp = part.tiled_over_dp;
   if (mesh.tp().size() == 1 && mesh.pp().size() == 1)
     return std::sqrt(add_over(mesh.dp(), 0.0, grad_norm_squared(part.data), over_dp));

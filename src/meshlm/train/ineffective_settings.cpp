@@ -22,14 +22,22 @@ std::vector<std::string> ineffective_settings(const RunConfig& cfg, const RunCon
   warn_if(!p.pp_layers.empty(), p.pp == 1, "parallel.pp_layers has no effect without pipeline stages (pp = 1)");
   warn_if(p.reshard_after_forward != d.parallel.reshard_after_forward, p.zero != 3 || p.dp == 1,
           "parallel.reshard_after_forward applies to ZeRO-3 with dp > 1 only");
+  const bool ps = p.sync == SyncKind::ps;
   const char* no_gradient_reduction = " has no effect with one data-parallel rank (dp = 1): no gradients are reduced";
-  warn_if(p.bucket_mb != d.parallel.bucket_mb, p.dp == 1, cat("parallel.bucket_mb", no_gradient_reduction));
-  warn_if(p.overlap != d.parallel.overlap, p.dp == 1, cat("parallel.overlap", no_gradient_reduction));
-  warn_if(p.grad_reduce_dtype != d.parallel.grad_reduce_dtype, p.dp == 1,
+  warn_if(p.bucket_mb != d.parallel.bucket_mb, p.dp == 1 && !ps, cat("parallel.bucket_mb", no_gradient_reduction));
+  warn_if(p.overlap != d.parallel.overlap, p.dp == 1 && !ps, cat("parallel.overlap", no_gradient_reduction));
+  // A lone worker still pushes its gradients to the servers.
+  warn_if(p.grad_reduce_dtype != d.parallel.grad_reduce_dtype, p.dp == 1 && !ps,
           cat("parallel.grad_reduce_dtype", no_gradient_reduction));
+  warn_if(p.bucket_mb != d.parallel.bucket_mb, ps,
+          "parallel.bucket_mb has no effect with parallel.sync = \"ps\" (each server's key range is pushed whole)");
+  warn_if(p.ps_servers != d.parallel.ps_servers, !ps,
+          "parallel.ps_servers has no effect without parameter servers (parallel.sync = \"ps\")");
+  warn_if(p.ps_mode != d.parallel.ps_mode, !ps,
+          "parallel.ps_mode has no effect without parameter servers (parallel.sync = \"ps\")");
   warn_if(p.allreduce != d.parallel.allreduce, p.dp == 1 && p.tp == 1,
           "parallel.allreduce has no effect with one process (dp = tp = 1): nothing is all-reduced");
-  warn_if(p.collective_timeout != d.parallel.collective_timeout, p.dp * p.tp * p.pp == 1,
+  warn_if(p.collective_timeout != d.parallel.collective_timeout, p.processes() == 1,
           "parallel.collective_timeout has no effect with one process: no rank waits for another");
 
   // Schedule, evaluation, checkpoints.

@@ -12,6 +12,18 @@ ParallelConfig unset_layout() {
 }
 
 void fit_layout_to_processes(ParallelConfig& p, int64_t processes) {
+  if (p.sync == SyncKind::ps && p.ps_servers >= 1) {
+    // The servers come off the top: the rest of the processes are the workers' mesh.
+    if (p.ps_servers >= processes)
+      throw UserError(cat("parallel.ps_servers (", p.ps_servers, ") leaves no worker among the ", processes,
+                          processes == 1 ? " process launched" : " processes launched",
+                          ": start more processes than servers"));
+    if (p.dp >= 1 && p.tp >= 1 && p.pp >= 1 && p.processes() != processes)
+      throw UserError(cat("parallel.dp (", p.dp, ") x pp ", p.pp, " x tp ", p.tp, " + parallel.ps_servers ",
+                          p.ps_servers, " = ", p.processes(), " ranks does not match the ", processes,
+                          " processes launched"));
+    processes -= p.ps_servers;
+  }
   if (p.dp != 0 || p.tp < 1 || p.pp < 1) return;  // given, or invalid (validate() names the key)
   const int64_t group = p.tp * p.pp;
   if (processes % group != 0)

@@ -14,6 +14,8 @@ namespace meshlm {
 ParallelConfig unset_layout();
 // dp unset: dp = processes / (tp · pp), a UserError when tp · pp does not divide the processes.
 // dp set: unchanged (the mesh checks dp · pp · tp against the processes when it is built).
+// With parallel.sync = ps the last ps_servers processes are servers, not counted in the mesh:
+// a UserError when they leave no worker, or a given dp does not add up.
 void fit_layout_to_processes(ParallelConfig& layout, int64_t processes);
 // [parallel] as the config file (empty: none) and the command line set it, dp 0 where unset:
 // what `meshlm train --nproc N` checks before it launches N processes.

@@ -59,6 +59,9 @@ void MetricsLog::step(const StepStats& s) {
     for (size_t i = 0; i < s.pipe_idle.size(); ++i) line += format("%s%.4f", i ? ", " : "", s.pipe_idle[i]);
     line += "]";
   }
+  if (s.ps)
+    line += format(", \"ps_push_bytes\": %lld, \"ps_pull_bytes\": %lld, \"ps_wait_ms\": %.3f", (long long)s.ps->push_bytes,
+                   (long long)s.ps->pull_bytes, s.ps->wait_s * 1e3);
   if (s.loss_scale > 0)
     line += format(", \"loss_scale\": %.9g, \"skipped\": %s", double(s.loss_scale), s.skipped ? "true" : "false");
   append(line + "}\n");

@@ -90,6 +90,12 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
        "element type of gradients on the wire (bf16: summed in f32 by our ring)"},
       {"parallel.collective_timeout", &p.collective_timeout,
        "seconds an MPI collective, send or receive may wait before the job ends as hung, exit code 4 (0: no limit)"},
+      {"parallel.sync", choice(&p.sync, kSyncKindNames),
+       "how data-parallel ranks combine gradients: allreduce (among themselves) or ps (parameter servers)"},
+      {"parallel.ps_servers", &p.ps_servers,
+       "sync = ps: ranks that serve parameters (the last ones; dp = processes - ps_servers without --dp)"},
+      {"parallel.ps_mode", choice(&p.ps_mode, kPsModeNames),
+       "sync = ps: when servers update: sync (once every worker's gradient of the step has arrived)"},
   };
 }
 
@@ -143,6 +149,9 @@ void RunConfig::validate() const {
   if (!(train.val_fraction > 0 && train.val_fraction < 1))
     throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
   train.loss_scaler().validate();
+  if (parallel.sync == SyncKind::ps && train.device != Device::cpu)
+    throw UserError(cat("parallel.sync = ps: train.device = ", device_name(train.device),
+                        ": parameter servers run on the CPU only for now"));
 }
 
 namespace {

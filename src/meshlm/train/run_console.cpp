@@ -101,7 +101,8 @@ void RunConsole::header(const RunSetup& setup, const std::string& data_path, Tra
                 std::string(data.tokenizer().kind()).c_str(), (long long)data.vocab_size(),
                 setup.resume_from ? cat("; resuming from ", setup.resume_from->dir.string()).c_str() : "",
                 setup.init ? cat("; initialised from ", setup.init_from).c_str() : "");
-    if (many)
+    // comm_ holds the ranks that train: with parameter servers, the workers (the servers print nothing).
+    if (many || cfg.parallel.sync == SyncKind::ps)
       std::printf("mesh: %d ranks = dp %lld x pp %lld x tp %lld; %s; rank 0 computes %lld of %lld sequences per "
                   "micro-batch%s\n",
                   comm_.size(), (long long)cfg.parallel.dp, (long long)cfg.parallel.pp, (long long)cfg.parallel.tp,

@@ -88,7 +88,8 @@ class Trainer::TrainFeed final : public MicroBatchFeed {
   std::vector<int32_t> window_;
 };
 
-Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm, KernelProfile* profile)
+Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm, KernelProfile* profile,
+                 Communicator* job)
     : cfg_(cfg),
       precision_(cfg.train.precision),
       own_comm_(comm ? nullptr : make_self_communicator()),
@@ -135,7 +136,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     for (int r = 0; r < int(cfg.parallel.pp); ++r)
       stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
 
-  sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim});
+  sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim, job});
   executor_->set_param_gate(sync_->param_gate());
   mesh_->tp().set_allreduce_algo(allreduce_algo_for(cfg.parallel.allreduce, mesh_->tp().backend()));
   // The counter-based initialisation: every layout starts from one process's weights.
@@ -181,6 +182,7 @@ StepStats Trainer::step() {
   s.ms = timer.ms();
   s.comm_ms = run.reduce_wait_s * 1e3;
   s.tp_allreduce_bytes = tp_group_->all_reduce_bytes();
+  s.ps = sync_->server_traffic();
   s.tokens_per_s = double(tokens_per_step()) / timer.seconds();
   if (mesh_->pp().size() > 1) s.pipe_idle = all_gather_doubles(mesh_->pp(), run.pipe_wait_s / timer.seconds());
   return s;

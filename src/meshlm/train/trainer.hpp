@@ -51,6 +51,7 @@ struct StepStats {
   double comm_ms = 0;    // waiting for the gradient reduction after the backward pass (data parallel)
   double norm_ms = 0;    // the global gradient norm (with its reductions over the ranks)
   double update_ms = 0;  // the optimizer step, and making the new parameters visible to every rank
+  std::optional<ServerTraffic> ps;  // parallel.sync = ps: this worker's pushes, pulls and waits
   int64_t tp_allreduce_bytes = 0;  // bytes this rank handed to tensor-parallel all-reduces in the step
   std::vector<double> pipe_idle;   // per pipeline stage: fraction of the step spent waiting for a neighbour
   float loss_scale = 0;            // fp16: the scale this step's backward ran with (0: no loss scaling)
@@ -81,8 +82,10 @@ class Trainer {
   // batch cannot be split over the ranks of `comm` (nullptr: this process alone). Every rank
   // of `comm` must construct its Trainer with the same config. With a `profile` (which must
   // outlive the trainer) every kernel call of the model is timed into it.
+  // With parallel.sync = ps, `comm` holds the workers and `job` every rank of the run (the
+  // parameter servers are its last ranks); otherwise `job` is unused.
   Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* comm = nullptr,
-          KernelProfile* profile = nullptr);
+          KernelProfile* profile = nullptr, Communicator* job = nullptr);
   ~Trainer();
 
   StepStats step();

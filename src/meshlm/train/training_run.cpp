@@ -8,6 +8,7 @@
 #include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/exit_codes.hpp"
 #include "meshlm/core/process_memory.hpp"
 #include "meshlm/train/checkpoint.hpp"
 #include "meshlm/train/rank_agreement.hpp"
@@ -19,8 +20,9 @@ namespace meshlm {
 
 namespace fs = std::filesystem;
 
-TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const std::atomic<int>* stop_signal)
-    : comm_(comm), request_(request), stop_signal_(stop_signal) {
+TrainingRun::TrainingRun(Communicator& job, const RunRequest& request, const std::atomic<int>* stop_signal)
+    : comm_(&job), request_(request), stop_signal_(stop_signal) {
+  Communicator& comm = job;
   std::string error;
   fs::path resume_dir;
   try {
@@ -44,16 +46,40 @@ TrainingRun::TrainingRun(Communicator& comm, const RunRequest& request, const st
   }
   agree_on_setup(comm, error);
   set_collective_timeout(setup_.cfg.parallel.collective_timeout);
-  // Errors of the trainer's construction come from the config, the same on every rank.
+  // Parameter servers: the job's last ranks serve and do not run the model. This is the one
+  // place where the roles part: a server has no trainer, console or metrics, and its run() is
+  // the serve loop; the workers are the run's ranks (comm_) from here on.
+  const ParallelConfig& layout = setup_.cfg.parallel;
+  const bool servers = layout.sync == SyncKind::ps;
+  if (servers) {
+    const bool serves = job.rank() >= job.size() - int(layout.ps_servers);
+    role_comm_ = job.split(serves ? 1 : 0, job.rank());
+    role_comm_->set_label(serves ? "servers" : "workers");
+    try {
+      if (serves) server_ = std::make_unique<ParameterServer>(job, ParamLayout(gpt_param_specs(setup_.cfg.model)),
+                                                              layout, setup_.cfg.optim);
+    } catch (const UserError& e) {
+      error = e.what();
+    }
+    if (!serves) comm_ = role_comm_.get();
+  }
+  // Errors of the trainer's construction come from the config, the same on every rank. A
+  // server loads nothing: the workers send it its range with their first exchange.
   try {
-    trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, &comm);
-    if (setup_.init) trainer_->set_params(setup_.init->params);
-    if (setup_.resume_from) load_checkpoint_into(*setup_.resume_from, *trainer_);
+    if (!server_) {
+      trainer_ = std::make_unique<Trainer>(setup_.cfg, *setup_.data, comm_, nullptr, servers ? &job : nullptr);
+      if (setup_.init) trainer_->set_params(setup_.init->params);
+      if (setup_.resume_from) load_checkpoint_into(*setup_.resume_from, *trainer_);
+    }
   } catch (const UserError& e) {
     error = e.what();
   }
   agree_on_setup(comm, error);
-  console_ = std::make_unique<RunConsole>(comm, setup_.cfg);
+  if (server_) {
+    agree_on_setup(comm, "");  // the workers' rank 0 sets up the run directory below
+    return;
+  }
+  console_ = std::make_unique<RunConsole>(*comm_, setup_.cfg);
   const bool root = comm.rank() == 0;
   // Only now, when everything else has been checked, does rank 0 change the run directory:
   // created and locked first, then --overwrite removes the earlier run, or a resumed run's
@@ -127,20 +153,35 @@ bool TrainingRun::evaluate() {
 // A signal reaches the ranks at different moments: they agree to stop after the same step.
 int TrainingRun::stop_requested() {
   int32_t sig = stop_signal_ ? stop_signal_->load() : 0;
-  if (comm_.size() > 1) comm_.all_reduce(&sig, 1, DType::i32, ReduceOp::max);
+  if (comm_->size() > 1) comm_->all_reduce(&sig, 1, DType::i32, ReduceOp::max);
   return sig;
 }
 
 void TrainingRun::summarise(int64_t first_step, const Timer& clock) {
   const int64_t peak = peak_rss_bytes();
   int64_t largest = peak;
-  for (double p : all_gather_doubles(comm_, double(peak))) largest = std::max(largest, int64_t(p));
+  for (double p : all_gather_doubles(*comm_, double(peak))) largest = std::max(largest, int64_t(p));
   const TrainerState& st = trainer_->state();
   console_->summary({first_step, st.step, clock.seconds(), (st.step - first_step) * trainer_->tokens_per_step(),
                      st.best_val_loss, st.best_step, largest});
 }
 
 int TrainingRun::run() {
+  if (server_) return server_->serve();
+  // However the workers end together (done, stopped by a signal, an error they agreed on), the
+  // servers hear it and end with the same exit code. An error of one rank alone aborts the job.
+  int code = kExitUserError;
+  try {
+    code = train();
+  } catch (const ReportedError&) {
+    trainer_->strategy().end_run(code);
+    throw;
+  }
+  trainer_->strategy().end_run(code);
+  return code;
+}
+
+int TrainingRun::train() {
   Trainer& trainer = *trainer_;
   const TrainConfig& t = setup_.cfg.train;
   const int64_t first_step = trainer.state().step;
@@ -149,7 +190,7 @@ int TrainingRun::run() {
   while (trainer.state().step < t.steps) {
     const StepStats st = trainer.step();
     if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
-      fail_together(comm_, cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
+      fail_together(*comm_, cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics_->step(st);
     console_->step(st);
     if (writer_) take_checkpoint_outcome(writer_->poll());
@@ -182,7 +223,7 @@ int TrainingRun::run() {
   finish_checkpoint_write();  // before the final model, which a complete checkpoint precedes
   if (!setup_.run_dir.empty()) {
     const std::vector<float> final_params = trainer.global_params();
-    if (comm_.rank() == 0) {
+    if (comm_->rank() == 0) {
       with_clear_write_errors(cat("the final model in ", setup_.run_dir.string()), [&] {
         save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params,
                    special_token_ids(setup_.data->tokenizer()));
@@ -192,7 +233,7 @@ int TrainingRun::run() {
     }
   }
   summarise(first_step, clock);
-  if (comm_.size() > 1) comm_.barrier();  // nobody finalises MPI while rank 0 still writes
+  if (comm_->size() > 1) comm_->barrier();  // nobody finalises MPI while rank 0 still writes
   return 0;
 }
 

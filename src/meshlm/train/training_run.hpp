@@ -8,6 +8,7 @@
 
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/timer.hpp"
+#include "meshlm/parallel/parameter_server.hpp"
 #include "meshlm/train/checkpoint_writer.hpp"
 #include "meshlm/train/metrics_log.hpp"
 #include "meshlm/train/run_console.hpp"
@@ -23,7 +24,9 @@ class TrainingRun {
   // any rank is printed once and thrown as ReportedError on every rank (train/rank_agreement.hpp).
   // `stop_signal` (may be null), when it becomes non-zero, ends the run after the current step
   // with a checkpoint.
-  TrainingRun(Communicator& comm, const RunRequest& request, const std::atomic<int>* stop_signal = nullptr);
+  // With parallel.sync = ps the job's last parallel.ps_servers ranks are parameter servers:
+  // they build no trainer, and their run() serves until the workers end.
+  TrainingRun(Communicator& job, const RunRequest& request, const std::atomic<int>* stop_signal = nullptr);
   ~TrainingRun();
 
   // Trains until train.steps, early stopping or a stop signal. Returns 0, or 128 + the signal.
@@ -31,6 +34,7 @@ class TrainingRun {
   Trainer& trainer() { return *trainer_; }
 
  private:
+  int train();  // run() of a rank with a trainer
   void save(bool best);  // snapshots now; rank 0 writes in the background unless train.async_checkpoint is off
   // Rank 0: prints a finished write, or acts on its error per train.checkpoint_errors.
   void take_checkpoint_outcome(std::optional<CheckpointOutcome> outcome);
@@ -39,7 +43,9 @@ class TrainingRun {
   int stop_requested();
   void summarise(int64_t first_step, const Timer& clock);  // collective: the ranks' peak memory
 
-  Communicator& comm_;
+  Communicator* comm_;  // the ranks that train: the job, or its workers with parameter servers
+  std::unique_ptr<Communicator> role_comm_;  // parameter servers: the workers' (or the servers') group
+  std::unique_ptr<ParameterServer> server_;  // on a parameter-server rank
   RunRequest request_;
   const std::atomic<int>* stop_signal_;
   RunLock lock_;  // rank 0's lock on the run directory, released last

@@ -1,0 +1,50 @@
+#pragma once
+// A parameter server: a rank of a parallel.sync = ps job that does not run the model. It owns
+// one key range of the flat parameter buffer (parallel/ps_protocol.hpp): the range's master
+// weights and optimizer state (any optimizer of optim/, stepped on the range as ZeRO steps a
+// shard), sums the workers' gradients of each step, gives its part of the global gradient
+// norm, applies the update and answers pulls. Sync mode: step t is applied once every worker's
+// gradient of step t has arrived.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "meshlm/comm/communicator.hpp"
+#include "meshlm/core/buffer.hpp"
+#include "meshlm/model/param_spec.hpp"
+#include "meshlm/optim/optimizer.hpp"
+#include "meshlm/parallel/parallel_config.hpp"
+
+namespace meshlm {
+
+class ParameterServer {
+ public:
+  // `job`: every rank of the run; this rank must be one of its last parallel.ps_servers ranks.
+  // `layout`: the whole model's (workers run it whole: no tensor or pipeline parallelism).
+  ParameterServer(Communicator& job, const ParamLayout& layout, const ParallelConfig& parallel,
+                  const OptimConfig& optim);
+  ~ParameterServer();
+
+  // Answers the workers until they send `finish`; returns the exit code they end with.
+  int serve();
+
+  Range range() const { return range_; }
+  int64_t updates() const { return updates_; }
+
+ private:
+  void receive_gradients();  // sums the workers' pushes, answers with the squared norm
+  void apply(float lr, float grad_scale, int64_t steps);
+
+  Communicator& job_;
+  int workers_;
+  DType wire_;
+  Range range_;
+  Buffer params_;  // the whole buffer's address space, paged: only range_ is ever touched
+  std::vector<float> grads_, incoming_;
+  std::vector<uint16_t> incoming_bf16_;
+  std::unique_ptr<Optimizer> opt_;
+  std::vector<ParamRange> ranges_;  // the optimizer's ranges inside range_
+  int64_t updates_ = 0;
+};
+
+}  // namespace meshlm

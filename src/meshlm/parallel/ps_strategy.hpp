@@ -1,0 +1,78 @@
+#pragma once
+// The workers' side of parameter-server training (parallel.sync = ps): the SyncStrategy of a
+// rank that runs the model while the job's last parallel.ps_servers ranks hold the parameters'
+// master copy and optimizer state (parallel/parameter_server.hpp; the messages are in
+// parallel/ps_protocol.hpp).
+//
+// A worker holds a full copy of the parameters and a gradient buffer. Each step it computes the
+// gradients of its rows (weighted by its share, as data parallelism does), pushes each server's
+// key range as soon as the backward pass has finished it (the ranges are contiguous, so the
+// last server's goes first), receives the servers' parts of the squared gradient norm, and,
+// once the trainer has the clip scale, asks the servers to apply and pulls the new values. Sync
+// mode: a server applies step t once every worker's gradient of step t is in, so every worker
+// pulls the same parameters and the run equals one process up to the summation order.
+//
+// Parameters and optimizer state set before the first step (initialisation, --init-from, a
+// resumed checkpoint) are kept here and sent with the first exchange: building the trainer
+// does not talk to the servers, so that a set-up error ends every rank the same way.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "meshlm/parallel/ps_protocol.hpp"
+#include "meshlm/parallel/sync_strategy.hpp"
+
+namespace meshlm {
+
+class ParameterServerStrategy final : public SyncStrategy {
+ public:
+  explicit ParameterServerStrategy(const StrategyContext& ctx);  // ctx.job must be set
+  ~ParameterServerStrategy() override;
+
+  float* params() override { return params_.data(); }
+  Optimizer& optimizer() override { return *opt_; }
+  MemoryPerRank memory() const override;
+  std::string describe() const override;
+  std::string summary() const override;
+  std::optional<ServerTraffic> server_traffic() const override { return traffic_; }
+
+  float* begin_step() override;
+  void begin_reduction() override;
+  void grads_ready(size_t offset) override;
+  double finish_reduction() override;
+  GradPart norm_part() const override;
+  void apply(float lr, float grad_scale) override;
+  void skip() override;
+  // Tells the servers that this worker is done: their serve loop ends once every worker is.
+  void end_run(int code) override;
+
+  void read_params(const std::function<void(const float*)>& use) override;
+  void write_params(const std::function<void(float*)>& fill) override;
+  std::vector<std::pair<std::string, std::vector<float>>> read_optimizer_state() override;
+  void write_optimizer_state(const std::string& name, const float* values) override;
+
+ private:
+  void command(const PsHeader& h);  // the header to every server
+  void send_pending();              // parameters and optimizer state set since the last exchange
+  void push(int server);            // starts sending the server's range of the gradients
+  int server_rank(int s) const { return workers_ + s; }
+
+  Communicator& job_;
+  const ParallelConfig& parallel_;
+  int workers_, servers_;
+  size_t n_;
+  std::vector<Range> ranges_;  // per server
+  std::vector<float> params_, grads_;
+  std::vector<uint16_t> wire_;  // bf16 on the wire: the converted gradients
+  std::unique_ptr<Optimizer> opt_;  // no state here: its names and step count
+  bool params_pending_ = false;
+  std::vector<std::pair<int, std::vector<float>>> state_pending_;  // by state index; values on worker 0
+  int next_push_ = -1;  // the next server whose range is pushed (counting down)
+  std::vector<std::unique_ptr<Request>> pushes_;
+  double norm_squared_ = 0;
+  ServerTraffic traffic_;
+  double total_wait_s_ = 0;
+  int64_t steps_ = 0;
+};
+
+}  // namespace meshlm
