@@ -66,6 +66,10 @@ if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.parameter_server COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parameter_server.sh $<TARGET_FILE:meshlm_cli>
                                             ${PROJECT_SOURCE_DIR})
   set_tests_properties(cli.parameter_server PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # The benchmark aids: a slowed rank and an emulated network make steps slower, results unchanged.
+  add_test(NAME cli.emulation COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/emulation.sh $<TARGET_FILE:meshlm_cli>
+                                     ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.emulation PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()

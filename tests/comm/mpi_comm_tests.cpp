@@ -20,8 +20,10 @@
 
 #include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/comm/emulated_network.hpp"
 #include "meshlm/comm/ring_all_reduce.hpp"
 #include "meshlm/core/error.hpp"
+#include "meshlm/core/timer.hpp"
 #include "tests/support/mpi_test_main.hpp"
 
 namespace meshlm {
@@ -732,6 +734,60 @@ TEST(CompressedRing, MisuseIsAnAssertion) {
   EXPECT_THROW(ring_all_reduce_compressed(world(), &x, -1, DType::bf16, ReduceOp::sum), InternalError);
   const std::vector<int64_t> wrong(size_t(world().size()) + 1, 0);
   EXPECT_THROW(ring_reduce_scatter_compressed(world(), &x, &x, wrong, DType::bf16, ReduceOp::sum), InternalError);
+}
+
+// The network emulation over the MPI backend: the same results, bit for bit, and every op
+// takes at least its modelled time (docs/comm.md).
+TEST(EmulatedNetwork, SameResultsAndAtLeastTheModelledTime) {
+  const NetworkModel model = parse_network_model("latency_ms=10,gbps=1", "test");
+  std::unique_ptr<Communicator> net = emulate_network(world(), model);
+  const int n = world().size(), r = world().rank();
+  const int64_t count = 25'000;  // 100 kB: 0.8 ms at 1 gbps
+  auto input = [&](int64_t i) { return float((r + 1) * (i % 97)) * 0.25f; };
+  for (AllReduceAlgo algo : {AllReduceAlgo::ring, AllReduceAlgo::native}) {
+    std::vector<float> plain(static_cast<size_t>(count)), emulated(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) plain[size_t(i)] = emulated[size_t(i)] = input(i);
+    world().set_allreduce_algo(algo);
+    net->set_allreduce_algo(algo);
+    world().all_reduce(plain.data(), count, DType::f32, ReduceOp::sum);
+    Timer clock;
+    net->all_reduce(emulated.data(), count, DType::f32, ReduceOp::sum);
+    EXPECT_GE(clock.seconds(), modelled_seconds(model, CommOp::all_reduce, count * 4, n));
+    EXPECT_EQ(0, std::memcmp(plain.data(), emulated.data(), plain.size() * sizeof(float)));
+    clock.reset();
+    net->all_reduce_async(emulated.data(), count, DType::f32, ReduceOp::sum)->wait();
+    world().all_reduce(plain.data(), count, DType::f32, ReduceOp::sum);
+    EXPECT_GE(clock.seconds(), modelled_seconds(model, CommOp::all_reduce, count * 4, n));
+    EXPECT_EQ(0, std::memcmp(plain.data(), emulated.data(), plain.size() * sizeof(float)));
+  }
+  world().set_allreduce_algo(AllReduceAlgo::native);
+  if (n > 1) {
+    // Two messages around the ring, the second blocking: it leaves after the first, so the pair
+    // costs two messages' time at the sender.
+    std::vector<float> out(static_cast<size_t>(count)), in(static_cast<size_t>(count)), in2(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) out[size_t(i)] = input(i);
+    const int next = (r + 1) % n, prev = (r + n - 1) % n;
+    auto recv1 = net->irecv(in.data(), count, DType::f32, prev, 7);
+    auto recv2 = net->irecv(in2.data(), count, DType::f32, prev, 7);
+    const Timer clock;
+    auto sent = net->isend(out.data(), count, DType::f32, next, 7);
+    net->send(out.data(), count, DType::f32, next, 7);
+    EXPECT_GE(clock.seconds(), 2 * modelled_seconds(model, CommOp::send, count * 4, n));
+    sent->wait();
+    recv1->wait();
+    recv2->wait();
+    for (int64_t i = 0; i < count; i += 1009) {
+      const float expected = float((prev + 1) * (i % 97)) * 0.25f;
+      EXPECT_EQ(in[size_t(i)], expected);
+      EXPECT_EQ(in2[size_t(i)], expected);
+    }
+  }
+  std::unique_ptr<Communicator> half = net->split(r % 2, r);
+  std::vector<float> one{float(r)};
+  const Timer clock;
+  half->all_reduce(one.data(), 1, DType::f32, ReduceOp::max);
+  EXPECT_GE(clock.seconds(), modelled_seconds(model, CommOp::all_reduce, 4, half->size()));
+  net->barrier();
 }
 
 }  // namespace

@@ -209,6 +209,8 @@ Command register_train(CLI::App& app) {
                       "with --sync ps: ranks that serve parameters (the last ones; the others train)");
   add_parallel_option(cmd, args, "--ps-mode", "parallel.ps_mode",
                       "with --sync ps: when servers update: sync (once every worker's gradient is in)");
+  add_parallel_option(cmd, args, "--emulate-network", "parallel.emulate_network",
+                      "benchmark aid: every message costs a modelled network's time, e.g. \"latency_ms=5,gbps=1\"");
   add_parallel_option(cmd, args, "--collective-timeout", "parallel.collective_timeout",
                       "seconds an MPI collective or message may wait before the job ends as hung, exit 4 (0: no limit)");
   cmd->footer("Any config key can be overridden: --section.key value (e.g. --model.n_layer 2 --train.lr 3e-4).");

@@ -25,9 +25,14 @@ void ParallelConfig::validate() const {
     if (tp > 1)
       throw UserError(cat("parallel.tp = ", tp, ": tensor parallelism inside a worker with parallel.sync = ps is not supported yet"));
   }
+  network_model();  // a malformed spec is an error naming the key
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
     throw UserError(
         "parallel.grad_reduce_dtype = bf16 needs our ring (it sums in f32), but parallel.allreduce is native");
+}
+
+NetworkModel ParallelConfig::network_model() const {
+  return parse_network_model(emulate_network, "parallel.emulate_network");
 }
 
 AllReduceAlgo allreduce_algo_for(AllReduceChoice choice, std::string_view backend) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "meshlm/comm/communicator.hpp"
+#include "meshlm/comm/emulated_network.hpp"
 #include "meshlm/core/dtype.hpp"
 #include "meshlm/core/enum_names.hpp"
 #include "meshlm/parallel/pipeline.hpp"
@@ -48,6 +49,12 @@ struct ParallelConfig {
   SyncKind sync = SyncKind::allreduce;
   int64_t ps_servers = 1;  // sync = ps: ranks that serve parameters (the last ones); the others are workers
   PsMode ps_mode = PsMode::sync;
+  // A benchmark aid: "latency_ms=5,gbps=1" makes every message of the run's groups cost that
+  // network's time (comm/emulated_network.hpp); empty: the real transport, undelayed. Kept here
+  // rather than in a section of its own so that every holder of the layout (the trainer, the
+  // sync strategies, the parameter servers) can wrap its communicators from it.
+  std::string emulate_network;
+  NetworkModel network_model() const;  // the parsed emulate_network (inactive when empty)
   // The processes the layout needs: dp · pp · tp, plus the servers with sync = ps.
   int64_t processes() const { return dp * pp * tp + (sync == SyncKind::ps ? ps_servers : 0); }
   // Throws UserError naming the first invalid key ("parallel.<field>").

@@ -17,6 +17,7 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
   TrainConfig& t = c.train;
   OptimConfig& o = c.optim;
   ParallelConfig& p = c.parallel;
+  DebugConfig& d = c.debug;
   return {
       {"model.vocab_size", &m.vocab_size,
        "vocabulary size (0 = the data's tokenizer's; a larger one adds rows no token uses)"},
@@ -96,6 +97,13 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
        "sync = ps: ranks that serve parameters (the last ones; dp = processes - ps_servers without --dp)"},
       {"parallel.ps_mode", choice(&p.ps_mode, kPsModeNames),
        "sync = ps: when servers update: sync (once every worker's gradient of the step has arrived)"},
+      {"parallel.emulate_network", &p.emulate_network,
+       "benchmark aid: emulate a slower network, e.g. \"latency_ms=5,gbps=1\" (every message costs latency + "
+       "bytes/bandwidth; empty = off)"},
+      {"debug.slow_rank", &d.slow_rank,
+       "benchmark aid: this rank (of the job) is a straggler, slowed by debug.slow_factor (-1 = none)"},
+      {"debug.slow_factor", &d.slow_factor,
+       "benchmark aid: debug.slow_rank sleeps (factor - 1) x each micro-batch's compute time after it (>= 1)"},
   };
 }
 
@@ -149,6 +157,9 @@ void RunConfig::validate() const {
   if (!(train.val_fraction > 0 && train.val_fraction < 1))
     throw UserError(cat("train.val_fraction must be in (0, 1), got ", train.val_fraction));
   train.loss_scaler().validate();
+  if (debug.slow_rank < -1) throw UserError(cat("debug.slow_rank must be a rank (>= 0) or -1 (none), got ", debug.slow_rank));
+  if (!(debug.slow_factor >= 1) || !std::isfinite(debug.slow_factor))
+    throw UserError(cat("debug.slow_factor must be a number >= 1, got ", debug.slow_factor));
   if (parallel.sync == SyncKind::ps && train.device != Device::cpu)
     throw UserError(cat("parallel.sync = ps: train.device = ", device_name(train.device),
                         ": parameter servers run on the CPU only for now"));
@@ -217,7 +228,7 @@ void apply_toml_text(RunConfig& cfg, const std::string& text, const std::string&
     const toml::table* tbl = node.as_table();
     if (!tbl)
       throw UserError(
-          cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim], [parallel])"));
+          cat(source, ": unknown config key '", sec, "' (keys live in [model], [train], [optim], [parallel], [debug])"));
     for (auto&& [name, value] : *tbl) {
       ConfigField& f = find_field(fields, sec + "." + std::string(name.str()), source);
       set_from_toml(f, value, source);

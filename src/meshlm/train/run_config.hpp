@@ -1,6 +1,6 @@
 #pragma once
-// Everything a training run is configured by, in four TOML sections ([model], [train],
-// [optim], [parallel]). One schema table lists every key once; it drives the TOML reader, the
+// Everything a training run is configured by, in five TOML sections ([model], [train],
+// [optim], [parallel], [debug]). One schema table lists every key once; it drives the TOML reader, the
 // `--section.key value` command-line overrides and the reference in docs/CLI.md.
 #include <cstdint>
 #include <filesystem>
@@ -72,11 +72,20 @@ struct TrainConfig {
 // (train/run_setup.hpp). A run configuration starts there; GPTConfig alone keeps bytes (256).
 inline constexpr int64_t kVocabFromData = 0;
 
+// [debug]: test and benchmark aids that change a run's timing, never its results.
+struct DebugConfig {
+  // A straggler: rank slow_rank (of the job; -1: none) sleeps (slow_factor - 1) times the
+  // compute time of each training micro-batch (its forward and backward passes) after it.
+  int64_t slow_rank = -1;
+  double slow_factor = 1.0;
+};
+
 struct RunConfig {
   GPTConfig model{.vocab_size = kVocabFromData};
   TrainConfig train;
   OptimConfig optim;
   ParallelConfig parallel;  // how the run is laid out over ranks: not part of its results
+  DebugConfig debug;        // timing aids for tests and benchmarks: not part of its results
 
   ScheduleConfig schedule() const;
   // Throws UserError naming the first invalid key. model.vocab_size may still be kVocabFromData

@@ -2,6 +2,8 @@
 #include "meshlm/train/step_executor.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/timer.hpp"
@@ -20,6 +22,7 @@ StepExecutor::StepExecutor(const std::function<std::unique_ptr<GPT>()>& make_mod
   inputs_.assign(size_t(slots), std::vector<int32_t>(size_t(rows * T)));
   targets_.assign(size_t(slots), std::vector<int32_t>(size_t(rows * T)));
   batches_.resize(size_t(slots));
+  forward_s_.resize(size_t(slots));
   if (const ParamView* wte = m.layout().find("wte.weight")) {
     wte_offset_ = wte->offset;
     wte_count_ = wte->numel;
@@ -88,8 +91,10 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
       MESHLM_ASSERT(mb.rows >= 1 && mb.rows <= rows_, "micro-batch of ", mb.rows, " rows, capacity ", rows_);
       const int64_t count = mb.rows * T_ * C_;
       if (!stage_.first) receive(act_in_, count, stage - 1, act_tag + int(op.micro));
+      const Timer forward;
       const float loss = model.forward_stage(params, inputs, act_in_.data<float>(), targets, mb.rows, T_,
                                              mb.dropout ? &*mb.dropout : nullptr);
+      forward_s_[slot] = forward.seconds();
       if (stage_.last) result.loss += double(loss) * mb.loss_weight;
       else send(act_out_, op.micro, model.stage_output(), count, stage + 1, act_tag + int(op.micro));
       continue;
@@ -98,6 +103,13 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
     const int64_t count = mb.rows * T_ * C_;
     if (!stage_.last) receive(grad_in_, count, stage + 1, grad_tag + int(op.micro));
     const bool final = k + 1 == ops.size();  // the step's last backward: gradients become final
+    const Timer backward;
+    // A slowed rank's micro-batch takes slowdown x its compute time; the gradient buckets already
+    // handed to the sync strategy travel meanwhile.
+    auto straggle = [&] {
+      if (slowdown_ > 1 && grads)
+        std::this_thread::sleep_for(std::chrono::duration<double>((slowdown_ - 1) * (forward_s_[slot] + backward.seconds())));
+    };
     // The input gradient goes to the previous stage as soon as the backward pass is done, and
     // before the tied embedding's all-reduce, which the first stage joins only after it.
     bool sent = false;
@@ -116,9 +128,11 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
         }
         if (overlap || offset == 0) sync->grads_ready(offset);
       });
+      straggle();
       result.reduce_wait_s = sync->finish_reduction();
     } else {
       model.backward_stage(params, grads, mb.dloss, grad_in_.data<float>());
+      straggle();
       send_input_grad();
       if (final) sum_tied_embedding(grads);
     }

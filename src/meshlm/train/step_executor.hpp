@@ -59,6 +59,9 @@ class StepExecutor {
   GPT& model() { return *slots_.front(); }
   const GPT& model() const { return *slots_.front(); }
   void set_param_gate(ParamGate* gate);
+  // A straggler for tests and benchmarks (debug.slow_factor): after each training micro-batch's
+  // backward pass, sleep (factor - 1) x the time of its forward and backward passes.
+  void set_slowdown(double factor) { slowdown_ = factor; }
   size_t activation_bytes() const;  // all slots
   int64_t capacity() const { return rows_; }
 
@@ -81,6 +84,8 @@ class StepExecutor {
   std::vector<std::unique_ptr<GPT>> slots_;
   std::vector<std::vector<int32_t>> inputs_, targets_;  // per slot
   std::vector<MicroBatch> batches_;                      // per slot: its micro-batch in flight
+  std::vector<double> forward_s_;                        // per slot: its forward pass's time (slowdown)
+  double slowdown_ = 1;
   Communicator& pp_;
   Communicator& embedding_;
   StageSpec stage_;

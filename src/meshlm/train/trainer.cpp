@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "meshlm/comm/device_communicator.hpp"
+#include "meshlm/comm/emulated_network.hpp"
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/precision.hpp"
@@ -45,6 +46,22 @@ Device training_device(const RunConfig& cfg) {
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
   if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
   return d;
+}
+
+// parallel.emulate_network: `group` behind the modelled network, or null without one.
+std::unique_ptr<Communicator> emulated(const ParallelConfig& p, Communicator& group) {
+  const NetworkModel net = p.network_model();
+  return net.active() ? emulate_network(group, net) : nullptr;
+}
+
+// debug.slow_rank names a rank of the job that runs a model (not a parameter server).
+void check_slow_rank(const DebugConfig& d, const Communicator& job, const ParallelConfig& p) {
+  if (d.slow_rank < 0) return;
+  if (d.slow_rank >= job.size())
+    throw UserError(cat("debug.slow_rank ", d.slow_rank, " is not a rank of this job (", job.size(), " processes)"));
+  if (p.sync == SyncKind::ps && d.slow_rank >= job.size() - p.ps_servers)
+    throw UserError(cat("debug.slow_rank ", d.slow_rank, " is a parameter server: only workers compute (ranks 0..",
+                        job.size() - p.ps_servers - 1, ")"));
 }
 
 MeshShape mesh_shape(const ParallelConfig& p) { return {int(p.dp), int(p.pp), int(p.tp)}; }
@@ -98,6 +115,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       // device name is checked again (with the layout) when the model is built.
       device_comm_(cfg.train.device == Device::cuda ? make_device_communicator(*comm_, training_device(cfg))
                                                     : nullptr),
+      emulated_comm_(emulated(cfg.parallel, device_comm_ ? *device_comm_ : *comm_)),
+      emulated_job_(job ? emulated(cfg.parallel, *job) : nullptr),
       // Every check before the mesh's collectives depends only on the config, the same on
       // every rank: either all ranks throw here or none does.
       mesh_([&] {
@@ -107,7 +126,9 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
         if (cfg.train.micro_batch < cfg.parallel.dp)
           throw UserError(cat("train.micro_batch (", cfg.train.micro_batch, ") is smaller than the ",
                               cfg.parallel.dp, " data-parallel ranks: every rank needs at least one sequence"));
-        return std::make_unique<DeviceMesh>(device_comm_ ? *device_comm_ : *comm_, mesh_shape(cfg.parallel));
+        check_slow_rank(cfg.debug, job ? *job : *comm_, cfg.parallel);
+        Communicator& groups = emulated_comm_ ? *emulated_comm_ : device_comm_ ? *device_comm_ : *comm_;
+        return std::make_unique<DeviceMesh>(groups, mesh_shape(cfg.parallel));
       }()),
       tp_group_(std::make_unique<TpGroup>(mesh_->tp(), training_device(cfg))),
       stage_layers_(partition_layers(cfg.model, int(cfg.parallel.pp), cfg.train.T(cfg.model), cfg.parallel.pp_layers)),
@@ -136,7 +157,9 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
     for (int r = 0; r < int(cfg.parallel.pp); ++r)
       stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
 
-  sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim, job});
+  if (cfg.debug.slow_rank == (job ? *job : *comm_).rank()) executor_->set_slowdown(cfg.debug.slow_factor);
+  sync_ = make_sync_strategy(
+      {mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim, emulated_job_ ? emulated_job_.get() : job});
   executor_->set_param_gate(sync_->param_gate());
   mesh_->tp().set_allreduce_algo(allreduce_algo_for(cfg.parallel.allreduce, mesh_->tp().backend()));
   // The counter-based initialisation: every layout starts from one process's weights.

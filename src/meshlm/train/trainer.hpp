@@ -146,6 +146,9 @@ class Trainer {
   std::unique_ptr<Communicator> own_comm_;  // the self group when no communicator was given
   Communicator* comm_;
   std::unique_ptr<Communicator> device_comm_;  // NCCL over comm_'s ranks, when the run uses it
+  // parallel.emulate_network: the groups the mesh is built from and the parameter servers'
+  // job, wrapped to cost the modelled network's time (comm/emulated_network.hpp).
+  std::unique_ptr<Communicator> emulated_comm_, emulated_job_;
   std::unique_ptr<DeviceMesh> mesh_;
   std::unique_ptr<TpGroup> tp_group_;
   std::vector<int64_t> stage_layers_;  // blocks per pipeline stage
