@@ -25,9 +25,12 @@ enum class SyncKind : uint8_t { allreduce, ps };
 inline constexpr EnumNames<SyncKind, 2> kSyncKindNames{{{SyncKind::allreduce, "allreduce"}, {SyncKind::ps, "ps"}}};
 
 // When a parameter server applies an update (parallel.ps_mode): `sync` once every worker's
-// gradient of the step has arrived. The asynchronous and bounded-staleness modes are planned.
-enum class PsMode : uint8_t { sync };
-inline constexpr EnumNames<PsMode, 1> kPsModeNames{{{PsMode::sync, "sync"}}};
+// gradient of the step has arrived; `async` each worker's gradient as it arrives, workers never
+// waiting for each other; `ssp` (stale synchronous parallel) as async, but a worker starts step
+// c only once the slowest worker has finished step c - parallel.ps_staleness.
+enum class PsMode : uint8_t { sync, async, ssp };
+inline constexpr EnumNames<PsMode, 3> kPsModeNames{
+    {{PsMode::sync, "sync"}, {PsMode::async, "async"}, {PsMode::ssp, "ssp"}}};
 
 // The element types gradients may travel as (parallel.grad_reduce_dtype).
 inline constexpr EnumNames<DType, 2> kGradWireNames{{{DType::f32, "f32"}, {DType::bf16, "bf16"}}};
@@ -48,6 +51,8 @@ struct ParallelConfig {
   SyncKind sync = SyncKind::allreduce;
   int64_t ps_servers = 1;  // sync = ps: ranks that serve parameters (the last ones); the others are workers
   PsMode ps_mode = PsMode::sync;
+  int64_t ps_staleness = 0;      // ps_mode = ssp: how many steps the fastest worker may run ahead of the slowest
+  bool ps_staleness_lr = false;  // async/ssp: a gradient s steps stale is applied with lr / (1 + s)
   // The processes the layout needs: dp · pp · tp, plus the servers with sync = ps.
   int64_t processes() const { return dp * pp * tp + (sync == SyncKind::ps ? ps_servers : 0); }
   // Throws UserError naming the first invalid key ("parallel.<field>").
