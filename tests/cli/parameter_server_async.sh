@@ -3,7 +3,8 @@
 # staleness 0 trains what one process trains (SGD without momentum or clipping, where the
 # workers' separate updates add up to the sync one); the recorded staleness never exceeds the
 # ssp bound (1 and 3, 3 workers of 2, 2 and 1 rows); async runs to completion,
-# its loss decreases, it resumes from its checkpoint, and SIGTERM stops it with a checkpoint;
+# its loss decreases, it resumes from its checkpoint, and SIGTERM stops it with a checkpoint; a
+# killed worker or server ends an ssp job promptly;
 # async and ssp reach a validation loss within 3% of sync PS after the same tokens.
 # Usage: parameter_server_async.sh MESHLM_BINARY SOURCE_DIR
 set -u
@@ -81,6 +82,28 @@ rc=$?
 kill "$guard" 2> /dev/null
 [ "$rc" -eq 143 ] && [ $((SECONDS - t0)) -le 30 ] && grep -q "^stopped by signal 15" "$work/out"
 check "async: SIGTERM stops workers and servers" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
+
+# A worker (rank 1) or the server (rank 2) killed mid-run under ssp ends the job within seconds.
+for victim in 1 2; do
+  "$meshlm" train --nproc 3 --sync ps --ps-mode ssp --staleness 1 "${args[@]}" --train.steps 1000000 \
+    > "$work/out" 2> "$work/err" &
+  pid=$!
+  for _ in $(seq 200); do grep -q "^step 3/" "$work/out" && break; sleep 0.1; done
+  mpirun_pid=$(pgrep -P "$pid" | head -1)
+  target=""
+  for p in $(pgrep -P "$mpirun_pid"); do
+    tr '\0' '\n' < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$victim" && target=$p
+  done
+  [ -n "$target" ] && kill -9 "$target"
+  t0=$SECONDS
+  ( sleep 40; kill -9 "$pid" ) > /dev/null 2>&1 &
+  guard=$!
+  wait "$pid"
+  rc=$?
+  kill "$guard" 2> /dev/null
+  [ -n "$target" ] && [ "$rc" -ne 0 ] && [ $((SECONDS - t0)) -le 20 ] && grep -q "rank $victim .*exited on signal 9" "$work/err"
+  check "ssp: rank $victim killed, the job ends" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
+done
 
 # 4. Convergence on real text: 60 steps of 4 sequences of 64 tokens of the docs; the validation
 #    loss of async and ssp (1, 3) within 3% of sync PS (the runs differ only in update order
