@@ -172,8 +172,8 @@ void ParameterServerStrategy::update(float lr, float grad_scale) {
                     .grad_scale = float(double(grad_scale) / share_)}});
   opt_->set_steps(step + 1);
   Timer wait;
-  for (auto& r : pushes_) r->wait();
-  pushes_.clear();
+  // The answers' receives are posted before the pushes are waited for: a server that answers
+  // one worker (a blocking send) must not wait for a worker that waits for a push to it.
   std::vector<PsReply> replies(static_cast<size_t>(servers_));
   std::vector<std::unique_ptr<Request>> pulls;
   for (int s = 0; s < servers_; ++s) {
@@ -181,6 +181,8 @@ void ParameterServerStrategy::update(float lr, float grad_scale) {
     pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
                                DType::f32, server_rank(s), kPsDataTag));
   }
+  for (auto& r : pushes_) r->wait();
+  pushes_.clear();
   for (auto& r : pulls) r->wait();
   traffic_.wait_s += wait.seconds();
   traffic_.pull_bytes += int64_t(n_ * sizeof(float));
@@ -215,9 +217,11 @@ int ParameterServerStrategy::stop_after(int64_t step, int signal) {
 void ParameterServerStrategy::pull_all() {
   send_pending();
   command({PsHeader{.command = PsCommand::read_params}});
+  std::vector<std::unique_ptr<Request>> pulls;
   for (int s = 0; s < servers_; ++s)
-    job_.recv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
-              server_rank(s), kPsDataTag);
+    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                               DType::f32, server_rank(s), kPsDataTag));
+  for (auto& r : pulls) r->wait();
 }
 
 void ParameterServerStrategy::begin_evaluation() {
