@@ -106,7 +106,7 @@ for case in "no worker|parallel.ps_servers|--sync ps" \
             "ZeRO|parallel.zero|--nproc 3 --sync ps --zero 1" \
             "pipeline|parallel.pp|--nproc 3 --sync ps --pp 2" \
             "tensor parallel|parallel.tp|--nproc 3 --sync ps --tp 2" \
-            "async (planned)|parallel.ps_mode|--nproc 3 --sync ps --ps-mode async" \
+            "fp16 under async|parallel.ps_mode|--nproc 3 --sync ps --ps-mode async --precision fp16" \
             "dp that does not add up|parallel.dp|--nproc 4 --sync ps --dp 2"; do
   IFS='|' read -r name key cmdline <<< "$case"
   timeout 60 "$meshlm" train $cmdline "${args[@]}" --train.steps 2 > /dev/null 2> "$work/err"

@@ -70,6 +70,11 @@ if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.emulation COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/emulation.sh $<TARGET_FILE:meshlm_cli>
                                      ${PROJECT_SOURCE_DIR})
   set_tests_properties(cli.emulation PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # Async and bounded-staleness (ssp) parameter servers: ssp 0 equals one process, the staleness
+  # bound holds, async resumes and stops on SIGTERM, the modes converge within 3% of sync.
+  add_test(NAME cli.parameter_server_async COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parameter_server_async.sh
+                                                  $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.parameter_server_async PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()

@@ -208,7 +208,13 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--ps-servers", "parallel.ps_servers",
                       "with --sync ps: ranks that serve parameters (the last ones; the others train)");
   add_parallel_option(cmd, args, "--ps-mode", "parallel.ps_mode",
-                      "with --sync ps: when servers update: sync (once every worker's gradient is in)");
+                      "with --sync ps: when servers update: sync (once every worker's gradient is in), async "
+                      "(each gradient as it arrives) or ssp (bounded staleness, --staleness)");
+  add_parallel_option(cmd, args, "--staleness", "parallel.ps_staleness",
+                      "with --ps-mode ssp: steps the fastest worker may run ahead of the slowest (0: as sync)");
+  cmd->add_flag_callback(
+      "--ps-staleness-lr", [args] { args->request.overrides.emplace_back("parallel.ps_staleness_lr", "true"); },
+      "with --ps-mode async or ssp: a gradient s steps stale updates with lr / (1 + s) (parallel.ps_staleness_lr)");
   add_parallel_option(cmd, args, "--emulate-network", "parallel.emulate_network",
                       "benchmark aid: every message costs a modelled network's time, e.g. \"latency_ms=5,gbps=1\"");
   add_parallel_option(cmd, args, "--collective-timeout", "parallel.collective_timeout",

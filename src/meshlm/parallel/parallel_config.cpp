@@ -16,6 +16,7 @@ void ParallelConfig::validate() const {
     throw UserError(cat("parallel.collective_timeout must be a number of seconds >= 0 (0: no limit), got ",
                         collective_timeout));
   if (ps_servers < 1) throw UserError(cat("parallel.ps_servers must be at least 1, got ", ps_servers));
+  if (ps_staleness < 0) throw UserError(cat("parallel.ps_staleness must not be negative, got ", ps_staleness));
   if (sync == SyncKind::ps) {
     // Parameter servers hold whole key ranges of one flat buffer and workers run the whole model.
     if (zero != 0)

@@ -26,9 +26,12 @@ enum class SyncKind : uint8_t { allreduce, ps };
 inline constexpr EnumNames<SyncKind, 2> kSyncKindNames{{{SyncKind::allreduce, "allreduce"}, {SyncKind::ps, "ps"}}};
 
 // When a parameter server applies an update (parallel.ps_mode): `sync` once every worker's
-// gradient of the step has arrived. The asynchronous and bounded-staleness modes are planned.
-enum class PsMode : uint8_t { sync };
-inline constexpr EnumNames<PsMode, 1> kPsModeNames{{{PsMode::sync, "sync"}}};
+// gradient of the step has arrived; `async` each worker's gradient as it arrives, workers never
+// waiting for each other; `ssp` (stale synchronous parallel) as async, but a worker starts step
+// c only once the slowest worker has finished step c - parallel.ps_staleness.
+enum class PsMode : uint8_t { sync, async, ssp };
+inline constexpr EnumNames<PsMode, 3> kPsModeNames{
+    {{PsMode::sync, "sync"}, {PsMode::async, "async"}, {PsMode::ssp, "ssp"}}};
 
 // The element types gradients may travel as (parallel.grad_reduce_dtype).
 inline constexpr EnumNames<DType, 2> kGradWireNames{{{DType::f32, "f32"}, {DType::bf16, "bf16"}}};
@@ -49,6 +52,8 @@ struct ParallelConfig {
   SyncKind sync = SyncKind::allreduce;
   int64_t ps_servers = 1;  // sync = ps: ranks that serve parameters (the last ones); the others are workers
   PsMode ps_mode = PsMode::sync;
+  int64_t ps_staleness = 0;      // ps_mode = ssp: how many steps the fastest worker may run ahead of the slowest
+  bool ps_staleness_lr = false;  // async/ssp: a gradient s steps stale is applied with lr / (1 + s)
   // A benchmark aid: "latency_ms=5,gbps=1" makes every message of the run's groups cost that
   // network's time (comm/emulated_network.hpp); empty: the real transport, undelayed. Kept here
   // rather than in a section of its own so that every holder of the layout (the trainer, the

@@ -1,6 +1,10 @@
 #include "meshlm/parallel/parameter_server.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
+#include <thread>
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/optim/clip.hpp"
@@ -10,7 +14,14 @@ namespace meshlm {
 
 ParameterServer::ParameterServer(Communicator& job, const ParamLayout& layout, const ParallelConfig& parallel,
                                  const OptimConfig& optim)
-    : job_(job), workers_(job.size() - int(parallel.ps_servers)), wire_(parallel.grad_reduce_dtype) {
+    : job_(job),
+      workers_(job.size() - int(parallel.ps_servers)),
+      wire_(parallel.grad_reduce_dtype),
+      mode_(parallel.ps_mode),
+      bound_(parallel.ps_mode == PsMode::ssp ? parallel.ps_staleness : std::numeric_limits<int64_t>::max()),
+      staleness_lr_(parallel.ps_staleness_lr),
+      first_server_(job.rank() == job.size() - int(parallel.ps_servers)),
+      state_(size_t(job.size() - int(parallel.ps_servers))) {
   MESHLM_ASSERT(workers_ >= 1 && job.rank() >= workers_, "rank ", job.rank(), " is not a server");
   const size_t n = layout.total();
   range_ = ps_key_range(n, int(parallel.ps_servers), job.rank() - workers_);
@@ -26,9 +37,10 @@ ParameterServer::ParameterServer(Communicator& job, const ParamLayout& layout, c
 
 ParameterServer::~ParameterServer() = default;
 
-int ParameterServer::serve() {
+int ParameterServer::serve() { return mode_ == PsMode::sync ? serve_sync() : serve_async(); }
+
+int ParameterServer::serve_sync() {
   std::vector<PsHeader> headers(static_cast<size_t>(workers_));
-  float* params = params_.data<float>() + range_.begin;
   for (;;) {
     for (int w = 0; w < workers_; ++w) job_.recv(&headers[size_t(w)], kPsHeaderWords, DType::i32, w, kPsHeaderTag);
     const PsHeader& h = headers[0];
@@ -38,24 +50,143 @@ int ParameterServer::serve() {
     switch (h.command) {
       case PsCommand::push: receive_gradients(); break;
       case PsCommand::apply: apply(h.lr, h.grad_scale, h.steps); break;
-      case PsCommand::skip: break;
-      case PsCommand::set_params:
-        job_.recv(params, int64_t(range_.count), DType::f32, 0, kPsDataTag);
-        break;
-      case PsCommand::set_state: {
-        const auto state = opt_->state();
-        MESHLM_ASSERT(h.arg >= 0 && size_t(h.arg) < state.size(), "optimizer state ", h.arg);
-        job_.recv(state[size_t(h.arg)].second->data<float>(), int64_t(range_.count), DType::f32, 0, kPsDataTag);
-        break;
-      }
-      case PsCommand::read_state:
-        for (auto& [name, buf] : opt_->state())
-          for (int w = 0; w < workers_; ++w)
-            job_.send(buf->data<float>(), int64_t(range_.count), DType::f32, w, kPsDataTag);
-        break;
-      case PsCommand::finish: return h.arg;
-      default: MESHLM_ASSERT(false, "parameter server: unknown command ", int(h.command));
+      default:
+        if (round(h)) return h.arg;
     }
+  }
+}
+
+bool ParameterServer::round(const PsHeader& h) {
+  float* params = params_.data<float>() + range_.begin;
+  switch (h.command) {
+    case PsCommand::skip: break;
+    case PsCommand::set_params:
+      job_.recv(params, int64_t(range_.count), DType::f32, 0, kPsDataTag);
+      // A start or a resume: every worker has done h.steps steps (async and ssp count them).
+      for (WorkerState& w : state_) w = WorkerState{.steps = h.steps, .answered = h.steps};
+      updates_ = h.steps * (mode_ == PsMode::sync ? 1 : workers_);
+      break;
+    case PsCommand::set_state: {
+      const auto state = opt_->state();
+      MESHLM_ASSERT(h.arg >= 0 && size_t(h.arg) < state.size(), "optimizer state ", h.arg);
+      job_.recv(state[size_t(h.arg)].second->data<float>(), int64_t(range_.count), DType::f32, 0, kPsDataTag);
+      break;
+    }
+    case PsCommand::read_state:
+      for (auto& [name, buf] : opt_->state())
+        for (int w = 0; w < workers_; ++w) job_.send(buf->data<float>(), int64_t(range_.count), DType::f32, w, kPsDataTag);
+      break;
+    case PsCommand::read_params:
+      for (int w = 0; w < workers_; ++w) job_.send(params, int64_t(range_.count), DType::f32, w, kPsDataTag);
+      for (WorkerState& w : state_) w.answered = version();
+      break;
+    case PsCommand::finish: return true;
+    default: MESHLM_ASSERT(false, "parameter server: unknown command ", int(h.command));
+  }
+  return false;
+}
+
+int ParameterServer::serve_async() {
+  // A receive posted for each worker's next header; a worker that has entered a round gets none
+  // until every worker has, so the round sees all the updates sent before it.
+  std::vector<PsHeader> headers(static_cast<size_t>(workers_));
+  std::vector<std::unique_ptr<Request>> pending(static_cast<size_t>(workers_));
+  auto listen = [&](int w) {
+    pending[size_t(w)] = job_.irecv(&headers[size_t(w)], kPsHeaderWords, DType::i32, w, kPsHeaderTag);
+  };
+  for (int w = 0; w < workers_; ++w) listen(w);
+  int in_round = 0;
+  auto idle = std::chrono::microseconds(0);
+  for (;;) {
+    bool heard = false;
+    for (int w = 0; w < workers_; ++w) {
+      if (!pending[size_t(w)] || !pending[size_t(w)]->test()) continue;
+      pending[size_t(w)].reset();
+      heard = true;
+      const PsHeader& h = headers[size_t(w)];
+      if (h.command == PsCommand::update) {
+        update(w, h);
+        listen(w);
+        continue;
+      }
+      if (++in_round < workers_) continue;
+      const PsHeader& first = headers[0];
+      for (const PsHeader& other : headers)
+        MESHLM_ASSERT(other.command == first.command, "parameter server ", job_.rank(), ": workers sent commands ",
+                      int(first.command), " and ", int(other.command), " in one round");
+      MESHLM_ASSERT(std::none_of(state_.begin(), state_.end(), [](const WorkerState& s) { return s.waiting; }),
+                    "a round while an answer is owed");
+      if (round(first)) return first.arg;
+      in_round = 0;
+      for (int v = 0; v < workers_; ++v) listen(v);
+    }
+    // The server shares the machine's cores with the workers: it sleeps a little while idle
+    // (up to 0.2 ms, a small part of a step) rather than spinning.
+    if (heard) idle = std::chrono::microseconds(0);
+    else {
+      idle = std::min(idle + std::chrono::microseconds(20), std::chrono::microseconds(200));
+      std::this_thread::sleep_for(idle);
+    }
+  }
+}
+
+int64_t ParameterServer::version() const {
+  int64_t v = std::numeric_limits<int64_t>::max();
+  for (const WorkerState& w : state_) v = std::min(v, w.steps);
+  return v;
+}
+
+void ParameterServer::receive_one(int worker) {
+  const int64_t count = int64_t(range_.count);
+  if (wire_ == DType::bf16) {
+    job_.recv(incoming_bf16_.data(), count, DType::bf16, worker, kPsDataTag);
+    for (int64_t i = 0; i < count; ++i) grads_[size_t(i)] = bf16_to_f32(incoming_bf16_[size_t(i)]);
+  } else {
+    job_.recv(grads_.data(), count, DType::f32, worker, kPsDataTag);
+  }
+}
+
+void ParameterServer::update(int worker, const PsHeader& h) {
+  WorkerState& me = state_[size_t(worker)];
+  MESHLM_ASSERT(!me.waiting && h.steps == me.steps, "worker ", worker, " pushed step ", h.steps, " after ", me.steps);
+  receive_one(worker);
+  const int64_t staleness = me.steps - me.answered;
+  float lr = h.lr;  // the worker's learning rate times its share of the batch
+  if (staleness_lr_) lr /= float(1 + staleness);
+  scale_grads(DeviceSpan<float>{grads_.data(), grads_.size(), Device::cpu}, h.grad_scale);
+  opt_->set_steps(updates_);
+  opt_->step(params_.data<float>(), grads_.data(), ranges_, lr);
+  ++updates_;
+  ++me.steps;
+  me.waiting = true;
+  for (WorkerState& w : state_) {
+    ++w.updates;
+    w.staleness_sum += staleness;
+    w.staleness_max = std::max(w.staleness_max, staleness);
+  }
+  // A stop signal: the fastest worker may be computing its next step already; every worker
+  // stops after that one, which each learns with its next answer.
+  if (first_server_ && h.arg != 0 && stop_step_ == 0) {
+    for (const WorkerState& w : state_) stop_step_ = std::max(stop_step_, w.steps + 1);
+    stop_signal_ = h.arg;
+  }
+  answer_ready();
+}
+
+void ParameterServer::answer_ready() {
+  const int64_t v = version();
+  const float* params = params_.data<float>() + range_.begin;
+  for (int w = 0; w < workers_; ++w) {
+    WorkerState& s = state_[size_t(w)];
+    // ssp: the worker's next step is s.steps; it may start once the slowest has done s.steps - bound.
+    if (!s.waiting || (bound_ < s.steps && v < s.steps - bound_)) continue;
+    const PsReply reply{v, s.updates, s.staleness_sum, s.staleness_max, stop_step_, stop_signal_};
+    job_.send(&reply, kPsReplyWords, DType::i32, w, kPsReplyTag);
+    job_.send(params, int64_t(range_.count), DType::f32, w, kPsDataTag);
+    s.waiting = false;
+    s.answered = v;
+    s.updates = s.staleness_sum = 0;
+    s.staleness_max = -1;
   }
 }
 

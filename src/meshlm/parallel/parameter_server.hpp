@@ -4,7 +4,9 @@
 // weights and optimizer state (any optimizer of optim/, stepped on the range as ZeRO steps a
 // shard), sums the workers' gradients of each step, gives its part of the global gradient
 // norm, applies the update and answers pulls. Sync mode: step t is applied once every worker's
-// gradient of step t has arrived.
+// gradient of step t has arrived. Async and ssp modes: each worker's gradient is applied as it
+// arrives, and the answer (the newest parameters of the range) goes back at once (async) or
+// once the slowest worker has finished the step the staleness bound asks for (ssp).
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "meshlm/model/param_spec.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/parallel/parallel_config.hpp"
+#include "meshlm/parallel/ps_protocol.hpp"
 
 namespace meshlm {
 
@@ -32,8 +35,24 @@ class ParameterServer {
   int64_t updates() const { return updates_; }
 
  private:
+  int serve_sync();
+  int serve_async();
+  // A command every worker sent (all of them in one round); returns whether it was `finish`.
+  bool round(const PsHeader& h);
   void receive_gradients();  // sums the workers' pushes, answers with the squared norm
   void apply(float lr, float grad_scale, int64_t steps);
+  // Async and ssp.
+  void receive_one(int worker);  // worker's pushed gradients into grads_
+  void update(int worker, const PsHeader& h);
+  void answer_ready();  // sends the answers that the staleness bound lets go
+  int64_t version() const;
+
+  struct WorkerState {
+    int64_t steps = 0;          // updates of this worker applied
+    int64_t answered = 0;       // the version of the parameters it last received
+    bool waiting = false;       // an answer is owed
+    int64_t updates = 0, staleness_sum = 0, staleness_max = -1;  // since its last answer
+  };
 
   Communicator& job_;
   int workers_;
@@ -45,6 +64,12 @@ class ParameterServer {
   std::unique_ptr<Optimizer> opt_;
   std::vector<ParamRange> ranges_;  // the optimizer's ranges inside range_
   int64_t updates_ = 0;
+  PsMode mode_;
+  int64_t bound_;  // ssp: the staleness bound; async: none
+  bool staleness_lr_;
+  bool first_server_;
+  std::vector<WorkerState> state_;
+  int64_t stop_step_ = 0, stop_signal_ = 0;
 };
 
 }  // namespace meshlm

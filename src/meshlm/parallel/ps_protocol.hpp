@@ -17,6 +17,18 @@
 //   read_state  the server sends each optimizer state buffer's range to every worker
 //   finish      the workers are done (or failing together): the serve loop ends with the exit
 //               code in `arg`
+//   read_params the server sends its range's parameters to every worker
+//
+// Async and ssp modes (parallel.ps_mode) take the headers of each worker as they come. One
+// command is a worker's own:
+//   update      a worker's gradients of its step (pushed on the data tag, possibly before the
+//               header), with its learning rate and scale: the server applies them at once
+//               and answers that worker with a PsReply and its range's newest parameters;
+//               under ssp it holds the answer back until the slowest worker is close enough.
+//               `arg`: the worker's stop signal (0: none), which server 0 turns into a step
+//               at which every worker stops.
+// Every other command is a round, as in sync mode: the server waits until every worker has sent
+// it (taking no more from a worker that has), so that a round sees every update sent before it.
 #include <cstdint>
 #include <cstring>
 
@@ -24,7 +36,7 @@
 
 namespace meshlm {
 
-enum class PsCommand : int32_t { push = 1, apply, skip, set_params, set_state, read_state, finish };
+enum class PsCommand : int32_t { push = 1, apply, skip, set_params, set_state, read_state, finish, read_params, update };
 
 struct PsHeader {
   PsCommand command = PsCommand::finish;
@@ -34,6 +46,22 @@ struct PsHeader {
 };
 static_assert(sizeof(PsHeader) % 4 == 0);
 inline constexpr int64_t kPsHeaderWords = int64_t(sizeof(PsHeader) / 4);  // sent as i32 words
+
+// A server's answer to an update (async, ssp). Versions count whole steps: the server's version
+// is the number of steps every worker has pushed (the slowest worker's count), and an update's
+// staleness is its step minus the version of the parameters it was computed on, that is how
+// many steps of some worker's updates those parameters lacked. The staleness figures cover
+// every update the server applied since its previous answer to this worker.
+struct PsReply {
+  int64_t version = 0;          // of the parameters that follow
+  int64_t updates = 0;          // applied since the previous answer to this worker
+  int64_t staleness_sum = 0;    // of those updates
+  int64_t staleness_max = -1;   // of those updates (-1: none)
+  int64_t stop_step = 0;        // server 0: every worker stops after this step (0: no stop yet)
+  int64_t stop_signal = 0;      // the signal that asked for it
+};
+static_assert(sizeof(PsReply) % 4 == 0);
+inline constexpr int64_t kPsReplyWords = int64_t(sizeof(PsReply) / 4);
 
 // Tags of the protocol's messages (apart from the other point-to-point traffic of the job).
 inline constexpr int kPsHeaderTag = 7101, kPsDataTag = 7102, kPsReplyTag = 7103;

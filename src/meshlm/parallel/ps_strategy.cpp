@@ -17,7 +17,8 @@ ParameterServerStrategy::ParameterServerStrategy(const StrategyContext& ctx)
       parallel_(ctx.parallel),
       workers_(ctx.dp.size()),
       servers_(int(ctx.parallel.ps_servers)),
-      n_(ctx.layout.total()) {
+      n_(ctx.layout.total()),
+      share_(ctx.batch_share) {
   MESHLM_ASSERT(ctx.job != nullptr && job_.size() == workers_ + servers_ && job_.rank() == ctx.dp.rank(),
                 "parameter-server workers must be the job's first ranks");
   MESHLM_ASSERT(ctx.device == Device::cpu, "parameter servers train on the CPU");
@@ -44,15 +45,22 @@ MemoryPerRank ParameterServerStrategy::memory() const {
 
 std::string ParameterServerStrategy::describe() const {
   return cat("parameter servers: ", servers_, servers_ == 1 ? " server" : " servers", ", ", workers_,
-             workers_ == 1 ? " worker" : " workers", ", sync, ",
+             workers_ == 1 ? " worker" : " workers", ", ",
+             parallel_.ps_mode == PsMode::ssp ? cat("ssp (staleness ", parallel_.ps_staleness, ")")
+                                              : std::string(enum_to_name(kPsModeNames, parallel_.ps_mode)),
+             parallel_.ps_staleness_lr && !lockstep() ? ", lr / (1 + staleness)" : "", ", ",
              parallel_.grad_reduce_dtype == DType::bf16 ? "bf16" : "f32", " pushes");
 }
 
 std::string ParameterServerStrategy::summary() const {
   if (steps_ == 0 || job_.rank() != 0) return {};
   const double per_step = double(traffic_.push_bytes + traffic_.pull_bytes);
+  std::string stale;
+  if (run_updates_ > 0)
+    stale = cat("; staleness of the updates seen by worker 0: mean ",
+                std::round(double(run_staleness_sum_) / double(run_updates_) * 100) / 100, ", max ", run_staleness_max_);
   return cat("parameter servers: ", mib(per_step), " pushed and pulled per step by each worker; worker 0 waited ",
-             std::round(total_wait_s_ / double(steps_) * 1e4) / 10, " ms per step for the servers");
+             std::round(total_wait_s_ / double(steps_) * 1e4) / 10, " ms per step for the servers", stale);
 }
 
 void ParameterServerStrategy::command(const PsHeader& h) {
@@ -62,7 +70,7 @@ void ParameterServerStrategy::command(const PsHeader& h) {
 void ParameterServerStrategy::send_pending() {
   if (params_pending_) {
     params_pending_ = false;
-    command({PsHeader{.command = PsCommand::set_params}});
+    command({PsHeader{.command = PsCommand::set_params, .steps = opt_->steps()}});
     if (job_.rank() == 0)
       for (int s = 0; s < servers_; ++s)
         job_.send(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
@@ -86,7 +94,9 @@ float* ParameterServerStrategy::begin_step() {
   return grads_.data();
 }
 
-void ParameterServerStrategy::begin_reduction() { command({PsHeader{.command = PsCommand::push}}); }
+void ParameterServerStrategy::begin_reduction() {
+  if (lockstep()) command({PsHeader{.command = PsCommand::push}});  // async: the update's header follows the data
+}
 
 void ParameterServerStrategy::push(int s) {
   const Range r = ranges_[size_t(s)];
@@ -106,6 +116,14 @@ void ParameterServerStrategy::grads_ready(size_t offset) {
 
 double ParameterServerStrategy::finish_reduction() {
   while (next_push_ >= 0) push(next_push_--);
+  if (!lockstep()) {
+    // The norm of this worker's own gradient, the mean over its rows (grads_ hold it times the
+    // share). The pushes complete once the update's header has reached the servers (update()).
+    double sum = 0;
+    for (float g : grads_) sum += double(g) * double(g);
+    norm_squared_ = sum / (share_ * share_);
+    return 0;
+  }
   Timer wait;
   for (auto& r : pushes_) r->wait();
   pushes_.clear();
@@ -127,6 +145,7 @@ GradPart ParameterServerStrategy::norm_part() const {
 }
 
 void ParameterServerStrategy::apply(float lr, float grad_scale) {
+  if (!lockstep()) return update(lr, grad_scale);
   const int64_t before = opt_->steps();
   command({PsHeader{.command = PsCommand::apply, .steps = before, .lr = lr, .grad_scale = grad_scale}});
   opt_->set_steps(before + 1);
@@ -143,13 +162,81 @@ void ParameterServerStrategy::apply(float lr, float grad_scale) {
   ++steps_;
 }
 
+void ParameterServerStrategy::update(float lr, float grad_scale) {
+  // The gradient as the mean over this worker's rows, stepped with lr times its share.
+  const int64_t step = opt_->steps();
+  command({PsHeader{.command = PsCommand::update,
+                    .arg = signal_,
+                    .steps = step,
+                    .lr = float(double(lr) * share_),
+                    .grad_scale = float(double(grad_scale) / share_)}});
+  opt_->set_steps(step + 1);
+  Timer wait;
+  // The answers' receives are posted before the pushes are waited for: a server that answers
+  // one worker (a blocking send) must not wait for a worker that waits for a push to it.
+  std::vector<PsReply> replies(static_cast<size_t>(servers_));
+  std::vector<std::unique_ptr<Request>> pulls;
+  for (int s = 0; s < servers_; ++s) {
+    pulls.push_back(job_.irecv(&replies[size_t(s)], kPsReplyWords, DType::i32, server_rank(s), kPsReplyTag));
+    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                               DType::f32, server_rank(s), kPsDataTag));
+  }
+  for (auto& r : pushes_) r->wait();
+  pushes_.clear();
+  for (auto& r : pulls) r->wait();
+  traffic_.wait_s += wait.seconds();
+  traffic_.pull_bytes += int64_t(n_ * sizeof(float));
+  total_wait_s_ += traffic_.wait_s;
+  ++steps_;
+  // Every server applied the same updates to its range: the mean over the servers' means, the
+  // largest of their maxima.
+  double mean = 0;
+  int64_t most = 0, counted = 0;
+  for (const PsReply& r : replies) {
+    if (r.updates == 0) continue;
+    ++counted;
+    mean += double(r.staleness_sum) / double(r.updates);
+    most = std::max(most, r.staleness_max);
+    run_staleness_sum_ += r.staleness_sum;
+    run_updates_ += r.updates;
+  }
+  run_staleness_max_ = std::max(run_staleness_max_, most);
+  traffic_.staleness_mean = counted > 0 ? mean / double(counted) : 0.0;
+  traffic_.staleness_max = most;
+  if (replies[0].stop_step > 0 && stop_step_ == 0) {
+    stop_step_ = replies[0].stop_step;
+    stop_signal_ = replies[0].stop_signal;
+  }
+}
+
+int ParameterServerStrategy::stop_after(int64_t step, int signal) {
+  if (signal != 0 && signal_ == 0) signal_ = signal;
+  return stop_step_ > 0 && step >= stop_step_ ? int(stop_signal_) : 0;
+}
+
+void ParameterServerStrategy::pull_all() {
+  send_pending();
+  command({PsHeader{.command = PsCommand::read_params}});
+  std::vector<std::unique_ptr<Request>> pulls;
+  for (int s = 0; s < servers_; ++s)
+    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                               DType::f32, server_rank(s), kPsDataTag));
+  for (auto& r : pulls) r->wait();
+}
+
+void ParameterServerStrategy::begin_evaluation() {
+  if (!lockstep()) pull_all();
+}
+
 void ParameterServerStrategy::skip() {
+  MESHLM_ASSERT(lockstep(), "async parameter servers skip no step (fp16 is refused)");
   command({PsHeader{.command = PsCommand::skip}});
   total_wait_s_ += traffic_.wait_s;
   ++steps_;
 }
 
 void ParameterServerStrategy::read_params(const std::function<void(const float*)>& use) {
+  if (!lockstep()) pull_all();  // the workers' copies differ: the servers' newest, after every worker's updates
   use(params_.data());  // the newest pull: every worker holds the servers' parameters
 }
 

@@ -12,6 +12,14 @@
 // mode: a server applies step t once every worker's gradient of step t is in, so every worker
 // pulls the same parameters and the run equals one process up to the summation order.
 //
+// Async and ssp modes: the trainer's steps are not in lockstep. A worker pushes as in sync
+// mode, computes the norm of its own gradient (the clip applies to it), and sends an update:
+// its gradient normalised to the mean over its rows, with the learning rate times its share of
+// the batch, so that the workers' updates of one step add up to the sync update (exactly with
+// SGD on the same parameters). The answer is the servers' newest parameters; its wait is the
+// ssp bound. Checkpoints, evaluations and the end are rounds that every worker joins, after
+// which all workers hold the same parameters.
+//
 // Parameters and optimizer state set before the first step (initialisation, --init-from, a
 // resumed checkpoint) are kept here and sent with the first exchange: building the trainer
 // does not talk to the servers, so that a set-up error ends every rank the same way.
@@ -35,6 +43,9 @@ class ParameterServerStrategy final : public SyncStrategy {
   std::string describe() const override;
   std::string summary() const override;
   std::optional<ServerTraffic> server_traffic() const override { return traffic_; }
+  bool lockstep() const override { return parallel_.ps_mode == PsMode::sync; }
+  int stop_after(int64_t step, int signal) override;
+  void begin_evaluation() override;
 
   float* begin_step() override;
   void begin_reduction() override;
@@ -56,6 +67,8 @@ class ParameterServerStrategy final : public SyncStrategy {
   void send_pending();              // parameters and optimizer state set since the last exchange
   void push(int server);            // starts sending the server's range of the gradients
   int server_rank(int s) const { return workers_ + s; }
+  void pull_all();        // async, ssp: a read_params round
+  void update(float lr, float grad_scale);  // async, ssp: apply()
 
   Communicator& job_;
   const ParallelConfig& parallel_;
@@ -73,6 +86,11 @@ class ParameterServerStrategy final : public SyncStrategy {
   ServerTraffic traffic_;
   double total_wait_s_ = 0;
   int64_t steps_ = 0;
+  // Async and ssp.
+  double share_;
+  int signal_ = 0;                      // this worker's stop signal, sent with its next update
+  int64_t stop_step_ = 0, stop_signal_ = 0;  // from server 0's answers
+  int64_t run_updates_ = 0, run_staleness_sum_ = 0, run_staleness_max_ = 0;  // seen by this worker
 };
 
 }  // namespace meshlm

@@ -64,6 +64,10 @@ struct GradPart {
 struct ServerTraffic {
   int64_t push_bytes = 0, pull_bytes = 0;  // gradients sent, parameters received
   double wait_s = 0;                       // waiting for pushes, the servers' norms and the pull
+  // Async and ssp: the staleness (in steps, parallel/ps_protocol.hpp) of the updates the servers
+  // applied during this step, any worker's; nullopt in sync mode.
+  std::optional<double> staleness_mean;
+  int64_t staleness_max = 0;
 };
 
 // What a strategy is built from.
@@ -74,6 +78,7 @@ struct StrategyContext {
   const ParallelConfig& parallel;
   const OptimConfig& optim;
   Communicator* job = nullptr;  // parallel.sync = ps: every rank of the run, the servers included
+  double batch_share = 1;       // this rank's share of the rows of a micro-batch
 };
 
 class SyncStrategy {
@@ -113,10 +118,26 @@ class SyncStrategy {
   // The step's gradients are dropped without an update (fp16 overflow).
   virtual void skip() = 0;
 
+  // --- Agreement among the data-parallel ranks.
+  // Whether every step ends at one moment on every data-parallel rank, so that the trainer may
+  // reduce the loss and agree on a stop signal with a collective each step. When false (the
+  // asynchronous parameter-server modes), each rank reports its own loss and the ranks agree
+  // on a stop through stop_after().
+  virtual bool lockstep() const { return true; }
+  // Not lockstep: this rank's stop signal (0: none) goes with its next update; returns the
+  // signal once every rank is to stop after `step` (0: go on).
+  virtual int stop_after(int64_t step, int signal) {
+    (void)step;
+    (void)signal;
+    return 0;
+  }
+
   // --- Forward passes outside training (evaluation).
   // Whether a forward pass is collective over the data-parallel ranks (they must then run the
   // same number of them).
   virtual bool forward_is_collective() const { return false; }
+  // Called before an evaluation, by every data-parallel rank: brings the newest parameters.
+  virtual void begin_evaluation() {}
   // Called after an evaluation: gives back whatever it gathered.
   virtual void end_evaluation() {}
 

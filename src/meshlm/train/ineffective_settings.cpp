@@ -35,6 +35,10 @@ std::vector<std::string> ineffective_settings(const RunConfig& cfg, const RunCon
           "parallel.ps_servers has no effect without parameter servers (parallel.sync = \"ps\")");
   warn_if(p.ps_mode != d.parallel.ps_mode, !ps,
           "parallel.ps_mode has no effect without parameter servers (parallel.sync = \"ps\")");
+  warn_if(p.ps_staleness != d.parallel.ps_staleness, !ps || p.ps_mode != PsMode::ssp,
+          "parallel.ps_staleness has no effect unless parallel.ps_mode = \"ssp\"");
+  warn_if(p.ps_staleness_lr != d.parallel.ps_staleness_lr, !ps || p.ps_mode == PsMode::sync,
+          "parallel.ps_staleness_lr has no effect unless parallel.ps_mode is \"async\" or \"ssp\"");
   warn_if(p.allreduce != d.parallel.allreduce, p.dp == 1 && p.tp == 1,
           "parallel.allreduce has no effect with one process (dp = tp = 1): nothing is all-reduced");
   warn_if(p.collective_timeout != d.parallel.collective_timeout, p.processes() == 1,

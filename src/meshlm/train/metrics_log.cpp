@@ -62,6 +62,9 @@ void MetricsLog::step(const StepStats& s) {
   if (s.ps)
     line += format(", \"ps_push_bytes\": %lld, \"ps_pull_bytes\": %lld, \"ps_wait_ms\": %.3f", (long long)s.ps->push_bytes,
                    (long long)s.ps->pull_bytes, s.ps->wait_s * 1e3);
+  if (s.ps && s.ps->staleness_mean)
+    line += format(", \"ps_staleness_mean\": %.3f, \"ps_staleness_max\": %lld", *s.ps->staleness_mean,
+                   (long long)s.ps->staleness_max);
   if (s.loss_scale > 0)
     line += format(", \"loss_scale\": %.9g, \"skipped\": %s", double(s.loss_scale), s.skipped ? "true" : "false");
   append(line + "}\n");

@@ -96,7 +96,12 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.ps_servers", &p.ps_servers,
        "sync = ps: ranks that serve parameters (the last ones; dp = processes - ps_servers without --dp)"},
       {"parallel.ps_mode", choice(&p.ps_mode, kPsModeNames),
-       "sync = ps: when servers update: sync (once every worker's gradient of the step has arrived)"},
+       "sync = ps: when servers update: sync (once every worker's gradient of the step has arrived), async (each "
+       "worker's gradient as it arrives) or ssp (as async, a worker at most ps_staleness steps ahead of the slowest)"},
+      {"parallel.ps_staleness", &p.ps_staleness,
+       "ps_mode = ssp: steps the fastest worker may run ahead of the slowest (0: as sync)"},
+      {"parallel.ps_staleness_lr", &p.ps_staleness_lr,
+       "ps_mode = async or ssp: apply a gradient s steps stale with the learning rate / (1 + s)"},
       {"parallel.emulate_network", &p.emulate_network,
        "benchmark aid: emulate a slower network, e.g. \"latency_ms=5,gbps=1\" (every message costs latency + "
        "bytes/bandwidth; empty = off)"},
@@ -130,6 +135,10 @@ void RunConfig::validate() const {
     throw UserError(cat("model.n_head (", model.n_head, ") is not divisible by parallel.tp (", parallel.tp,
                         "): each tensor-parallel rank must hold whole attention heads"));
   schedule().validate();
+  if (parallel.sync == SyncKind::ps && parallel.ps_mode != PsMode::sync && train.precision == Precision::fp16)
+    throw UserError(cat("parallel.ps_mode = ", enum_to_name(kPsModeNames, parallel.ps_mode),
+                        " cannot be combined with train.precision = fp16 (the loss scale is one decision of all "
+                        "workers per step; use bf16 or fp32)"));
   auto positive = [](const char* key, int64_t v) {
     if (v <= 0) throw UserError(cat(key, " must be positive, got ", v));
   };

@@ -158,8 +158,8 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
 
   if (cfg.debug.slow_rank == (job ? *job : *comm_).rank()) executor_->set_slowdown(cfg.debug.slow_factor);
-  sync_ = make_sync_strategy(
-      {mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim, emulated_job_ ? emulated_job_.get() : job});
+  sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim,
+                              emulated_job_ ? emulated_job_.get() : job, double(rows_.count) / double(B_)});
   executor_->set_param_gate(sync_->param_gate());
   mesh_->tp().set_allreduce_algo(allreduce_algo_for(cfg.parallel.allreduce, mesh_->tp().backend()));
   // The counter-based initialisation: every layout starts from one process's weights.
@@ -212,6 +212,8 @@ StepStats Trainer::step() {
 }
 
 float Trainer::reduce_loss(double weighted) {
+  // Ranks not in lockstep each report their own loss: the mean over their rows.
+  if (!sync_->lockstep()) return float(weighted * double(B_) / double(rows_.count));
   float loss[1] = {float(weighted)};
   Communicator& dp = mesh_->dp();
   if (dp.size() > 1) dp.all_reduce(loss, 1, DType::f32, ReduceOp::sum);
@@ -233,6 +235,7 @@ bool Trainer::update_loss_scale(double scaled_norm) {
 EvalStats Trainer::evaluate(Split split, int64_t max_tokens) {
   progress::set_phase(progress::Phase::eval);
   const int64_t budget = max_tokens > 0 ? max_tokens : cfg_.train.eval_tokens;
+  sync_->begin_evaluation();
   const EvalResult r = meshlm::evaluate(*executor_, sync_->params(), data_, split, T_, budget, mesh_->dp(),
                                         mesh_->pp(), sync_->forward_is_collective());
   sync_->end_evaluation();

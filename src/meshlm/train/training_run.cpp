@@ -153,6 +153,9 @@ bool TrainingRun::evaluate() {
 // A signal reaches the ranks at different moments: they agree to stop after the same step.
 int TrainingRun::stop_requested() {
   int32_t sig = stop_signal_ ? stop_signal_->load() : 0;
+  // Ranks not in lockstep agree through their strategy (the parameter servers) on a later step.
+  SyncStrategy& sync = trainer_->strategy();
+  if (!sync.lockstep()) return sync.stop_after(trainer_->state().step, sig);
   if (comm_->size() > 1) comm_->all_reduce(&sig, 1, DType::i32, ReduceOp::max);
   return sig;
 }
@@ -189,6 +192,8 @@ int TrainingRun::train() {
   bool stopped_early = false;
   while (trainer.state().step < t.steps) {
     const StepStats st = trainer.step();
+    if (!std::isfinite(st.loss) && !trainer.strategy().lockstep())  // this rank's own loss: it ends the job alone
+      throw UserError(cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     if (!std::isfinite(st.loss))  // the loss is reduced over ranks: every rank stops here
       fail_together(*comm_, cat("training diverged at step ", st.step, " (loss ", st.loss, "); lower train.lr"));
     metrics_->step(st);
