@@ -55,7 +55,14 @@ constexpr size_t kMaxCacheEntries = 1 << 16;
 class BpeTokenizer final : public Tokenizer {
  public:
   BpeTokenizer(std::string model, const std::string& source) : model_(std::move(model)), serial_(++g_serial) {
-    const auto status = sp_.LoadFromSerializedProto(model_);
+    sentencepiece::util::Status status;
+    try {
+      status = sp_.LoadFromSerializedProto(model_);
+    } catch (const std::exception& e) {
+      // The library's trie builder throws on some malformed vocabularies (an empty piece) where
+      // the rest of it returns a status: the same error for the user either way.
+      throw UserError(cat(source, " is not a valid SentencePiece model (", e.what(), ")"));
+    }
     if (!status.ok())
       throw UserError(cat(source, " is not a valid SentencePiece model (", status.message(), ")"));
     for (int b = 0; b < 256; ++b) {
