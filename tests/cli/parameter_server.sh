@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Parameter-server training (parallel.sync = ps, docs/parallel.md): sync mode with 1 and 2
-# servers and 2-3 workers (uneven rows: micro_batch 5) trains the model one process trains (loss
+# Parameter-server training (parallel.sync = ps, docs/parallel.md): sync mode with 1 to 3
+# servers and 2-3 workers (uneven rows: micro_batch 5), workers that are tensor-parallel groups
+# included, trains the model one process trains (loss
 # per step and final weights within 1e-5 relative); metrics.jsonl has the pushes and pulls; a
 # checkpoint of a PS run resumes under all-reduce and the other way round; --init-from reaches
 # the servers; SIGTERM stops workers and servers with a checkpoint; the layouts it refuses exit 2 with one line naming the key; a
@@ -41,6 +42,15 @@ grep -q "parameter servers: 1 server, 2 workers, sync" "$work/out_ps1"
 check "the header names the servers" $? "$(head -3 "$work/out_ps1")"
 train ps2 --nproc 5 --sync ps --ps-servers 2 --train.steps 6 --out "$work/ps2"
 same "2 servers, 3 workers" "$work/one" "$work/ps2"
+# Tensor parallelism inside a worker: 2 workers that are tp groups of 2 (3 + 2 rows), 1 server;
+# 1 worker of tp 2 with 3 servers, whose ranges cut through the shards (the middle server
+# holds a part of each, the others none of one).
+train tp_dp2 --nproc 5 --tp 2 --sync ps --ps-servers 1 --train.steps 6 --out "$work/tp_dp2"
+same "2 workers of tp 2, 1 server" "$work/one" "$work/tp_dp2"
+grep -q "parameter servers: 1 server, 4 workers" "$work/out_tp_dp2"
+check "the header counts the worker ranks" $? "$(head -3 "$work/out_tp_dp2")"
+train tp_s3 --nproc 5 --tp 2 --sync ps --ps-servers 3 --train.steps 6 --out "$work/tp_s3"
+same "1 worker of tp 2, 3 servers" "$work/one" "$work/tp_s3"
 # fp16 whose first steps overflow (the servers drop them), gradient accumulation, SGD with momentum.
 more=(--precision fp16 --train.loss_scale 16777216 --train.loss_scale_hysteresis 1 --train.grad_accum 2
       --optim.name sgd --optim.momentum 0.9 --train.steps 4)
@@ -105,7 +115,6 @@ for case in "no worker|parallel.ps_servers|--sync ps" \
             "0 servers|parallel.ps_servers|--nproc 3 --sync ps --ps-servers 0" \
             "ZeRO|parallel.zero|--nproc 3 --sync ps --zero 1" \
             "pipeline|parallel.pp|--nproc 3 --sync ps --pp 2" \
-            "tensor parallel|parallel.tp|--nproc 3 --sync ps --tp 2" \
             "fp16 under async|parallel.ps_mode|--nproc 3 --sync ps --ps-mode async --precision fp16" \
             "dp that does not add up|parallel.dp|--nproc 4 --sync ps --dp 2"; do
   IFS='|' read -r name key cmdline <<< "$case"

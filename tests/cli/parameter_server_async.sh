@@ -40,6 +40,13 @@ python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-5 and sys.argv[2]
 check "ssp, staleness 0, 3 workers: the weights of one process (rel L2 $l2), val loss $val_ssp0 = $val_one" $? \
   "differs from one process"
 
+# The same with workers that are tensor-parallel groups: 2 workers of tp 2, 2 servers.
+train ssp0_tp --nproc 6 --tp 2 --ps-servers 2 --sync ps --ps-mode ssp --staleness 0 "${sgd[@]}" --out "$work/ssp0_tp"
+verdict=$(python3 "$here/same_training.py" "$work/one" "$work/ssp0_tp")
+l2=$(sed -n 's/.*weights rel L2 \([0-9.e+-]*\).*/\1/p' <<< "$verdict")
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 1e-5 else 1)" "${l2:-1}"
+check "ssp, staleness 0, 2 workers of tp 2: the weights of one process (rel L2 $l2)" $? "differs from one process"
+
 # 2. The staleness bound: every step's recorded maximum is at most s (and async shows staleness).
 stale_max() {  # stale_max RUN: the largest ps_staleness_max in its metrics
   python3 - "$1/metrics.jsonl" <<'PY'
@@ -107,6 +114,28 @@ for victim in 1 2; do
   [ -n "$target" ] && [ "$rc" -ne 0 ] && [ $((SECONDS - t0)) -le 20 ] && grep -q "rank $victim .*exited on signal 9" "$work/err"
   check "ssp: rank $victim killed, the job ends" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
 done
+
+# Every worker stopped (SIGSTOP) under async: the server, which polls its workers, is bounded by
+# parallel.collective_timeout as a blocking receive is: exit 4 and its one line.
+"$meshlm" train --nproc 3 --sync ps --ps-mode async "${args[@]}" --train.steps 1000000 --collective-timeout 3 \
+  > "$work/out" 2> "$work/err" &
+pid=$!
+for _ in $(seq 200); do grep -q "^step 3/" "$work/out" && break; sleep 0.1; done
+mpirun_pid=$(pgrep -P "$pid" | head -1)
+stopped=()
+for p in $(pgrep -P "$mpirun_pid"); do
+  tr '\0' '\n' < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=[01]" && stopped+=("$p")
+done
+[ "${#stopped[@]}" -eq 2 ] && kill -STOP "${stopped[@]}"
+t0=$SECONDS
+( sleep 40; kill -9 "$pid" ) > /dev/null 2>&1 &
+guard=$!
+wait "$pid"
+rc=$?
+kill "$guard" 2> /dev/null
+[ "${#stopped[@]}" -eq 2 ] && kill -CONT "${stopped[@]}" 2> /dev/null
+[ "$rc" -eq 4 ] && [ $((SECONDS - t0)) -le 20 ] && grep -q "^error: rank 2 timed out after [0-9]* s in recv on the world group" "$work/err"
+check "async: workers stopped, the server's wait times out" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
 
 # 4. Convergence on real text: 60 steps of 4 sequences of 64 tokens of the docs; the validation
 #    loss of async and ssp (1, 3) within 3% of sync PS (the runs differ only in update order

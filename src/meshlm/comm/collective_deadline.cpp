@@ -27,6 +27,20 @@ constexpr double kLongWait = 0.1;
 constexpr auto kStalledPause = std::chrono::microseconds(2000);
 constexpr auto kStoppedGap = std::chrono::seconds(1);
 
+}  // namespace
+
+void set_collective_timeout(double seconds) {
+  MESHLM_ASSERT(seconds >= 0 && std::isfinite(seconds), "collective timeout ", seconds);
+  g_timeout_s = seconds;
+}
+
+double collective_timeout() { return g_timeout_s; }
+
+bool past_collective_timeout(double waited_s) {
+  const double timeout = g_timeout_s;
+  return timeout > 0 && waited_s > timeout;
+}
+
 [[noreturn]] void end_hung_job(const WaitingIn& what, double waited_s) {
   int world_rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
@@ -42,15 +56,6 @@ constexpr auto kStoppedGap = std::chrono::seconds(1);
   MPI_Abort(MPI_COMM_WORLD, kExitHung);
   std::_Exit(kExitHung);  // MPI_Abort should not return
 }
-
-}  // namespace
-
-void set_collective_timeout(double seconds) {
-  MESHLM_ASSERT(seconds >= 0 && std::isfinite(seconds), "collective timeout ", seconds);
-  g_timeout_s = seconds;
-}
-
-double collective_timeout() { return g_timeout_s; }
 
 void wait_with_deadline(std::span<MPI_Request> requests, const WaitingIn& what) {
   using Clock = std::chrono::steady_clock;

@@ -32,4 +32,10 @@ struct WaitingIn {
 // and calls MPI_Abort(MPI_COMM_WORLD, kExitHung).
 void wait_with_deadline(std::span<MPI_Request> requests, const WaitingIn& what);
 
+// For a rank that polls its own receives (a parameter server's loop over its workers): whether
+// `waited_s` seconds without a message are past the timeout, and the end of the job as
+// wait_with_deadline ends it (the one line, exit code 4).
+bool past_collective_timeout(double waited_s);
+[[noreturn]] void end_hung_job(const WaitingIn& what, double waited_s);
+
 }  // namespace meshlm

@@ -18,13 +18,11 @@ void ParallelConfig::validate() const {
   if (ps_servers < 1) throw UserError(cat("parallel.ps_servers must be at least 1, got ", ps_servers));
   if (ps_staleness < 0) throw UserError(cat("parallel.ps_staleness must not be negative, got ", ps_staleness));
   if (sync == SyncKind::ps) {
-    // Parameter servers hold whole key ranges of one flat buffer and workers run the whole model.
+    // Parameter servers hold key ranges of the workers' flat buffers (a worker may be a tp group).
     if (zero != 0)
       throw UserError(cat("parallel.zero = ", zero, " cannot be combined with parallel.sync = ps (the servers ",
                           "already hold the optimizer state; set parallel.zero = 0)"));
     if (pp > 1) throw UserError(cat("parallel.pp = ", pp, ": pipeline parallelism with parallel.sync = ps is not supported"));
-    if (tp > 1)
-      throw UserError(cat("parallel.tp = ", tp, ": tensor parallelism inside a worker with parallel.sync = ps is not supported yet"));
   }
   network_model();  // a malformed spec is an error naming the key
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)

@@ -6,33 +6,47 @@
 #include <limits>
 #include <thread>
 
+#include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/optim/clip.hpp"
 #include "meshlm/parallel/ps_protocol.hpp"
 
 namespace meshlm {
 
-ParameterServer::ParameterServer(Communicator& job, const ParamLayout& layout, const ParallelConfig& parallel,
+ParameterServer::ParameterServer(Communicator& job, const ParamLayout& shard, const ParallelConfig& parallel,
                                  const OptimConfig& optim)
     : job_(job),
       workers_(job.size() - int(parallel.ps_servers)),
       wire_(parallel.grad_reduce_dtype),
+      shard_(shard),
+      keys_{shard.total(), int(parallel.tp)},
       mode_(parallel.ps_mode),
       bound_(parallel.ps_mode == PsMode::ssp ? parallel.ps_staleness : std::numeric_limits<int64_t>::max()),
       staleness_lr_(parallel.ps_staleness_lr),
       first_server_(job.rank() == job.size() - int(parallel.ps_servers)),
       state_(size_t(job.size() - int(parallel.ps_servers))) {
   MESHLM_ASSERT(workers_ >= 1 && job.rank() >= workers_, "rank ", job.rank(), " is not a server");
-  const size_t n = layout.total();
+  MESHLM_ASSERT(workers_ % keys_.tp == 0, workers_, " workers in groups of tp ", keys_.tp);
+  const size_t n = keys_.total();
   range_ = ps_key_range(n, int(parallel.ps_servers), job.rank() - workers_);
-  // The optimizer steps a range of the flat buffer by its global offsets, so the server keeps
-  // the buffer's address space; paged, only its own range ever becomes resident.
+  // The optimizer steps a range of the key space by its global offsets, so the server keeps
+  // the key space's addresses; paged, only its own range ever becomes resident.
   params_ = Buffer::paged(Device::cpu, DType::f32, n);
   grads_.resize(range_.count);
   incoming_.resize(range_.count);
   if (wire_ == DType::bf16) incoming_bf16_.resize(range_.count);
   opt_ = make_optimizer(optim, range_, Device::cpu);
-  ranges_ = ranges_in(param_ranges(layout, optim.decay_embeddings), range_);
+  const std::vector<ParamRange> one_shard = param_ranges(shard, optim.decay_embeddings);
+  for (int t = 0; t < keys_.tp; ++t) {
+    const Range seg = keys_.segment(t);
+    const Range part = intersect(range_, seg);
+    pieces_.push_back(part.empty() ? Range{range_.begin, 0} : part);
+    std::vector<ParamRange> shifted = one_shard;
+    for (ParamRange& r : shifted) r.begin += seg.begin;
+    shard_ranges_.push_back(part.empty() ? std::vector<ParamRange>{} : ranges_in(shifted, part));
+    ranges_.insert(ranges_.end(), shard_ranges_.back().begin(), shard_ranges_.back().end());
+  }
+  shard_updates_.assign(size_t(keys_.tp), 0);
 }
 
 ParameterServer::~ParameterServer() = default;
@@ -60,24 +74,37 @@ bool ParameterServer::round(const PsHeader& h) {
   float* params = params_.data<float>() + range_.begin;
   switch (h.command) {
     case PsCommand::skip: break;
-    case PsCommand::set_params:
-      job_.recv(params, int64_t(range_.count), DType::f32, 0, kPsDataTag);
+    case PsCommand::set_params: {
+      // The first group's shards (worker ranks 0 .. tp-1) send them.
+      for (int t = 0; t < keys_.tp; ++t)
+        if (const Range p = piece(t); p.count > 0)
+          job_.recv(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, t, kPsDataTag);
       // A start or a resume: every worker has done h.steps steps (async and ssp count them).
       for (WorkerState& w : state_) w = WorkerState{.steps = h.steps, .answered = h.steps};
+      const int64_t groups = workers_ / keys_.tp;
       updates_ = h.steps * (mode_ == PsMode::sync ? 1 : workers_);
+      for (int64_t& u : shard_updates_) u = h.steps * (mode_ == PsMode::sync ? 1 : groups);
       break;
+    }
     case PsCommand::set_state: {
       const auto state = opt_->state();
       MESHLM_ASSERT(h.arg >= 0 && size_t(h.arg) < state.size(), "optimizer state ", h.arg);
-      job_.recv(state[size_t(h.arg)].second->data<float>(), int64_t(range_.count), DType::f32, 0, kPsDataTag);
+      float* values = state[size_t(h.arg)].second->data<float>();
+      for (int t = 0; t < keys_.tp; ++t)
+        if (const Range p = piece(t); p.count > 0)
+          job_.recv(values + (p.begin - range_.begin), int64_t(p.count), DType::f32, t, kPsDataTag);
       break;
     }
     case PsCommand::read_state:
       for (auto& [name, buf] : opt_->state())
-        for (int w = 0; w < workers_; ++w) job_.send(buf->data<float>(), int64_t(range_.count), DType::f32, w, kPsDataTag);
+        for (int w = 0; w < workers_; ++w)
+          if (const Range p = piece(w); p.count > 0)
+            job_.send(buf->data<float>() + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
       break;
     case PsCommand::read_params:
-      for (int w = 0; w < workers_; ++w) job_.send(params, int64_t(range_.count), DType::f32, w, kPsDataTag);
+      for (int w = 0; w < workers_; ++w)
+        if (const Range p = piece(w); p.count > 0)
+          job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
       for (WorkerState& w : state_) w.answered = version();
       break;
     case PsCommand::finish: return true;
@@ -97,6 +124,11 @@ int ParameterServer::serve_async() {
   for (int w = 0; w < workers_; ++w) listen(w);
   int in_round = 0;
   auto idle = std::chrono::microseconds(0);
+  // parallel.collective_timeout covers this loop as it covers a blocking receive: no message
+  // from any worker for that long means the workers are stopped, stuck or dead. A gap between
+  // two polls (this rank stopped itself) starts the wait again.
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point last_heard = Clock::now(), last_poll = last_heard;
   for (;;) {
     bool heard = false;
     for (int w = 0; w < workers_; ++w) {
@@ -122,8 +154,14 @@ int ParameterServer::serve_async() {
     }
     // The server shares the machine's cores with the workers: it sleeps a little while idle
     // (up to 0.2 ms, a small part of a step) rather than spinning.
+    const Clock::time_point now = Clock::now();
+    if (heard || now - last_poll > std::chrono::seconds(1)) last_heard = now;
+    last_poll = now;
     if (heard) idle = std::chrono::microseconds(0);
     else {
+      const double waited = std::chrono::duration<double>(now - last_heard).count();
+      if (past_collective_timeout(waited))
+        end_hung_job({"recv", job_.label(), job_.rank(), job_.size(), -1}, waited);
       idle = std::min(idle + std::chrono::microseconds(20), std::chrono::microseconds(200));
       std::this_thread::sleep_for(idle);
     }
@@ -136,26 +174,33 @@ int64_t ParameterServer::version() const {
   return v;
 }
 
-void ParameterServer::receive_one(int worker) {
-  const int64_t count = int64_t(range_.count);
+void ParameterServer::receive_into(int worker, float* into, size_t count) {
   if (wire_ == DType::bf16) {
-    job_.recv(incoming_bf16_.data(), count, DType::bf16, worker, kPsDataTag);
-    for (int64_t i = 0; i < count; ++i) grads_[size_t(i)] = bf16_to_f32(incoming_bf16_[size_t(i)]);
+    job_.recv(incoming_bf16_.data(), int64_t(count), DType::bf16, worker, kPsDataTag);
+    for (size_t i = 0; i < count; ++i) into[i] = bf16_to_f32(incoming_bf16_[i]);
   } else {
-    job_.recv(grads_.data(), count, DType::f32, worker, kPsDataTag);
+    job_.recv(into, int64_t(count), DType::f32, worker, kPsDataTag);
   }
 }
 
 void ParameterServer::update(int worker, const PsHeader& h) {
   WorkerState& me = state_[size_t(worker)];
   MESHLM_ASSERT(!me.waiting && h.steps == me.steps, "worker ", worker, " pushed step ", h.steps, " after ", me.steps);
-  receive_one(worker);
+  // The worker's shard of the range only: the other shards' parameters (and their optimizer
+  // state) are not this update's.
+  const int shard = worker % keys_.tp;
+  const Range p = piece(worker);
+  float* grads = grads_of(p);
+  if (p.count > 0) receive_into(worker, grads, p.count);
   const int64_t staleness = me.steps - me.answered;
   float lr = h.lr;  // the worker's learning rate times its share of the batch
   if (staleness_lr_) lr /= float(1 + staleness);
-  scale_grads(DeviceSpan<float>{grads_.data(), grads_.size(), Device::cpu}, h.grad_scale);
-  opt_->set_steps(updates_);
-  opt_->step(params_.data<float>(), grads_.data(), ranges_, lr);
+  if (p.count > 0) {
+    scale_grads(DeviceSpan<float>{grads, p.count, Device::cpu}, h.grad_scale);
+    opt_->set_steps(shard_updates_[size_t(shard)]);
+    opt_->step(params_.data<float>(), grads_.data(), shard_ranges_[size_t(shard)], lr);
+  }
+  ++shard_updates_[size_t(shard)];
   ++updates_;
   ++me.steps;
   me.waiting = true;
@@ -182,7 +227,8 @@ void ParameterServer::answer_ready() {
     if (!s.waiting || (bound_ < s.steps && v < s.steps - bound_)) continue;
     const PsReply reply{v, s.updates, s.staleness_sum, s.staleness_max, stop_step_, stop_signal_};
     job_.send(&reply, kPsReplyWords, DType::i32, w, kPsReplyTag);
-    job_.send(params, int64_t(range_.count), DType::f32, w, kPsDataTag);
+    if (const Range p = piece(w); p.count > 0)
+      job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
     s.waiting = false;
     s.answered = v;
     s.updates = s.staleness_sum = 0;
@@ -191,23 +237,37 @@ void ParameterServer::answer_ready() {
 }
 
 void ParameterServer::receive_gradients() {
-  const int64_t count = int64_t(range_.count);
-  // Summed in worker order: the same rounding whatever order the pushes arrive in.
+  // Summed in group order: the same rounding whatever order the pushes arrive in.
   for (int w = 0; w < workers_; ++w) {
-    float* into = w == 0 ? grads_.data() : incoming_.data();
-    if (wire_ == DType::bf16) {
-      job_.recv(incoming_bf16_.data(), count, DType::bf16, w, kPsDataTag);
-      for (int64_t i = 0; i < count; ++i) into[i] = bf16_to_f32(incoming_bf16_[size_t(i)]);
-    } else {
-      job_.recv(into, count, DType::f32, w, kPsDataTag);
-    }
-    if (w > 0)
-      for (int64_t i = 0; i < count; ++i) grads_[size_t(i)] += incoming_[size_t(i)];
+    const Range p = piece(w);
+    if (p.count == 0) continue;
+    float* sum = grads_of(p);
+    const bool first_group = w < keys_.tp;
+    receive_into(w, first_group ? sum : incoming_.data(), p.count);
+    if (!first_group)
+      for (size_t i = 0; i < p.count; ++i) sum[i] += incoming_[i];
   }
   // This range's part of the global norm; the workers add the servers' parts in server order.
   int32_t reply[2];
-  ps_pack_double(grad_norm_squared(DeviceSpan<const float>{grads_.data(), grads_.size(), Device::cpu}), reply);
+  ps_pack_double(norm_squared(), reply);
   for (int w = 0; w < workers_; ++w) job_.send(reply, 2, DType::i32, w, kPsReplyTag);
+}
+
+double ParameterServer::norm_squared() const {
+  const DeviceSpan<const float> all{grads_.data(), grads_.size(), Device::cpu};
+  if (keys_.tp == 1) return grad_norm_squared(all);
+  // Tensors replicated over the tensor-parallel ranks have the same gradient in every shard:
+  // counted in shard 0 only.
+  double sum = 0;
+  for (int t = 0; t < keys_.tp; ++t) {
+    const Range seg = keys_.segment(t);
+    for (const ParamView& v : shard_.views()) {
+      if (t > 0 && v.spec.split == TpSplit::replicated) continue;
+      const Range r = intersect(Range{seg.begin + v.offset, v.numel}, range_);
+      if (!r.empty()) sum += grad_norm_squared(all.subspan(r.begin - range_.begin, r.count));
+    }
+  }
+  return sum;
 }
 
 void ParameterServer::apply(float lr, float grad_scale, int64_t steps) {
@@ -215,11 +275,12 @@ void ParameterServer::apply(float lr, float grad_scale, int64_t steps) {
   opt_->set_steps(steps);  // a resumed run's count, which the workers restored
   opt_->step(params_.data<float>(), grads_.data(), ranges_, lr);
   ++updates_;
-  // The pull: every worker receives the new values of the range.
-  const float* params = params_.data<float>() + range_.begin;
+  // The pull: every worker receives the new values of its shard's part of the range.
+  const float* params = params_.data<float>();
   std::vector<std::unique_ptr<Request>> sends;
   for (int w = 0; w < workers_; ++w)
-    sends.push_back(job_.isend(params, int64_t(range_.count), DType::f32, w, kPsDataTag));
+    if (const Range p = piece(w); p.count > 0)
+      sends.push_back(job_.isend(params + p.begin, int64_t(p.count), DType::f32, w, kPsDataTag));
   for (auto& r : sends) r->wait();
 }
 

@@ -23,8 +23,9 @@ namespace meshlm {
 class ParameterServer {
  public:
   // `job`: every rank of the run; this rank must be one of its last parallel.ps_servers ranks.
-  // `layout`: the whole model's (workers run it whole: no tensor or pipeline parallelism).
-  ParameterServer(Communicator& job, const ParamLayout& layout, const ParallelConfig& parallel,
+  // `shard`: the layout of a worker's parameters (the whole model, or with parallel.tp > 1 one
+  // tensor-parallel shard: every shard's layout is the same).
+  ParameterServer(Communicator& job, const ParamLayout& shard, const ParallelConfig& parallel,
                   const OptimConfig& optim);
   ~ParameterServer();
 
@@ -40,9 +41,14 @@ class ParameterServer {
   // A command every worker sent (all of them in one round); returns whether it was `finish`.
   bool round(const PsHeader& h);
   void receive_gradients();  // sums the workers' pushes, answers with the squared norm
+  double norm_squared() const;  // of grads_, tensors replicated over the shards counted once
   void apply(float lr, float grad_scale, int64_t steps);
+  // The part of range_ that worker rank `worker` exchanges (key-space offsets; may be empty).
+  Range piece(int worker) const { return pieces_[size_t(worker % keys_.tp)]; }
+  float* grads_of(Range piece) { return grads_.data() + (piece.begin - range_.begin); }
+  // Receives `count` gradients from `worker` into `into` (converting from bf16 on the wire).
+  void receive_into(int worker, float* into, size_t count);
   // Async and ssp.
-  void receive_one(int worker);  // worker's pushed gradients into grads_
   void update(int worker, const PsHeader& h);
   void answer_ready();  // sends the answers that the staleness bound lets go
   int64_t version() const;
@@ -55,15 +61,20 @@ class ParameterServer {
   };
 
   Communicator& job_;
-  int workers_;
+  int workers_;  // worker ranks: groups x tp
   DType wire_;
+  ParamLayout shard_;
+  PsKeySpace keys_;
   Range range_;
-  Buffer params_;  // the whole buffer's address space, paged: only range_ is ever touched
+  std::vector<Range> pieces_;  // per shard: the part of range_ inside it
+  Buffer params_;  // the key space's addresses, paged: only range_ is ever touched
   std::vector<float> grads_, incoming_;
   std::vector<uint16_t> incoming_bf16_;
   std::unique_ptr<Optimizer> opt_;
-  std::vector<ParamRange> ranges_;  // the optimizer's ranges inside range_
+  std::vector<ParamRange> ranges_;                     // the optimizer's ranges inside range_
+  std::vector<std::vector<ParamRange>> shard_ranges_;  // the same, per shard
   int64_t updates_ = 0;
+  std::vector<int64_t> shard_updates_;  // async, ssp: the optimizer steps of each shard's part
   PsMode mode_;
   int64_t bound_;  // ssp: the staleness bound; async: none
   bool staleness_lr_;

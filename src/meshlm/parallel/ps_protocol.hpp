@@ -1,7 +1,10 @@
 #pragma once
 // The messages between parameter-server workers and servers (parallel.sync = ps), over the
-// job's communicator. World ranks 0 .. W-1 are the workers (the data-parallel mesh), W .. W+S-1
-// the servers; server s owns the key range ps_key_range(n, S, s) of the flat parameter buffer.
+// job's communicator. World ranks 0 .. W-1 are the workers (the dp x tp mesh), W .. W+S-1 the
+// servers. The servers' key space is the workers' flat parameter buffers, one tensor-parallel
+// shard after another (PsKeySpace); server s owns its range ps_key_range(N, S, s), and worker
+// rank w exchanges with it the part that falls in w's shard. Without tensor parallelism the key
+// space is the one flat buffer.
 //
 // Every exchange starts with a header that every worker sends to every server; a server takes
 // the headers of a round from workers 0 .. W-1 in order, so all workers must issue the same
@@ -12,8 +15,9 @@
 //   apply       the server updates its range (lr, grad_scale, optimizer steps before the
 //               update) and sends the new values to every worker (the pull)
 //   skip        the step's gradients are dropped (fp16 overflow)
-//   set_params  worker 0: the range's parameters (a start, --init-from, a resumed checkpoint)
-//   set_state   worker 0: one optimizer state buffer's range (index in `arg`)
+//   set_params  the first worker group (ranks 0 .. tp-1): the range's parameters (a start,
+//               --init-from, a resumed checkpoint)
+//   set_state   the first worker group: one optimizer state buffer's range (index in `arg`)
 //   read_state  the server sends each optimizer state buffer's range to every worker
 //   finish      the workers are done (or failing together): the serve loop ends with the exit
 //               code in `arg`
@@ -69,6 +73,22 @@ inline constexpr int kPsHeaderTag = 7101, kPsDataTag = 7102, kPsReplyTag = 7103;
 // The elements server `s` of `servers` owns: contiguous, balanced by bytes (every element is an
 // f32), cutting through tensors where they fall.
 inline Range ps_key_range(size_t n, int servers, int s) { return even_part(n, servers, s); }
+
+// The servers' key space: the flat buffers of the tp tensor-parallel shards one after another
+// (every shard has the same layout and size: gpt_param_specs pads the vocabulary to a multiple
+// of tp). Worker rank w is the mesh's rank (w / tp) * tp + w % tp: shard w % tp of group w / tp.
+struct PsKeySpace {
+  size_t shard = 0;  // elements of one shard's flat buffer
+  int tp = 1;
+  size_t total() const { return shard * size_t(tp); }
+  Range segment(int t) const { return Range{shard * size_t(t), shard}; }
+  // The part of `keys` (a range of the key space) that worker shard `t` holds, in the shard's
+  // own offsets (empty when none).
+  Range in_shard(Range keys, int t) const {
+    const Range r = intersect(keys, segment(t));
+    return r.empty() ? Range{0, 0} : Range{r.begin - segment(t).begin, r.count};
+  }
+};
 
 // A double travels as two i32 words (the communicator has no f64).
 inline void ps_pack_double(double v, int32_t out[2]) { std::memcpy(out, &v, sizeof v); }

@@ -15,14 +15,19 @@ std::string mib(double bytes) { return cat(std::round(bytes / (1024.0 * 1024.0) 
 ParameterServerStrategy::ParameterServerStrategy(const StrategyContext& ctx)
     : job_(*ctx.job),
       parallel_(ctx.parallel),
-      workers_(ctx.dp.size()),
+      workers_(ctx.job ? ctx.job->size() - int(ctx.parallel.ps_servers) : 0),
       servers_(int(ctx.parallel.ps_servers)),
       n_(ctx.layout.total()),
       share_(ctx.batch_share) {
-  MESHLM_ASSERT(ctx.job != nullptr && job_.size() == workers_ + servers_ && job_.rank() == ctx.dp.rank(),
+  const int tp = int(ctx.parallel.tp);
+  MESHLM_ASSERT(ctx.job != nullptr && workers_ == ctx.dp.size() * tp && job_.rank() / tp == ctx.dp.rank(),
                 "parameter-server workers must be the job's first ranks");
   MESHLM_ASSERT(ctx.device == Device::cpu, "parameter servers train on the CPU");
-  for (int s = 0; s < servers_; ++s) ranges_.push_back(ps_key_range(n_, servers_, s));
+  // This rank's shard of the key space, and the part of it each server owns.
+  const PsKeySpace keys{n_, tp};
+  shard_ = job_.rank() % tp;
+  first_group_ = ctx.dp.rank() == 0;
+  for (int s = 0; s < servers_; ++s) ranges_.push_back(keys.in_shard(ps_key_range(keys.total(), servers_, s), shard_));
   params_.assign(n_, 0.0f);
   grads_.assign(n_, 0.0f);
   if (parallel_.grad_reduce_dtype == DType::bf16) wire_.resize(n_);
@@ -71,17 +76,19 @@ void ParameterServerStrategy::send_pending() {
   if (params_pending_) {
     params_pending_ = false;
     command({PsHeader{.command = PsCommand::set_params, .steps = opt_->steps()}});
-    if (job_.rank() == 0)
+    if (first_group_)
       for (int s = 0; s < servers_; ++s)
-        job_.send(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
-                  server_rank(s), kPsDataTag);
+        if (ranges_[size_t(s)].count > 0)
+          job_.send(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
+                    server_rank(s), kPsDataTag);
   }
   for (auto& [index, values] : state_pending_) {
     command({PsHeader{.command = PsCommand::set_state, .arg = index}});
-    if (job_.rank() == 0)
+    if (first_group_)
       for (int s = 0; s < servers_; ++s)
-        job_.send(values.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
-                  server_rank(s), kPsDataTag);
+        if (ranges_[size_t(s)].count > 0)
+          job_.send(values.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
+                    server_rank(s), kPsDataTag);
   }
   state_pending_.clear();
 }
@@ -100,6 +107,7 @@ void ParameterServerStrategy::begin_reduction() {
 
 void ParameterServerStrategy::push(int s) {
   const Range r = ranges_[size_t(s)];
+  if (r.count == 0) return;  // none of this server's range is in this rank's shard
   if (!wire_.empty()) {
     for (size_t i = r.begin; i < r.end(); ++i) wire_[i] = f32_to_bf16(grads_[i]);
     pushes_.push_back(job_.isend(wire_.data() + r.begin, int64_t(r.count), DType::bf16, server_rank(s), kPsDataTag));
@@ -111,17 +119,15 @@ void ParameterServerStrategy::push(int s) {
 
 void ParameterServerStrategy::grads_ready(size_t offset) {
   // Ranges are final from the end of the buffer down: a server's range goes once all of it is.
-  while (next_push_ >= 0 && ranges_[size_t(next_push_)].begin >= offset) push(next_push_--);
+  while (next_push_ >= 0 && (ranges_[size_t(next_push_)].count == 0 || ranges_[size_t(next_push_)].begin >= offset))
+    push(next_push_--);
 }
 
 double ParameterServerStrategy::finish_reduction() {
   while (next_push_ >= 0) push(next_push_--);
   if (!lockstep()) {
-    // The norm of this worker's own gradient, the mean over its rows (grads_ hold it times the
-    // share). The pushes complete once the update's header has reached the servers (update()).
-    double sum = 0;
-    for (float g : grads_) sum += double(g) * double(g);
-    norm_squared_ = sum / (share_ * share_);
+    // The norm of this worker's own gradient (its tensor-parallel group's, norm_part()). The
+    // pushes complete once the update's header has reached the servers (update()).
     return 0;
   }
   Timer wait;
@@ -141,6 +147,9 @@ double ParameterServerStrategy::finish_reduction() {
 }
 
 GradPart ParameterServerStrategy::norm_part() const {
+  // Async, ssp: this worker's gradient as the mean over its rows (grads_ hold it times the
+  // share), its own: no sum over the other workers.
+  if (!lockstep()) return {DeviceSpan<const float>{grads_.data(), n_, Device::cpu}, Range{0, n_}, false, {}, 1.0 / share_};
   return {DeviceSpan<const float>{}, Range{0, n_}, false, norm_squared_};
 }
 
@@ -153,8 +162,9 @@ void ParameterServerStrategy::apply(float lr, float grad_scale) {
   Timer wait;
   std::vector<std::unique_ptr<Request>> pulls;
   for (int s = 0; s < servers_; ++s)
-    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
-                               DType::f32, server_rank(s), kPsDataTag));
+    if (ranges_[size_t(s)].count > 0)
+      pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                                 DType::f32, server_rank(s), kPsDataTag));
   for (auto& r : pulls) r->wait();
   traffic_.wait_s += wait.seconds();
   traffic_.pull_bytes += int64_t(n_ * sizeof(float));
@@ -178,8 +188,9 @@ void ParameterServerStrategy::update(float lr, float grad_scale) {
   std::vector<std::unique_ptr<Request>> pulls;
   for (int s = 0; s < servers_; ++s) {
     pulls.push_back(job_.irecv(&replies[size_t(s)], kPsReplyWords, DType::i32, server_rank(s), kPsReplyTag));
-    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
-                               DType::f32, server_rank(s), kPsDataTag));
+    if (ranges_[size_t(s)].count > 0)
+      pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                                 DType::f32, server_rank(s), kPsDataTag));
   }
   for (auto& r : pushes_) r->wait();
   pushes_.clear();
@@ -219,8 +230,9 @@ void ParameterServerStrategy::pull_all() {
   command({PsHeader{.command = PsCommand::read_params}});
   std::vector<std::unique_ptr<Request>> pulls;
   for (int s = 0; s < servers_; ++s)
-    pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
-                               DType::f32, server_rank(s), kPsDataTag));
+    if (ranges_[size_t(s)].count > 0)
+      pulls.push_back(job_.irecv(params_.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count),
+                                 DType::f32, server_rank(s), kPsDataTag));
   for (auto& r : pulls) r->wait();
 }
 
@@ -254,8 +266,9 @@ std::vector<std::pair<std::string, std::vector<float>>> ParameterServerStrategy:
   for (auto& [name, unused] : names) {
     std::vector<float> values(n_);
     for (int s = 0; s < servers_; ++s)
-      job_.recv(values.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
-                server_rank(s), kPsDataTag);
+      if (ranges_[size_t(s)].count > 0)
+        job_.recv(values.data() + ranges_[size_t(s)].begin, int64_t(ranges_[size_t(s)].count), DType::f32,
+                  server_rank(s), kPsDataTag);
     out.emplace_back(name, std::move(values));
   }
   return out;
@@ -266,7 +279,7 @@ void ParameterServerStrategy::write_optimizer_state(const std::string& name, con
   for (size_t i = 0; i < state.size(); ++i)
     if (state[i].first == name) {
       std::vector<float> copy;
-      if (job_.rank() == 0) copy.assign(values, values + n_);  // worker 0 sends it; the others only the header
+      if (first_group_) copy.assign(values, values + n_);  // the first group sends it; the others only the header
       state_pending_.emplace_back(int(i), std::move(copy));
       return;
     }

@@ -20,6 +20,10 @@
 // ssp bound. Checkpoints, evaluations and the end are rounds that every worker joins, after
 // which all workers hold the same parameters.
 //
+// With tensor parallelism a worker is a tp group: each of its ranks exchanges its own shard's
+// part of the servers' key space (parallel/ps_protocol.hpp's PsKeySpace), and the servers count
+// the tensors every shard holds (LayerNorms, row-parallel biases) once in the norm.
+//
 // Parameters and optimizer state set before the first step (initialisation, --init-from, a
 // resumed checkpoint) are kept here and sent with the first exchange: building the trainer
 // does not talk to the servers, so that a set-up error ends every rank the same way.
@@ -72,9 +76,11 @@ class ParameterServerStrategy final : public SyncStrategy {
 
   Communicator& job_;
   const ParallelConfig& parallel_;
-  int workers_, servers_;
-  size_t n_;
-  std::vector<Range> ranges_;  // per server
+  int workers_, servers_;  // workers_: worker ranks (groups x tp)
+  size_t n_;                // this rank's parameters (its tensor-parallel shard)
+  int shard_ = 0;           // its tensor-parallel rank
+  bool first_group_ = false;  // of the first worker group, which sends what worker 0 holds
+  std::vector<Range> ranges_;  // per server: the part of its key range in this shard (shard offsets)
   std::vector<float> params_, grads_;
   std::vector<uint16_t> wire_;  // bf16 on the wire: the converted gradients
   std::unique_ptr<Optimizer> opt_;  // no state here: its names and step count

@@ -58,6 +58,9 @@ struct GradPart {
   // Set when the gradients were combined elsewhere (parameter servers): the squared global
   // norm, already the same on every rank; `data` is then empty.
   std::optional<double> squared_norm;
+  // The norm wanted is that of `data` times this (an asynchronous worker's gradient, which the
+  // buffer holds times its share of the batch).
+  double norm_scale = 1;
 };
 
 // A step's traffic between a worker and the parameter servers.

@@ -20,13 +20,14 @@ double add_over(Communicator& comm, double start, double v, bool gather = true) 
 double global_gradient_norm(const GradPart& part, const ParamLayout& layout, const StageSpec& stage,
                             DeviceMesh& mesh) {
   if (part.squared_norm) {
-    // Combined elsewhere (parameter servers, which run without tensor or pipeline parallelism).
-    MESHLM_ASSERT(mesh.tp().size() == 1 && mesh.pp().size() == 1, "a precomputed norm with tp or pp");
+    // Combined elsewhere (parameter servers, which count every tensor-parallel shard and run
+    // without pipeline parallelism).
+    MESHLM_ASSERT(mesh.pp().size() == 1, "a precomputed norm with pp");
     return std::sqrt(*part.squared_norm);
   }
   const bool over_dp = part.tiled_over_dp;
   if (mesh.tp().size() == 1 && mesh.pp().size() == 1)
-    return std::sqrt(add_over(mesh.dp(), 0.0, grad_norm_squared(part.data), over_dp));
+    return part.norm_scale * std::sqrt(add_over(mesh.dp(), 0.0, grad_norm_squared(part.data), over_dp));
   double split = 0, replicated = 0;
   for (const ParamView& v : layout.views()) {
     if (!stage.first && v.spec.name == "wte.weight") continue;
@@ -38,7 +39,7 @@ double global_gradient_norm(const GradPart& part, const ParamLayout& layout, con
   const double split_sum = add_over(mesh.dp(), 0.0, split, over_dp);
   const double replicated_sum = add_over(mesh.dp(), 0.0, replicated, over_dp);
   const double stage_total = add_over(mesh.tp(), replicated_sum, split_sum);
-  return std::sqrt(add_over(mesh.pp(), 0.0, stage_total));
+  return part.norm_scale * std::sqrt(add_over(mesh.pp(), 0.0, stage_total));
 }
 
 }  // namespace meshlm

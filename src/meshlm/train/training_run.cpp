@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "meshlm/comm/collective_deadline.hpp"
+#include "meshlm/comm/emulated_network.hpp"
 #include "meshlm/comm/gather_doubles.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/core/exit_codes.hpp"
@@ -56,8 +57,14 @@ TrainingRun::TrainingRun(Communicator& job, const RunRequest& request, const std
     role_comm_ = job.split(serves ? 1 : 0, job.rank());
     role_comm_->set_label(serves ? "servers" : "workers");
     try {
-      if (serves) server_ = std::make_unique<ParameterServer>(job, ParamLayout(gpt_param_specs(setup_.cfg.model)),
-                                                              layout, setup_.cfg.optim);
+      if (serves) {
+        // Its answers cross the emulated network too, as the workers' pushes do.
+        const NetworkModel net = layout.network_model();
+        if (net.active()) server_link_ = emulate_network(job, net);
+        server_ = std::make_unique<ParameterServer>(
+            server_link_ ? *server_link_ : job,
+            ParamLayout(gpt_param_specs(setup_.cfg.model, int(layout.tp), 0)), layout, setup_.cfg.optim);
+      }
     } catch (const UserError& e) {
       error = e.what();
     }

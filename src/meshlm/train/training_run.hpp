@@ -45,6 +45,7 @@ class TrainingRun {
 
   Communicator* comm_;  // the ranks that train: the job, or its workers with parameter servers
   std::unique_ptr<Communicator> role_comm_;  // parameter servers: the workers' (or the servers') group
+  std::unique_ptr<Communicator> server_link_;  // a server's job behind parallel.emulate_network (or null)
   std::unique_ptr<ParameterServer> server_;  // on a parameter-server rank
   RunRequest request_;
   const std::atomic<int>* stop_signal_;
