@@ -6,7 +6,6 @@
 #include <limits>
 #include <thread>
 
-#include "meshlm/comm/collective_deadline.hpp"
 #include "meshlm/core/error.hpp"
 #include "meshlm/optim/clip.hpp"
 #include "meshlm/parallel/ps_protocol.hpp"
@@ -16,6 +15,7 @@ namespace meshlm {
 ParameterServer::ParameterServer(Communicator& job, const ParamLayout& shard, const ParallelConfig& parallel,
                                  const OptimConfig& optim)
     : job_(job),
+      waiting_(job),
       workers_(job.size() - int(parallel.ps_servers)),
       wire_(parallel.grad_reduce_dtype),
       shard_(shard),
@@ -56,7 +56,8 @@ int ParameterServer::serve() { return mode_ == PsMode::sync ? serve_sync() : ser
 int ParameterServer::serve_sync() {
   std::vector<PsHeader> headers(static_cast<size_t>(workers_));
   for (;;) {
-    for (int w = 0; w < workers_; ++w) job_.recv(&headers[size_t(w)], kPsHeaderWords, DType::i32, w, kPsHeaderTag);
+    for (int w = 0; w < workers_; ++w)
+      waiting_.wait(*job_.irecv(&headers[size_t(w)], kPsHeaderWords, DType::i32, w, kPsHeaderTag));
     const PsHeader& h = headers[0];
     for (const PsHeader& other : headers)
       MESHLM_ASSERT(other.command == h.command, "parameter server ", job_.rank(), ": workers sent commands ",
@@ -123,12 +124,7 @@ int ParameterServer::serve_async() {
   };
   for (int w = 0; w < workers_; ++w) listen(w);
   int in_round = 0;
-  auto idle = std::chrono::microseconds(0);
-  // parallel.collective_timeout covers this loop as it covers a blocking receive: no message
-  // from any worker for that long means the workers are stopped, stuck or dead. A gap between
-  // two polls (this rank stopped itself) starts the wait again.
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point last_heard = Clock::now(), last_poll = last_heard;
+  waiting_.heard();
   for (;;) {
     bool heard = false;
     for (int w = 0; w < workers_; ++w) {
@@ -154,17 +150,8 @@ int ParameterServer::serve_async() {
     }
     // The server shares the machine's cores with the workers: it sleeps a little while idle
     // (up to 0.2 ms, a small part of a step) rather than spinning.
-    const Clock::time_point now = Clock::now();
-    if (heard || now - last_poll > std::chrono::seconds(1)) last_heard = now;
-    last_poll = now;
-    if (heard) idle = std::chrono::microseconds(0);
-    else {
-      const double waited = std::chrono::duration<double>(now - last_heard).count();
-      if (past_collective_timeout(waited))
-        end_hung_job({"recv", job_.label(), job_.rank(), job_.size(), -1}, waited);
-      idle = std::min(idle + std::chrono::microseconds(20), std::chrono::microseconds(200));
-      std::this_thread::sleep_for(idle);
-    }
+    if (heard) waiting_.heard();
+    else waiting_.pause();
   }
 }
 
@@ -176,10 +163,10 @@ int64_t ParameterServer::version() const {
 
 void ParameterServer::receive_into(int worker, float* into, size_t count) {
   if (wire_ == DType::bf16) {
-    job_.recv(incoming_bf16_.data(), int64_t(count), DType::bf16, worker, kPsDataTag);
+    waiting_.wait(*job_.irecv(incoming_bf16_.data(), int64_t(count), DType::bf16, worker, kPsDataTag));
     for (size_t i = 0; i < count; ++i) into[i] = bf16_to_f32(incoming_bf16_[i]);
   } else {
-    job_.recv(into, int64_t(count), DType::f32, worker, kPsDataTag);
+    waiting_.wait(*job_.irecv(into, int64_t(count), DType::f32, worker, kPsDataTag));
   }
 }
 

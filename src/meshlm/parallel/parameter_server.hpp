@@ -16,6 +16,7 @@
 #include "meshlm/model/param_spec.hpp"
 #include "meshlm/optim/optimizer.hpp"
 #include "meshlm/parallel/parallel_config.hpp"
+#include "meshlm/parallel/polling_wait.hpp"
 #include "meshlm/parallel/ps_protocol.hpp"
 
 namespace meshlm {
@@ -61,6 +62,7 @@ class ParameterServer {
   };
 
   Communicator& job_;
+  PollingWait waiting_;  // every wait for a worker's message
   int workers_;  // worker ranks: groups x tp
   DType wire_;
   ParamLayout shard_;

@@ -105,10 +105,14 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
     const bool final = k + 1 == ops.size();  // the step's last backward: gradients become final
     const Timer backward;
     // A slowed rank's micro-batch takes slowdown x its compute time; the gradient buckets already
-    // handed to the sync strategy travel meanwhile.
+    // handed to the sync strategy travel meanwhile. Time spent handing them over (which may wait
+    // for a peer) is not compute: counted in, it would stretch the sleep by the peers' waits.
+    double handing_s = 0;
     auto straggle = [&] {
-      if (slowdown_ > 1 && grads)
-        std::this_thread::sleep_for(std::chrono::duration<double>((slowdown_ - 1) * (forward_s_[slot] + backward.seconds())));
+      if (slowdown_ > 1 && grads) {
+        const double compute = forward_s_[slot] + backward.seconds() - handing_s;
+        std::this_thread::sleep_for(std::chrono::duration<double>((slowdown_ - 1) * std::max(compute, 0.0)));
+      }
     };
     // The input gradient goes to the previous stage as soon as the backward pass is done, and
     // before the tied embedding's all-reduce, which the first stage joins only after it.
@@ -119,14 +123,18 @@ ExecutionResult StepExecutor::run(std::span<const PipeOp> ops, MicroBatchFeed& f
       send(grad_out_, op.micro, model.stage_input_grad(), count, stage - 1, grad_tag + int(op.micro));
     };
     if (final && sync) {
+      Timer handing;
       sync->begin_reduction();
+      handing_s += handing.seconds();
       // The tied embedding (at offset 0) is summed over its two stages before its bucket goes out.
       model.backward_stage(params, grads, mb.dloss, grad_in_.data<float>(), [&](size_t offset) {
+        const Timer handing;
         if (offset == 0) {
           send_input_grad();
           sum_tied_embedding(grads);
         }
         if (overlap || offset == 0) sync->grads_ready(offset);
+        handing_s += handing.seconds();
       });
       straggle();
       result.reduce_wait_s = sync->finish_reduction();
