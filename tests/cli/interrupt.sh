@@ -49,7 +49,8 @@ for delay in 0.7 1.1 1.3; do
   kill -9 "$pid"
   wait "$pid" 2>/dev/null
   "$meshlm" eval --checkpoint "$run" --data "$work/text.txt" --tokens 128 > "$work/eval_kill" 2>&1
-  check "SIGKILL after ${delay}s: latest ($(cat "$run/checkpoints/latest")) loads" $? "$(cat "$work/eval_kill")"
+  status=$?  # before the message's command substitutions, which set $? themselves
+  check "SIGKILL after ${delay}s: latest ($(cat "$run/checkpoints/latest")) loads" "$status" "$(cat "$work/eval_kill")"
 done
 
 echo "$passes passed, $failures failed"

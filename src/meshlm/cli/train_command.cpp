@@ -6,6 +6,7 @@
 #include "meshlm/cli/commands.hpp"
 #include "meshlm/cli/job_abort.hpp"
 #include "meshlm/cli/mpirun_launcher.hpp"
+#include "meshlm/cli/stop_signals.hpp"
 #include "meshlm/cli/supervisor.hpp"
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/error.hpp"
@@ -46,26 +47,6 @@ struct TrainArgs {
   SupervisorOptions supervision;  // --max-restarts, --restart-backoff, --hang-timeout, --min-nproc
 };
 
-// Set by SIGINT, SIGTERM or SIGHUP (a closed terminal, a scheduler's stop); the run finishes the
-// current step, saves, and exits with 128 + the signal.
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) {
-  g_stop_signal = sig;
-  std::signal(sig, SIG_DFL);  // a second signal ends the process at once (checkpoints stay intact)
-}
-
-// Installs the stop handlers for the lifetime of the run.
-struct StopSignals {
-  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-  StopSignals() {
-    g_stop_signal = 0;
-    for (int sig : kSignals) std::signal(sig, on_stop_signal);
-  }
-  ~StopSignals() {
-    for (int sig : kSignals) std::signal(sig, SIG_DFL);
-  }
-};
-
 int train_on(Communicator& comm, const TrainArgs& args) {
   std::string error;
   if (args.nproc > 0)
@@ -74,8 +55,8 @@ int train_on(Communicator& comm, const TrainArgs& args) {
   RunRequest request = args.request;
   request.processes = comm.size();
   const HeartbeatWriter heartbeat(comm.rank());  // only when supervised (MESHLM_HEARTBEAT_DIR)
-  TrainingRun run(comm, request, &g_stop_signal);
   const StopSignals signals;
+  TrainingRun run(comm, request, &signals.received());
   return run.run();
 }
 

@@ -13,7 +13,7 @@
 namespace meshlm {
 
 ParameterServer::ParameterServer(Communicator& job, const ParamLayout& shard, const ParallelConfig& parallel,
-                                 const OptimConfig& optim)
+                                 const OptimConfig& optim, const PsSchedule& schedule)
     : job_(job),
       waiting_(job),
       workers_(job.size() - int(parallel.ps_servers)),
@@ -24,7 +24,8 @@ ParameterServer::ParameterServer(Communicator& job, const ParamLayout& shard, co
       bound_(parallel.ps_mode == PsMode::ssp ? parallel.ps_staleness : std::numeric_limits<int64_t>::max()),
       staleness_lr_(parallel.ps_staleness_lr),
       first_server_(job.rank() == job.size() - int(parallel.ps_servers)),
-      state_(size_t(job.size() - int(parallel.ps_servers))) {
+      state_(size_t(job.size() - int(parallel.ps_servers))),
+      schedule_(schedule) {
   MESHLM_ASSERT(workers_ >= 1 && job.rank() >= workers_, "rank ", job.rank(), " is not a server");
   MESHLM_ASSERT(workers_ % keys_.tp == 0, workers_, " workers in groups of tp ", keys_.tp);
   const size_t n = keys_.total();
@@ -81,7 +82,7 @@ bool ParameterServer::round(const PsHeader& h) {
         if (const Range p = piece(t); p.count > 0)
           job_.recv(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, t, kPsDataTag);
       // A start or a resume: every worker has done h.steps steps (async and ssp count them).
-      for (WorkerState& w : state_) w = WorkerState{.steps = h.steps, .answered = h.steps};
+      start_at(h.steps);
       const int64_t groups = workers_ / keys_.tp;
       updates_ = h.steps * (mode_ == PsMode::sync ? 1 : workers_);
       for (int64_t& u : shard_updates_) u = h.steps * (mode_ == PsMode::sync ? 1 : groups);
@@ -108,6 +109,7 @@ bool ParameterServer::round(const PsHeader& h) {
           job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
       for (WorkerState& w : state_) w.answered = version();
       break;
+    case PsCommand::meet: start_at(h.steps); break;
     case PsCommand::finish: return true;
     default: MESHLM_ASSERT(false, "parameter server: unknown command ", int(h.command));
   }
@@ -196,13 +198,24 @@ void ParameterServer::update(int worker, const PsHeader& h) {
     w.staleness_sum += staleness;
     w.staleness_max = std::max(w.staleness_max, staleness);
   }
-  // A stop signal: the fastest worker may be computing its next step already; every worker
-  // stops after that one, which each learns with its next answer.
-  if (first_server_ && h.arg != 0 && stop_step_ == 0) {
-    for (const WorkerState& w : state_) stop_step_ = std::max(stop_step_, w.steps + 1);
-    stop_signal_ = h.arg;
-  }
+  if (first_server_ && meet_step_ == 0 && (h.arg != 0 || me.steps >= next_meeting_)) call_meeting(h.arg);
   answer_ready();
+}
+
+void ParameterServer::call_meeting(int signal) {
+  // A worker that waits for an answer joins after the step it pushed; the others after the
+  // step they are computing. The leader's is the meeting's step.
+  for (WorkerState& w : state_) {
+    w.meet_after = w.steps + (w.waiting ? 0 : 1);
+    meet_step_ = std::max(meet_step_, w.meet_after);
+  }
+  meet_signal_ = signal;
+}
+
+void ParameterServer::start_at(int64_t step) {
+  for (WorkerState& w : state_) w = WorkerState{.steps = step, .answered = step};
+  meet_step_ = meet_signal_ = 0;
+  next_meeting_ = schedule_.next_after(step);
 }
 
 void ParameterServer::answer_ready() {
@@ -212,7 +225,8 @@ void ParameterServer::answer_ready() {
     WorkerState& s = state_[size_t(w)];
     // ssp: the worker's next step is s.steps; it may start once the slowest has done s.steps - bound.
     if (!s.waiting || (bound_ < s.steps && v < s.steps - bound_)) continue;
-    const PsReply reply{v, s.updates, s.staleness_sum, s.staleness_max, stop_step_, stop_signal_};
+    const PsReply reply{v,           s.updates,  s.staleness_sum, s.staleness_max,
+                        s.meet_after, meet_step_, meet_signal_};
     job_.send(&reply, kPsReplyWords, DType::i32, w, kPsReplyTag);
     if (const Range p = piece(w); p.count > 0)
       job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);

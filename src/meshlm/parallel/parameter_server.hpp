@@ -26,8 +26,9 @@ class ParameterServer {
   // `job`: every rank of the run; this rank must be one of its last parallel.ps_servers ranks.
   // `shard`: the layout of a worker's parameters (the whole model, or with parallel.tp > 1 one
   // tensor-parallel shard: every shard's layout is the same).
+  // `schedule`: where async and ssp workers meet (server 0 calls the meetings).
   ParameterServer(Communicator& job, const ParamLayout& shard, const ParallelConfig& parallel,
-                  const OptimConfig& optim);
+                  const OptimConfig& optim, const PsSchedule& schedule);
   ~ParameterServer();
 
   // Answers the workers until they send `finish`; returns the exit code they end with.
@@ -59,7 +60,10 @@ class ParameterServer {
     int64_t answered = 0;       // the version of the parameters it last received
     bool waiting = false;       // an answer is owed
     int64_t updates = 0, staleness_sum = 0, staleness_max = -1;  // since its last answer
+    int64_t meet_after = 0;     // server 0: the step after which it joins the meeting called
   };
+  void call_meeting(int signal);  // server 0
+  void start_at(int64_t step);    // every worker continues from `step`
 
   Communicator& job_;
   PollingWait waiting_;  // every wait for a worker's message
@@ -82,7 +86,9 @@ class ParameterServer {
   bool staleness_lr_;
   bool first_server_;
   std::vector<WorkerState> state_;
-  int64_t stop_step_ = 0, stop_signal_ = 0;
+  PsSchedule schedule_;
+  int64_t next_meeting_ = 0;                 // server 0: the schedule's next step
+  int64_t meet_step_ = 0, meet_signal_ = 0;  // the meeting called (meet_step_ 0: none)
 };
 
 }  // namespace meshlm

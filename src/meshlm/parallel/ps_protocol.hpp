@@ -29,10 +29,20 @@
 //               header), with its learning rate and scale: the server applies them at once
 //               and answers that worker with a PsReply and its range's newest parameters;
 //               under ssp it holds the answer back until the slowest worker is close enough.
-//               `arg`: the worker's stop signal (0: none), which server 0 turns into a step
-//               at which every worker stops.
-// Every other command is a round, as in sync mode: the server waits until every worker has sent
-// it (taking no more from a worker that has), so that a round sees every update sent before it.
+//               `arg`: the worker's stop signal (0: none).
+//   meet        (a round) every worker continues from step `steps`, the meeting's
+// Every command but update is a round, as in sync mode: the server waits until every worker has
+// sent it (taking no more from a worker that has), so that a round sees every update sent
+// before it.
+//
+// Meetings (async, ssp): workers take steps at their own pace, and the run's step is the
+// leading worker's. Server 0 calls a meeting when a worker finishes a step of the schedule
+// (PsSchedule: an evaluation's, a checkpoint's, the last) or sends a stop signal: it tells each
+// worker, with its next answer, the step after which it stops (the one it is computing, or the
+// one it just pushed) and the meeting's step, the leader's. Every worker then sends `meet` and
+// continues from that step (a slower worker skips the steps it did not take), and the rounds
+// of the evaluation or checkpoint follow.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -40,7 +50,7 @@
 
 namespace meshlm {
 
-enum class PsCommand : int32_t { push = 1, apply, skip, set_params, set_state, read_state, finish, read_params, update };
+enum class PsCommand : int32_t { push = 1, apply, skip, set_params, set_state, read_state, finish, read_params, update, meet };
 
 struct PsHeader {
   PsCommand command = PsCommand::finish;
@@ -61,11 +71,26 @@ struct PsReply {
   int64_t updates = 0;          // applied since the previous answer to this worker
   int64_t staleness_sum = 0;    // of those updates
   int64_t staleness_max = -1;   // of those updates (-1: none)
-  int64_t stop_step = 0;        // server 0: every worker stops after this step (0: no stop yet)
-  int64_t stop_signal = 0;      // the signal that asked for it
+  // Server 0: a meeting is called; this worker joins it after its step `meet_after` (0: none
+  // called), and every worker continues from step `meet_step`.
+  int64_t meet_after = 0, meet_step = 0;
+  int64_t meet_signal = 0;  // the stop signal that called it (0: the schedule)
 };
 static_assert(sizeof(PsReply) % 4 == 0);
 inline constexpr int64_t kPsReplyWords = int64_t(sizeof(PsReply) / 4);
+
+// The steps at which the workers meet (async, ssp): every evaluation's and checkpoint's, and
+// the last.
+struct PsSchedule {
+  int64_t steps = 0, eval_every = 0, save_every = 0;
+  // The first of them after step `after`.
+  int64_t next_after(int64_t after) const {
+    int64_t next = steps;
+    for (int64_t every : {eval_every, save_every})
+      if (every > 0) next = std::min(next, (after / every + 1) * every);
+    return next;
+  }
+};
 
 // Tags of the protocol's messages (apart from the other point-to-point traffic of the job).
 inline constexpr int kPsHeaderTag = 7101, kPsDataTag = 7102, kPsReplyTag = 7103;

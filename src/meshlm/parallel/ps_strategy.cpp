@@ -214,15 +214,23 @@ void ParameterServerStrategy::update(float lr, float grad_scale) {
   run_staleness_max_ = std::max(run_staleness_max_, most);
   traffic_.staleness_mean = counted > 0 ? mean / double(counted) : 0.0;
   traffic_.staleness_max = most;
-  if (replies[0].stop_step > 0 && stop_step_ == 0) {
-    stop_step_ = replies[0].stop_step;
-    stop_signal_ = replies[0].stop_signal;
+  if (replies[0].meet_after > 0) {
+    meet_after_ = replies[0].meet_after;
+    meet_step_ = replies[0].meet_step;
+    meet_signal_ = replies[0].meet_signal;
   }
 }
 
-int ParameterServerStrategy::stop_after(int64_t step, int signal) {
+std::optional<SyncStrategy::Meeting> ParameterServerStrategy::meeting_after(int64_t step, int signal) {
   if (signal != 0 && signal_ == 0) signal_ = signal;
-  return stop_step_ > 0 && step >= stop_step_ ? int(stop_signal_) : 0;
+  if (meet_after_ == 0) return std::nullopt;
+  MESHLM_ASSERT(step <= meet_after_, "worker ", job_.rank(), " at step ", step, " missed the meeting after ", meet_after_);
+  if (step < meet_after_) return std::nullopt;
+  const Meeting m{meet_step_, int(meet_signal_)};
+  meet_after_ = 0;
+  command({PsHeader{.command = PsCommand::meet, .steps = m.step}});
+  opt_->set_steps(m.step);
+  return m;
 }
 
 void ParameterServerStrategy::pull_all() {

@@ -17,8 +17,10 @@
 // its gradient normalised to the mean over its rows, with the learning rate times its share of
 // the batch, so that the workers' updates of one step add up to the sync update (exactly with
 // SGD on the same parameters). The answer is the servers' newest parameters; its wait is the
-// ssp bound. Checkpoints, evaluations and the end are rounds that every worker joins, after
-// which all workers hold the same parameters.
+// ssp bound. Workers take steps at their own pace and meet where server 0 says (an
+// evaluation's, a checkpoint's or the last step of the leading worker, or a stop signal;
+// parallel/ps_protocol.hpp): each then continues from the leader's step, and the evaluation,
+// checkpoint or end that follows is a round after which all workers hold the same parameters.
 //
 // With tensor parallelism a worker is a tp group: each of its ranks exchanges its own shard's
 // part of the servers' key space (parallel/ps_protocol.hpp's PsKeySpace), and the servers count
@@ -48,7 +50,7 @@ class ParameterServerStrategy final : public SyncStrategy {
   std::string summary() const override;
   std::optional<ServerTraffic> server_traffic() const override { return traffic_; }
   bool lockstep() const override { return parallel_.ps_mode == PsMode::sync; }
-  int stop_after(int64_t step, int signal) override;
+  std::optional<Meeting> meeting_after(int64_t step, int signal) override;
   void begin_evaluation() override;
 
   float* begin_step() override;
@@ -95,7 +97,7 @@ class ParameterServerStrategy final : public SyncStrategy {
   // Async and ssp.
   double share_;
   int signal_ = 0;                      // this worker's stop signal, sent with its next update
-  int64_t stop_step_ = 0, stop_signal_ = 0;  // from server 0's answers
+  int64_t meet_after_ = 0, meet_step_ = 0, meet_signal_ = 0;  // from server 0's answers (PsReply)
   int64_t run_updates_ = 0, run_staleness_sum_ = 0, run_staleness_max_ = 0;  // seen by this worker
 };
 

@@ -124,15 +124,22 @@ class SyncStrategy {
   // --- Agreement among the data-parallel ranks.
   // Whether every step ends at one moment on every data-parallel rank, so that the trainer may
   // reduce the loss and agree on a stop signal with a collective each step. When false (the
-  // asynchronous parameter-server modes), each rank reports its own loss and the ranks agree
-  // on a stop through stop_after().
+  // asynchronous parameter-server modes), each rank reports its own loss, takes steps at its
+  // own pace, and the ranks meet where meeting_after() says.
   virtual bool lockstep() const { return true; }
-  // Not lockstep: this rank's stop signal (0: none) goes with its next update; returns the
-  // signal once every rank is to stop after `step` (0: go on).
-  virtual int stop_after(int64_t step, int signal) {
+  // A meeting of ranks not in lockstep: every rank continues from `step` (the leading rank's),
+  // called by the schedule (an evaluation's, a checkpoint's or the last step) or by a stop
+  // signal (`signal`, 0 for the schedule).
+  struct Meeting {
+    int64_t step = 0;
+    int signal = 0;
+  };
+  // Not lockstep: called after each step with the rank's step and its stop signal (0: none),
+  // which goes with its next update. Returns the meeting this rank joins now, if one is called.
+  virtual std::optional<Meeting> meeting_after(int64_t step, int signal) {
     (void)step;
     (void)signal;
-    return 0;
+    return std::nullopt;
   }
 
   // --- Forward passes outside training (evaluation).

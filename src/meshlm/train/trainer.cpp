@@ -207,9 +207,9 @@ StepStats Trainer::step() {
   s.tp_allreduce_bytes = tp_group_->all_reduce_bytes();
   s.ps = sync_->server_traffic();
   // Ranks not in lockstep (async parameter servers) each train their own rows at their own pace.
-  const double tokens = sync_->lockstep() ? double(tokens_per_step())
-                                          : double(rows_.count) * double(T_ * cfg_.train.grad_accum);
-  s.tokens_per_s = tokens / timer.seconds();
+  const int64_t own = int64_t(rows_.count) * T_ * cfg_.train.grad_accum;
+  own_tokens_ += own;
+  s.tokens_per_s = double(sync_->lockstep() ? tokens_per_step() : own) / timer.seconds();
   if (mesh_->pp().size() > 1) s.pipe_idle = all_gather_doubles(mesh_->pp(), run.pipe_wait_s / timer.seconds());
   return s;
 }

@@ -109,6 +109,12 @@ class Trainer {
   // Restores one state buffer from its whole-model values.
   void load_optimizer_state(const std::string& name, std::span<const float> whole);
   void restore_state(const TrainerState& s);
+  // Ranks not in lockstep, at a meeting (SyncStrategy::meeting_after): this rank continues from
+  // the meeting's step, the next batch and learning rate being that step's.
+  void continue_from(int64_t step) { state_.step = step; }
+  // Tokens of this rank's own rows trained by this process's steps (ranks not in lockstep count
+  // the run's tokens from them).
+  int64_t own_tokens() const { return own_tokens_; }
 
   const RunConfig& config() const { return cfg_; }
   const TrainerState& state() const { return state_; }
@@ -163,6 +169,7 @@ class Trainer {
   std::unique_ptr<StepExecutor> executor_;
   std::unique_ptr<SyncStrategy> sync_;
   TrainerState state_;
+  int64_t own_tokens_ = 0;
 };
 
 }  // namespace meshlm

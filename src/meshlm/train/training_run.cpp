@@ -61,9 +61,10 @@ TrainingRun::TrainingRun(Communicator& job, const RunRequest& request, const std
         // Its answers cross the emulated network too, as the workers' pushes do.
         const NetworkModel net = layout.network_model();
         if (net.active()) server_link_ = emulate_network(job, net);
+        const TrainConfig& t = setup_.cfg.train;
         server_ = std::make_unique<ParameterServer>(
-            server_link_ ? *server_link_ : job,
-            ParamLayout(gpt_param_specs(setup_.cfg.model, int(layout.tp), 0)), layout, setup_.cfg.optim);
+            server_link_ ? *server_link_ : job, ParamLayout(gpt_param_specs(setup_.cfg.model, int(layout.tp), 0)),
+            layout, setup_.cfg.optim, PsSchedule{t.steps, t.eval_every, t.save_every});
       }
     } catch (const UserError& e) {
       error = e.what();
@@ -160,9 +161,6 @@ bool TrainingRun::evaluate() {
 // A signal reaches the ranks at different moments: they agree to stop after the same step.
 int TrainingRun::stop_requested() {
   int32_t sig = stop_signal_ ? stop_signal_->load() : 0;
-  // Ranks not in lockstep agree through their strategy (the parameter servers) on a later step.
-  SyncStrategy& sync = trainer_->strategy();
-  if (!sync.lockstep()) return sync.stop_after(trainer_->state().step, sig);
   if (comm_->size() > 1) comm_->all_reduce(&sig, 1, DType::i32, ReduceOp::max);
   return sig;
 }
@@ -172,8 +170,15 @@ void TrainingRun::summarise(int64_t first_step, const Timer& clock) {
   int64_t largest = peak;
   for (double p : all_gather_doubles(*comm_, double(peak))) largest = std::max(largest, int64_t(p));
   const TrainerState& st = trainer_->state();
-  console_->summary({first_step, st.step, clock.seconds(), (st.step - first_step) * trainer_->tokens_per_step(),
-                     st.best_val_loss, st.best_step, largest});
+  int64_t tokens = (st.step - first_step) * trainer_->tokens_per_step();
+  if (!trainer_->strategy().lockstep()) {
+    // Each worker trained its own steps: the run's tokens are theirs (a tp group's ranks count
+    // the same rows).
+    double sum = 0;
+    for (double t : all_gather_doubles(*comm_, double(trainer_->own_tokens()))) sum += t;
+    tokens = int64_t(sum) / setup_.cfg.parallel.tp;
+  }
+  console_->summary({first_step, st.step, clock.seconds(), tokens, st.best_val_loss, st.best_step, largest});
 }
 
 int TrainingRun::run() {
@@ -206,23 +211,35 @@ int TrainingRun::train() {
     metrics_->step(st);
     console_->step(st);
     if (writer_) take_checkpoint_outcome(writer_->poll());
+    // The run's step: this one's, or for ranks not in lockstep the meeting's they join now
+    // (between meetings they neither evaluate nor save).
+    int64_t step = st.step;
+    int sig = 0;
+    if (!trainer.strategy().lockstep()) {
+      const auto meeting = trainer.strategy().meeting_after(st.step, stop_signal_ ? stop_signal_->load() : 0);
+      if (!meeting) continue;
+      step = meeting->step;
+      sig = meeting->signal;
+      trainer.continue_from(step);
+    }
     // The last step is evaluated and saved after the loop, so that its checkpoint can be marked best.
-    const bool last = st.step == t.steps;
+    const bool last = step >= t.steps;
     bool evaluated = false;
-    if (t.eval_every > 0 && st.step % t.eval_every == 0 && !last) {
+    if (t.eval_every > 0 && step % t.eval_every == 0 && !last) {
       evaluated = true;
       if (evaluate()) save(true);
     }
-    if (t.save_every > 0 && st.step % t.save_every == 0 && last_saved_ != st.step && !last) save(false);
+    if (t.save_every > 0 && step % t.save_every == 0 && last_saved_ != step && !last) save(false);
     if (evaluated && trainer.should_stop_early()) {
       console_->early_stop(trainer);
       stopped_early = true;
       break;
     }
-    if (const int sig = stop_requested(); sig != 0) {
-      if (!setup_.run_dir.empty() && last_saved_ != st.step) save(false);
+    if (trainer.strategy().lockstep()) sig = stop_requested();
+    if (sig != 0) {
+      if (!setup_.run_dir.empty() && last_saved_ != step) save(false);
       finish_checkpoint_write();
-      console_->stopped_by_signal(sig, st.step, !setup_.run_dir.empty());
+      console_->stopped_by_signal(sig, step, !setup_.run_dir.empty());
       summarise(first_step, clock);
       return 128 + sig;
     }
