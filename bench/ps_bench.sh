@@ -4,6 +4,7 @@
 # parameter-server modes), each condition
 #   plain      every rank at its own speed
 #   slow2      worker 1 slowed 2x (--debug.slow_rank 1 --debug.slow_factor 2)
+#   turns2     each worker slowed 2x on every other step, in turn (--debug.slow_alternate true)
 #   net        every message behind NET (--emulate-network; the servers' answers too)
 # Per run: the job's tokens/s (the `done:` line: every step's global batch over rank 0's wall
 # time, evaluation and saving excluded only by their small size), worker 0's median step time
@@ -24,7 +25,8 @@ common=(--config configs/tiny.toml --model.n_layer 2 --train.micro_batch 8 --tra
         --train.threads 1 --data docs/CLI.md)
 modes=("allreduce|--nproc 2" "sync|--nproc 3 --sync ps" "async|--nproc 3 --sync ps --ps-mode async"
        "ssp1|--nproc 3 --sync ps --ps-mode ssp --staleness 1")
-conditions=("plain|" "slow2|--debug.slow_rank 1 --debug.slow_factor 2" "net|--emulate-network $net")
+conditions=("plain|" "slow2|--debug.slow_rank 1 --debug.slow_factor 2"
+            "turns2|--debug.slow_alternate true --debug.slow_factor 2" "net|--emulate-network $net")
 
 run() {  # NAME ARGS...
   local name=$1

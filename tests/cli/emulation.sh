@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark aids of docs/parallel.md ("Measuring on one machine"): a 2-rank data-parallel
-# run with rank 1 slowed 3x (debug.slow_rank, debug.slow_factor) is slower per step than without,
+# run with rank 1 slowed 3x (debug.slow_rank, debug.slow_factor), or with each rank slowed 3x on
+# every other step (debug.slow_alternate), is slower per step than without,
 # and one with an emulated 20 ms network (parallel.emulate_network) is slower per step by at
 # least the modelled delay of its gradient all-reduce; both train the same model bit for bit.
 # Malformed settings exit 2 with one line naming the key.
@@ -48,6 +49,15 @@ python3 -c "import sys; sys.exit(0 if $slow > 1.5 * $plain else 1)"
 check "a rank slowed 3x makes the step > 1.5x longer" $? "$slow ms vs $plain ms"
 identical "the slowed run trains the same model bit for bit" "$work/plain" "$work/slow"
 
+# 1b. A straggler that moves: each rank slowed 3x on every other step, so at every step one of
+#     the two is slow and the step (which waits for both) is slowed every time.
+train alternate --nproc 2 --debug.slow_alternate true --debug.slow_factor 3 --out "$work/alternate"
+alternate=$(step_ms "$work/alternate")
+echo "  median step: plain $plain ms, ranks slowed 3x in turn $alternate ms"
+python3 -c "import sys; sys.exit(0 if $alternate > 1.5 * $plain else 1)"
+check "ranks slowed 3x in turn make every step > 1.5x longer" $? "$alternate ms vs $plain ms"
+identical "the run slowed in turn trains the same model bit for bit" "$work/plain" "$work/alternate"
+
 # 2. The emulated network: one gradient bucket (1.8 MB) all-reduced per step over 2 ranks is
 #    2 messages of 20 ms, the modelled delay the step must gain at least.
 train net --nproc 2 --parallel.emulate_network latency_ms=20 --out "$work/net"
@@ -66,6 +76,9 @@ train bad3 --debug.slow_rank 0 --debug.slow_factor 0.5 --out "$work/bad3"
 refused "slow_factor below 1" "debug.slow_factor must be a number >= 1"
 train bad4 --nproc 2 --debug.slow_rank 2 --debug.slow_factor 2 --out "$work/bad4"
 refused "slow_rank outside the job" "debug.slow_rank 2 is not a rank of this job \(2 processes\)"
+
+train bad5 --debug.slow_rank 0 --debug.slow_alternate true --debug.slow_factor 2 --out "$work/bad5"
+refused "two kinds of straggler" "debug.slow_alternate slows every rank in turn; debug.slow_rank names one straggler"
 
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

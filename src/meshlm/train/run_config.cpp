@@ -109,6 +109,9 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
        "benchmark aid: this rank (of the job) is a straggler, slowed by debug.slow_factor (-1 = none)"},
       {"debug.slow_factor", &d.slow_factor,
        "benchmark aid: debug.slow_rank sleeps (factor - 1) x each micro-batch's compute time after it (>= 1)"},
+      {"debug.slow_alternate", &d.slow_alternate,
+       "benchmark aid: a straggler that moves: every data-parallel rank slowed by debug.slow_factor on every "
+       "other step (even ranks on even steps, odd ones on odd steps)"},
   };
 }
 
@@ -169,6 +172,8 @@ void RunConfig::validate() const {
   if (debug.slow_rank < -1) throw UserError(cat("debug.slow_rank must be a rank (>= 0) or -1 (none), got ", debug.slow_rank));
   if (!(debug.slow_factor >= 1) || !std::isfinite(debug.slow_factor))
     throw UserError(cat("debug.slow_factor must be a number >= 1, got ", debug.slow_factor));
+  if (debug.slow_alternate && debug.slow_rank >= 0)
+    throw UserError("debug.slow_alternate slows every rank in turn; debug.slow_rank names one straggler: set one of them");
   if (parallel.sync == SyncKind::ps && train.device != Device::cpu)
     throw UserError(cat("parallel.sync = ps: train.device = ", device_name(train.device),
                         ": parameter servers run on the CPU only for now"));

@@ -78,6 +78,10 @@ struct DebugConfig {
   // compute time of each training micro-batch (its forward and backward passes) after it.
   int64_t slow_rank = -1;
   double slow_factor = 1.0;
+  // A straggler that moves: every data-parallel rank (a worker, with parameter servers) is
+  // slowed by slow_factor on every other step of its own, even ranks on even steps and odd
+  // ones on odd steps, so that at each step half of them are slow.
+  bool slow_alternate = false;
 };
 
 struct RunConfig {

@@ -158,6 +158,7 @@ Trainer::Trainer(const RunConfig& cfg, const TokenSource& data, Communicator* co
       stage_layouts_.emplace_back(gpt_param_specs(cfg.model, 1, 0, stage_spec(stage_layers_, r)));
 
   if (cfg.debug.slow_rank == (job ? *job : *comm_).rank()) executor_->set_slowdown(cfg.debug.slow_factor);
+  if (cfg.debug.slow_alternate) slow_parity_ = mesh_->coords().dp % 2;  // a tp group is slow together
   sync_ = make_sync_strategy({mesh_->dp(), model.layout(), device, cfg.parallel, cfg.optim,
                               emulated_job_ ? emulated_job_.get() : job, double(rows_.count) / double(B_)});
   executor_->set_param_gate(sync_->param_gate());
@@ -182,6 +183,7 @@ StepStats Trainer::step() {
   // fp16: the backward pass runs on the loss times the scale; the gradients are unscaled below.
   loss_scale_ = scaler_ ? scaler_->scale() : 1.0f;
   TrainFeed feed(*this, state_.step, loss_scale_);
+  if (slow_parity_ >= 0) executor_->set_slowdown(state_.step % 2 == slow_parity_ ? cfg_.debug.slow_factor : 1.0);
   float* grads = sync_->begin_step();
   const ExecutionResult run = executor_->run(step_ops_, feed, sync_->params(), grads, sync_.get(), cfg_.parallel.overlap);
 

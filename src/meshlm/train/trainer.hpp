@@ -170,6 +170,7 @@ class Trainer {
   std::unique_ptr<SyncStrategy> sync_;
   TrainerState state_;
   int64_t own_tokens_ = 0;
+  int slow_parity_ = -1;  // debug.slow_alternate: slowed on the steps of this parity (-1: off)
 };
 
 }  // namespace meshlm
