@@ -13,3 +13,21 @@ refused() {
   [ -z "$problem" ] && ! grep -qE "^error: .*$2" "$work/err" && problem="message does not match /$2/"
   check "$1" "$([ -z "$problem" ]; echo $?)" "$problem: $(cat "$work/err")"
 }
+# wait_guarded PID: waits for PID (a job expected to end by itself), killing it after 40 s;
+# its exit code in $rc.
+wait_guarded() {
+  ( sleep 40; kill -9 "$1" ) > /dev/null 2>&1 &
+  local guard=$!
+  wait "$1"
+  rc=$?
+  kill "$guard" 2> /dev/null
+}
+# rank_pids LAUNCHER_PID PATTERN: the processes of the ranks of a `meshlm train --nproc` job
+# (children of its mpirun) whose OMPI_COMM_WORLD_RANK matches PATTERN (grep -x), one per line.
+rank_pids() {
+  local mpirun_pid p
+  mpirun_pid=$(pgrep -P "$1" | head -1)
+  for p in $(pgrep -P "$mpirun_pid"); do
+    tr '\0' '\n' < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo "$p"
+  done
+}

@@ -101,11 +101,7 @@ pid=$!
 for _ in $(seq 200); do [ -s "$work/term/checkpoints/latest" ] && break; sleep 0.1; done
 kill -TERM "$pid"
 t0=$SECONDS
-( sleep 40; kill -9 "$pid" ) > /dev/null 2>&1 &
-guard=$!
-wait "$pid"
-rc=$?
-kill "$guard" 2> /dev/null
+wait_guarded "$pid"
 [ "$rc" -eq 143 ] && [ $((SECONDS - t0)) -le 30 ] && grep -q "^stopped by signal 15" "$work/out"
 check "SIGTERM stops workers and servers" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
 
@@ -129,18 +125,10 @@ for victim in 1 2; do
   "$meshlm" train --nproc 3 --sync ps "${args[@]}" --train.steps 1000000 > "$work/out" 2> "$work/err" &
   pid=$!
   for _ in $(seq 200); do grep -q "^step 3/" "$work/out" && break; sleep 0.1; done
-  mpirun_pid=$(pgrep -P "$pid" | head -1)
-  target=""
-  for p in $(pgrep -P "$mpirun_pid"); do
-    tr '\0' '\n' < "/proc/$p/environ" | grep -qx "OMPI_COMM_WORLD_RANK=$victim" && target=$p
-  done
+  target=$(rank_pids "$pid" "$victim")
   [ -n "$target" ] && kill -9 "$target"
   t0=$SECONDS
-  ( sleep 40; kill -9 "$pid" ) > /dev/null 2>&1 &
-  guard=$!
-  wait "$pid"
-  rc=$?
-  kill "$guard" 2> /dev/null
+  wait_guarded "$pid"
   [ -n "$target" ] && [ "$rc" -ne 0 ] && [ $((SECONDS - t0)) -le 20 ] && grep -q "rank $victim .*exited on signal 9" "$work/err"
   check "rank $victim killed: the job ends" $? "exit $rc after $((SECONDS - t0)) s: $(cat "$work/err")"
 done

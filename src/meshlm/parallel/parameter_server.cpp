@@ -1,10 +1,8 @@
 #include "meshlm/parallel/parameter_server.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
-#include <thread>
 
 #include "meshlm/core/error.hpp"
 #include "meshlm/optim/clip.hpp"
