@@ -78,11 +78,10 @@ bool ParameterServer::round(const PsHeader& h) {
       // The first group's shards (worker ranks 0 .. tp-1) send them.
       for (int t = 0; t < keys_.tp; ++t)
         if (const Range p = piece(t); p.count > 0)
-          job_.recv(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, t, kPsDataTag);
+          job_.recv(params + in_range(p), int64_t(p.count), DType::f32, t, kPsDataTag);
       // A start or a resume: every worker has done h.steps steps (async and ssp count them).
       start_at(h.steps);
       const int64_t groups = workers_ / keys_.tp;
-      updates_ = h.steps * (mode_ == PsMode::sync ? 1 : workers_);
       for (int64_t& u : shard_updates_) u = h.steps * (mode_ == PsMode::sync ? 1 : groups);
       break;
     }
@@ -92,19 +91,19 @@ bool ParameterServer::round(const PsHeader& h) {
       float* values = state[size_t(h.arg)].second->data<float>();
       for (int t = 0; t < keys_.tp; ++t)
         if (const Range p = piece(t); p.count > 0)
-          job_.recv(values + (p.begin - range_.begin), int64_t(p.count), DType::f32, t, kPsDataTag);
+          job_.recv(values + in_range(p), int64_t(p.count), DType::f32, t, kPsDataTag);
       break;
     }
     case PsCommand::read_state:
       for (auto& [name, buf] : opt_->state())
         for (int w = 0; w < workers_; ++w)
           if (const Range p = piece(w); p.count > 0)
-            job_.send(buf->data<float>() + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
+            job_.send(buf->data<float>() + in_range(p), int64_t(p.count), DType::f32, w, kPsDataTag);
       break;
     case PsCommand::read_params:
       for (int w = 0; w < workers_; ++w)
         if (const Range p = piece(w); p.count > 0)
-          job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
+          job_.send(params + in_range(p), int64_t(p.count), DType::f32, w, kPsDataTag);
       for (WorkerState& w : state_) w.answered = version();
       break;
     case PsCommand::meet: start_at(h.steps); break;
@@ -188,7 +187,6 @@ void ParameterServer::update(int worker, const PsHeader& h) {
     opt_->step(params_.data<float>(), grads_.data(), shard_ranges_[size_t(shard)], lr);
   }
   ++shard_updates_[size_t(shard)];
-  ++updates_;
   ++me.steps;
   me.waiting = true;
   for (WorkerState& w : state_) {
@@ -227,7 +225,7 @@ void ParameterServer::answer_ready() {
                         s.meet_after, meet_step_, meet_signal_};
     job_.send(&reply, kPsReplyWords, DType::i32, w, kPsReplyTag);
     if (const Range p = piece(w); p.count > 0)
-      job_.send(params + (p.begin - range_.begin), int64_t(p.count), DType::f32, w, kPsDataTag);
+      job_.send(params + in_range(p), int64_t(p.count), DType::f32, w, kPsDataTag);
     s.waiting = false;
     s.answered = v;
     s.updates = s.staleness_sum = 0;
@@ -273,7 +271,6 @@ void ParameterServer::apply(float lr, float grad_scale, int64_t steps) {
   scale_grads(DeviceSpan<float>{grads_.data(), grads_.size(), Device::cpu}, grad_scale);
   opt_->set_steps(steps);  // a resumed run's count, which the workers restored
   opt_->step(params_.data<float>(), grads_.data(), ranges_, lr);
-  ++updates_;
   // The pull: every worker receives the new values of its shard's part of the range.
   const float* params = params_.data<float>();
   std::vector<std::unique_ptr<Request>> sends;

@@ -35,7 +35,6 @@ class ParameterServer {
   int serve();
 
   Range range() const { return range_; }
-  int64_t updates() const { return updates_; }
 
  private:
   int serve_sync();
@@ -47,7 +46,9 @@ class ParameterServer {
   void apply(float lr, float grad_scale, int64_t steps);
   // The part of range_ that worker rank `worker` exchanges (key-space offsets; may be empty).
   Range piece(int worker) const { return pieces_[size_t(worker % keys_.tp)]; }
-  float* grads_of(Range piece) { return grads_.data() + (piece.begin - range_.begin); }
+  // Where `piece` starts in the buffers that hold range_ (grads_, the optimizer state).
+  size_t in_range(Range piece) const { return piece.begin - range_.begin; }
+  float* grads_of(Range piece) { return grads_.data() + in_range(piece); }
   // Receives `count` gradients from `worker` into `into` (converting from bf16 on the wire).
   void receive_into(int worker, float* into, size_t count);
   // Async and ssp.
@@ -79,7 +80,6 @@ class ParameterServer {
   std::unique_ptr<Optimizer> opt_;
   std::vector<ParamRange> ranges_;                     // the optimizer's ranges inside range_
   std::vector<std::vector<ParamRange>> shard_ranges_;  // the same, per shard
-  int64_t updates_ = 0;
   std::vector<int64_t> shard_updates_;  // async, ssp: the optimizer steps of each shard's part
   PsMode mode_;
   int64_t bound_;  // ssp: the staleness bound; async: none
