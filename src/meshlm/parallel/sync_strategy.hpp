@@ -73,6 +73,20 @@ struct ServerTraffic {
   int64_t staleness_max = 0;
 };
 
+// A step's data-parallel synchronisation traffic on this rank: the bytes it sent to combine
+// gradients or parameters with the other data-parallel ranks, and what a ring all-reduce of
+// every gradient in f32 would have sent (the reference of a compression ratio).
+struct SyncTraffic {
+  int64_t sent_bytes = 0;
+  int64_t dense_bytes = 0;
+};
+
+// Bytes one rank sends in a ring all-reduce of `bytes` over `ranks` ranks: 2 (N - 1) / N of
+// them (a reduce-scatter, then an all-gather).
+inline int64_t ring_all_reduce_bytes(int64_t bytes, int ranks) {
+  return ranks > 1 ? 2 * (ranks - 1) * bytes / ranks : 0;
+}
+
 // What a strategy is built from.
 struct StrategyContext {
   Communicator& dp;           // the data-parallel group (the ranks with this rank's pp and tp coordinates)
@@ -103,6 +117,8 @@ class SyncStrategy {
   virtual std::string summary() const { return {}; }
   // The last step's traffic with parameter servers (none for strategies without them).
   virtual std::optional<ServerTraffic> server_traffic() const { return std::nullopt; }
+  // The last step's data-parallel traffic (none for strategies that do not count it).
+  virtual std::optional<SyncTraffic> sync_traffic() const { return std::nullopt; }
 
   // --- One optimizer step.
   // The buffer (layout().total() floats, zeroed) the step's backward passes accumulate into.

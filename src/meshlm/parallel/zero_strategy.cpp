@@ -78,6 +78,19 @@ std::string ZeroStrategy::summary() const {
              " (", sharded_->gathers(), " all-gathers, ", sharded_->prefetch_hits(), " of the layers found prefetched)");
 }
 
+std::optional<SyncTraffic> ZeroStrategy::sync_traffic() const {
+  const int ranks = dp_.size();
+  // ZeRO-3 gathers layers as the model uses them: a count this does not model.
+  if (ranks < 2 || sharded_) return std::nullopt;
+  const int64_t n = int64_t(n_), wire = int64_t(dtype_size(parallel_.grad_reduce_dtype));
+  const int64_t dense = ring_all_reduce_bytes(n * int64_t(sizeof(float)), ranks);
+  // A reduce-scatter and an all-gather each send (N - 1) / N of their buffer.
+  const int64_t half_ring = (ranks - 1) * n / ranks;
+  int64_t sent = shard_grads_ ? half_ring * wire : ring_all_reduce_bytes(n * wire, ranks);
+  if (stage_ >= 1) sent += half_ring * int64_t(sizeof(float));  // the updated shards, all-gathered
+  return SyncTraffic{sent, dense};
+}
+
 float* ZeroStrategy::begin_step() {
   grads_.zero();  // paged: every page given back, reads as zeros until touched
   return grads_.data<float>();

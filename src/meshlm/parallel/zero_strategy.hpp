@@ -36,6 +36,7 @@ class ZeroStrategy final : public SyncStrategy {
   MemoryPerRank memory() const override;
   std::string describe() const override;
   std::string summary() const override;
+  std::optional<SyncTraffic> sync_traffic() const override;
 
   float* begin_step() override;
   void begin_reduction() override;

@@ -65,6 +65,12 @@ void MetricsLog::step(const StepStats& s) {
   if (s.ps && s.ps->staleness_mean)
     line += format(", \"ps_staleness_mean\": %.3f, \"ps_staleness_max\": %lld", *s.ps->staleness_mean,
                    (long long)s.ps->staleness_max);
+  if (s.sync) {
+    line += format(", \"sync_bytes\": %lld", (long long)s.sync->sent_bytes);
+    // The ratio to an f32 all-reduce of the gradients; steps that send nothing have none.
+    if (s.sync->sent_bytes > 0)
+      line += format(", \"compression\": %.4g", double(s.sync->dense_bytes) / double(s.sync->sent_bytes));
+  }
   if (s.loss_scale > 0)
     line += format(", \"loss_scale\": %.9g, \"skipped\": %s", double(s.loss_scale), s.skipped ? "true" : "false");
   append(line + "}\n");

@@ -208,6 +208,7 @@ StepStats Trainer::step() {
   s.comm_ms = run.reduce_wait_s * 1e3;
   s.tp_allreduce_bytes = tp_group_->all_reduce_bytes();
   s.ps = sync_->server_traffic();
+  s.sync = sync_->sync_traffic();
   // Ranks not in lockstep (async parameter servers) each train their own rows at their own pace.
   const int64_t own = int64_t(rows_.count) * T_ * cfg_.train.grad_accum;
   own_tokens_ += own;

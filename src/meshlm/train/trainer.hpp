@@ -52,6 +52,7 @@ struct StepStats {
   double norm_ms = 0;    // the global gradient norm (with its reductions over the ranks)
   double update_ms = 0;  // the optimizer step, and making the new parameters visible to every rank
   std::optional<ServerTraffic> ps;  // parallel.sync = ps: this worker's pushes, pulls and waits
+  std::optional<SyncTraffic> sync;  // data-parallel bytes sent by this rank (strategies that count them)
   int64_t tp_allreduce_bytes = 0;  // bytes this rank handed to tensor-parallel all-reduces in the step
   std::vector<double> pipe_idle;   // per pipeline stage: fraction of the step spent waiting for a neighbour
   float loss_scale = 0;            // fp16: the scale this step's backward ran with (0: no loss scaling)
