@@ -75,6 +75,11 @@ if(MPIEXEC_EXECUTABLE)
   add_test(NAME cli.parameter_server_async COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parameter_server_async.sh
                                                   $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
   set_tests_properties(cli.parameter_server_async PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
+  # Ranks that merge parameters (local SGD, DiLoCo, gossip): bit-exact resume, byte counts, the
+  # EMA model, refusals (issue 20).
+  add_test(NAME cli.decentralized COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/decentralized.sh $<TARGET_FILE:meshlm_cli>
+                                         ${PROJECT_SOURCE_DIR})
+  set_tests_properties(cli.decentralized PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
   add_test(NAME cli.collective_timeout COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/collective_timeout.sh $<TARGET_FILE:meshlm_cli>)
   set_tests_properties(cli.collective_timeout PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 endif()

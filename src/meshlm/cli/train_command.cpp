@@ -185,7 +185,18 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
                       "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");
   add_parallel_option(cmd, args, "--sync", "parallel.sync",
-                      "how data-parallel ranks combine gradients: allreduce (default) or ps (parameter servers)");
+                      "how data-parallel ranks combine what they learn: allreduce (default), ps (parameter servers), "
+                      "local_sgd, diloco or gossip (merging parameters every --sync-every steps)");
+  add_parallel_option(cmd, args, "--sync-every", "parallel.sync_every",
+                      "with --sync local_sgd, diloco or gossip: local optimizer steps between merges");
+  add_parallel_option(cmd, args, "--outer-lr", "parallel.outer_lr", "with --sync diloco: the outer SGD's learning rate");
+  add_parallel_option(cmd, args, "--outer-momentum", "parallel.outer_momentum",
+                      "with --sync diloco: the outer SGD's (Nesterov) momentum");
+  add_parallel_option(cmd, args, "--gossip-graph", "parallel.gossip_graph",
+                      "with --sync gossip: ring (both neighbours) or exponential (one peer per round)");
+  add_parallel_option(cmd, args, "--merge", "parallel.merge",
+                      "with --sync local_sgd or diloco: ema keeps a moving average of the merged models");
+  add_parallel_option(cmd, args, "--merge-decay", "parallel.merge_decay", "with --merge ema: the average's decay");
   add_parallel_option(cmd, args, "--ps-servers", "parallel.ps_servers",
                       "with --sync ps: ranks that serve parameters (the last ones; the others train)");
   add_parallel_option(cmd, args, "--ps-mode", "parallel.ps_mode",

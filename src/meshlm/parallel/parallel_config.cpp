@@ -24,6 +24,26 @@ void ParallelConfig::validate() const {
                           "already hold the optimizer state; set parallel.zero = 0)"));
     if (pp > 1) throw UserError(cat("parallel.pp = ", pp, ": pipeline parallelism with parallel.sync = ps is not supported"));
   }
+  if (sync_every < 1) throw UserError(cat("parallel.sync_every must be at least 1, got ", sync_every));
+  if (!(outer_lr > 0) || !std::isfinite(outer_lr))
+    throw UserError(cat("parallel.outer_lr must be > 0, got ", outer_lr));
+  if (!(outer_momentum >= 0 && outer_momentum < 1))
+    throw UserError(cat("parallel.outer_momentum must be in [0, 1), got ", outer_momentum));
+  if (!(merge_decay >= 0 && merge_decay < 1))
+    throw UserError(cat("parallel.merge_decay must be in [0, 1), got ", merge_decay));
+  if (merges_parameters(sync)) {
+    const std::string_view name = enum_to_name(kSyncKindNames, sync);
+    // Each rank keeps the whole optimizer state of its parameters: there is nothing to shard.
+    if (zero != 0)
+      throw UserError(cat("parallel.zero = ", zero, " cannot be combined with parallel.sync = ", name,
+                          " (every rank updates its own parameters; set parallel.zero = 0)"));
+    if (merge == MergeKeep::ema && sync == SyncKind::gossip)
+      throw UserError(
+          "parallel.merge = ema needs a merged model, which gossip never forms (use sync = local_sgd or diloco)");
+  } else if (merge != MergeKeep::none) {
+    throw UserError(cat("parallel.merge = ema needs parallel.sync = local_sgd or diloco, got ",
+                        enum_to_name(kSyncKindNames, sync)));
+  }
   network_model();  // a malformed spec is an error naming the key
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
     throw UserError(

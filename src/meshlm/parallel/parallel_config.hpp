@@ -20,10 +20,33 @@ enum class AllReduceChoice : uint8_t { automatic, ring, native };
 inline constexpr EnumNames<AllReduceChoice, 3> kAllReduceChoiceNames{
     {{AllReduceChoice::automatic, "auto"}, {AllReduceChoice::ring, "ring"}, {AllReduceChoice::native, "native"}}};
 
-// How the data-parallel ranks combine gradients (parallel.sync): all-reduce among themselves
-// (with ZeRO), or push them to parameter servers that update and are pulled from.
-enum class SyncKind : uint8_t { allreduce, ps };
-inline constexpr EnumNames<SyncKind, 2> kSyncKindNames{{{SyncKind::allreduce, "allreduce"}, {SyncKind::ps, "ps"}}};
+// How the data-parallel ranks combine what they learn (parallel.sync): all-reduce gradients among
+// themselves (with ZeRO); push them to parameter servers that update and are pulled from; or
+// train apart and merge parameters every parallel.sync_every steps (parallel/local_update_strategy.hpp):
+// by their mean (local_sgd), by an outer optimizer step on the mean's pseudo-gradient (diloco),
+// or by averaging with neighbours only (gossip).
+enum class SyncKind : uint8_t { allreduce, ps, local_sgd, diloco, gossip };
+inline constexpr EnumNames<SyncKind, 5> kSyncKindNames{{{SyncKind::allreduce, "allreduce"},
+                                                        {SyncKind::ps, "ps"},
+                                                        {SyncKind::local_sgd, "local_sgd"},
+                                                        {SyncKind::diloco, "diloco"},
+                                                        {SyncKind::gossip, "gossip"}}};
+// Whether ranks of `kind` train apart between merges of their parameters.
+inline bool merges_parameters(SyncKind kind) {
+  return kind == SyncKind::local_sgd || kind == SyncKind::diloco || kind == SyncKind::gossip;
+}
+
+// Whom a rank averages with at a gossip exchange (parallel.gossip_graph): both neighbours on a
+// ring, or one peer per round at distance 2^(round mod log2 N) (an exponential graph, which
+// reaches the exact mean in log2 N rounds when N is a power of two).
+enum class GossipGraph : uint8_t { ring, exponential };
+inline constexpr EnumNames<GossipGraph, 2> kGossipGraphNames{
+    {{GossipGraph::ring, "ring"}, {GossipGraph::exponential, "exponential"}}};
+
+// A model kept besides the ranks' own (parallel.merge): none, or an exponential moving average
+// of the merged models, used for evaluation and saved as a model of its own.
+enum class MergeKeep : uint8_t { none, ema };
+inline constexpr EnumNames<MergeKeep, 2> kMergeKeepNames{{{MergeKeep::none, "none"}, {MergeKeep::ema, "ema"}}};
 
 // When a parameter server applies an update (parallel.ps_mode): `sync` once every worker's
 // gradient of the step has arrived; `async` each worker's gradient as it arrives, workers never
@@ -54,6 +77,15 @@ struct ParallelConfig {
   PsMode ps_mode = PsMode::sync;
   int64_t ps_staleness = 0;      // ps_mode = ssp: how many steps the fastest worker may run ahead of the slowest
   bool ps_staleness_lr = false;  // async/ssp: a gradient s steps stale is applied with lr / (1 + s)
+  // Ranks that merge parameters (sync = local_sgd, diloco, gossip).
+  int64_t sync_every = 10;                 // H: local optimizer steps between merges
+  bool average_optimizer_state = false;    // local_sgd: also average the optimizer state at a merge
+  double outer_lr = 0.7;                   // diloco: the outer SGD's learning rate
+  double outer_momentum = 0.9;             // diloco: its momentum
+  bool outer_nesterov = true;              // diloco: Nesterov momentum
+  GossipGraph gossip_graph = GossipGraph::ring;
+  MergeKeep merge = MergeKeep::none;
+  double merge_decay = 0.9;  // merge = ema: ema <- decay * ema + (1 - decay) * merged, at each merge
   // A benchmark aid: "latency_ms=5,gbps=1" makes every message of the run's groups cost that
   // network's time (comm/emulated_network.hpp); empty: the real transport, undelayed. Kept here
   // rather than in a section of its own so that every holder of the layout (the trainer, the

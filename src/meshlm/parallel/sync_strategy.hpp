@@ -12,8 +12,10 @@
 //     all-gather of the updated shards, a pull from a server, periodic averaging);
 //   - which gradients it contributes to the global gradient norm;
 //   - what a checkpoint reads from it and writes back.
-// Implementations: ZeroStrategy (parallel/zero_strategy.hpp: all-reduce, ZeRO stages 1-3) and
-// ParameterServerStrategy (parallel/ps_strategy.hpp: workers of parameter servers).
+// Implementations: ZeroStrategy (parallel/zero_strategy.hpp: all-reduce, ZeRO stages 1-3),
+// ParameterServerStrategy (parallel/ps_strategy.hpp: workers of parameter servers) and
+// LocalUpdateStrategy (parallel/local_update_strategy.hpp: ranks that train apart and merge
+// parameters: local SGD, DiLoCo, gossip).
 // The trainer calls these in this order each step:
 //   grads = begin_step()
 //   backward passes accumulate into grads; before the step's last backward pass
@@ -79,6 +81,9 @@ struct ServerTraffic {
 struct SyncTraffic {
   int64_t sent_bytes = 0;
   int64_t dense_bytes = 0;
+  // Since this process started (the trainer adds them up): their ratio is the compression of
+  // methods that send something only every few steps.
+  int64_t total_sent_bytes = 0, total_dense_bytes = 0;
 };
 
 // Bytes one rank sends in a ring all-reduce of `bytes` over `ranks` ranks: 2 (N - 1) / N of
@@ -166,6 +171,15 @@ class SyncStrategy {
   virtual void begin_evaluation() {}
   // Called after an evaluation: gives back whatever it gathered.
   virtual void end_evaluation() {}
+  // Ranks that train apart: the mean L2 distance of the ranks' parameters from their mean, as
+  // of the last begin_evaluation() (none for strategies whose ranks always agree).
+  virtual std::optional<double> consensus_distance() const { return std::nullopt; }
+  // A second model the strategy keeps (an exponential moving average of merged models): calls
+  // `use` with it (this rank's layout, host memory) and returns true; false if there is none.
+  virtual bool read_eval_model(const std::function<void(const float* values)>& use) {
+    (void)use;
+    return false;
+  }
 
   // The run is over on this rank with exit code `code` (finished, stopped by a signal, or
   // failing together with the other ranks): strategies with ranks of their own (parameter
@@ -178,6 +192,12 @@ class SyncStrategy {
   virtual void read_params(const std::function<void(const float* values)>& use) = 0;
   // Sets the parameters: `fill` writes all of them (every data-parallel rank the same values).
   virtual void write_params(const std::function<void(float* values)>& fill) = 0;
+  // The names read_optimizer_state() returns: what a checkpoint must hold for a resume.
+  virtual std::vector<std::string> checkpoint_state_names() {
+    std::vector<std::string> names;
+    for (auto& [name, buf] : optimizer().state()) names.push_back(name);
+    return names;
+  }
   // The optimizer state by name, each layout().total() floats.
   virtual std::vector<std::pair<std::string, std::vector<float>>> read_optimizer_state() = 0;
   virtual void write_optimizer_state(const std::string& name, const float* values) = 0;

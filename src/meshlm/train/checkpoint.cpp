@@ -92,13 +92,25 @@ void write_optimizer(const fs::path& path, const std::vector<std::pair<std::stri
 // Reads the whole-model state and hands it to the trainer, which keeps its shard: a checkpoint
 // resumes under any data-parallel size or ZeRO stage.
 void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& layout) {
-  // One tensor per state and parameter: a header describing more is refused before it is parsed.
-  SafetensorsFile file(path, std::max<size_t>(1, trainer.optimizer().state().size() * layout.views().size()));
+  const std::vector<std::string> names = trainer.strategy().checkpoint_state_names();
+  // A bound on the tensors (one per state and parameter, with room for another strategy's
+  // states, refused below by name): a header describing more is refused before it is parsed.
+  SafetensorsFile file(path, std::max<size_t>(1024, names.size()) * layout.views().size());
   std::vector<float> whole(layout.total());
-  for (auto& [state_name, buf] : trainer.optimizer().state()) {
+  const std::string first = layout.views().front().spec.name;
+  const bool merging_ranks = file.has("rank0.params." + first);
+  if (merging_ranks != (std::find(names.begin(), names.end(), "rank0.params") != names.end()))
+    throw UserError(cat("checkpoint ", path.parent_path().string(), " was saved ",
+                        merging_ranks ? "by ranks that merge parameters" : "by synchronous training",
+                        ": resume with the parallel.sync it was saved with (",
+                        merging_ranks ? "local_sgd, diloco or gossip" : "allreduce or ps", ")"));
+  for (const std::string& state_name : names) {
     for (const ParamView& v : layout.views()) {
       const std::string name = state_name + "." + v.spec.name;
-      if (!file.has(name)) throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name));
+      if (!file.has(name))
+        throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name,
+                            " (a checkpoint resumes with the parallel.sync it was saved with; ranks that merge "
+                            "parameters also need the same parallel.dp)"));
       file.read_as_f32(name, {whole.data() + v.offset, v.numel});
     }
     trainer.load_optimizer_state(state_name, whole);

@@ -1,5 +1,7 @@
 #include "meshlm/train/ineffective_settings.hpp"
 
+#include <utility>
+
 #include "meshlm/core/error.hpp"
 
 namespace meshlm {
@@ -39,6 +41,21 @@ std::vector<std::string> ineffective_settings(const RunConfig& cfg, const RunCon
           "parallel.ps_staleness has no effect unless parallel.ps_mode = \"ssp\"");
   warn_if(p.ps_staleness_lr != d.parallel.ps_staleness_lr, !ps || p.ps_mode == PsMode::sync,
           "parallel.ps_staleness_lr has no effect unless parallel.ps_mode is \"async\" or \"ssp\"");
+  const bool merging = merges_parameters(p.sync);
+  warn_if(p.sync_every != d.parallel.sync_every, !merging,
+          "parallel.sync_every has no effect unless parallel.sync is local_sgd, diloco or gossip");
+  warn_if(p.average_optimizer_state != d.parallel.average_optimizer_state, p.sync != SyncKind::local_sgd,
+          "parallel.average_optimizer_state has no effect unless parallel.sync = \"local_sgd\"");
+  for (const auto& [changed, key] : {std::pair{p.outer_lr != d.parallel.outer_lr, "parallel.outer_lr"},
+                                     std::pair{p.outer_momentum != d.parallel.outer_momentum, "parallel.outer_momentum"},
+                                     std::pair{p.outer_nesterov != d.parallel.outer_nesterov, "parallel.outer_nesterov"}})
+    warn_if(changed, p.sync != SyncKind::diloco, cat(key, " has no effect unless parallel.sync = \"diloco\""));
+  warn_if(p.gossip_graph != d.parallel.gossip_graph, p.sync != SyncKind::gossip,
+          "parallel.gossip_graph has no effect unless parallel.sync = \"gossip\"");
+  warn_if(p.merge_decay != d.parallel.merge_decay, p.merge != MergeKeep::ema,
+          "parallel.merge_decay has no effect unless parallel.merge = \"ema\"");
+  warn_if(p.bucket_mb != d.parallel.bucket_mb, merging,
+          "parallel.bucket_mb has no effect when ranks merge parameters (no gradients are reduced)");
   warn_if(p.allreduce != d.parallel.allreduce, p.dp == 1 && p.tp == 1,
           "parallel.allreduce has no effect with one process (dp = tp = 1): nothing is all-reduced");
   warn_if(p.collective_timeout != d.parallel.collective_timeout, p.processes() == 1,

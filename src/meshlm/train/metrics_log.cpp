@@ -67,9 +67,11 @@ void MetricsLog::step(const StepStats& s) {
                    (long long)s.ps->staleness_max);
   if (s.sync) {
     line += format(", \"sync_bytes\": %lld", (long long)s.sync->sent_bytes);
-    // The ratio to an f32 all-reduce of the gradients; steps that send nothing have none.
-    if (s.sync->sent_bytes > 0)
-      line += format(", \"compression\": %.4g", double(s.sync->dense_bytes) / double(s.sync->sent_bytes));
+    // Against an f32 all-reduce of every step's gradients, over the steps this process ran
+    // (methods that merge every H steps send nothing in between).
+    if (s.sync->total_sent_bytes > 0)
+      line += format(", \"compression\": %.4g",
+                     double(s.sync->total_dense_bytes) / double(s.sync->total_sent_bytes));
   }
   if (s.loss_scale > 0)
     line += format(", \"loss_scale\": %.9g, \"skipped\": %s", double(s.loss_scale), s.skipped ? "true" : "false");
@@ -78,8 +80,11 @@ void MetricsLog::step(const StepStats& s) {
 
 void MetricsLog::eval(const EvalStats& e, bool best) {
   if (!f_) return;
-  append(format("{\"step\": %lld, \"val_loss\": %.6g, \"val_ppl\": %.6g, \"val_tokens\": %lld, \"best\": %s}\n",
-                (long long)e.step, e.loss, std::exp(double(e.loss)), (long long)e.tokens, best ? "true" : "false"));
+  std::string line = format("{\"step\": %lld, \"val_loss\": %.6g, \"val_ppl\": %.6g, \"val_tokens\": %lld, \"best\": %s",
+                            (long long)e.step, e.loss, std::exp(double(e.loss)), (long long)e.tokens,
+                            best ? "true" : "false");
+  if (e.consensus_distance) line += format(", \"consensus_distance\": %.6g", *e.consensus_distance);
+  append(line + "}\n");
 }
 
 void truncate_metrics_after(const fs::path& path, int64_t step) {

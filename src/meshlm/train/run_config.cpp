@@ -92,7 +92,21 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.collective_timeout", &p.collective_timeout,
        "seconds an MPI collective, send or receive may wait before the job ends as hung, exit code 4 (0: no limit)"},
       {"parallel.sync", choice(&p.sync, kSyncKindNames),
-       "how data-parallel ranks combine gradients: allreduce (among themselves) or ps (parameter servers)"},
+       "how data-parallel ranks combine what they learn: allreduce (gradients, among themselves), ps (parameter "
+       "servers), or merging parameters every sync_every steps: local_sgd (mean), diloco (outer optimizer step) or "
+       "gossip (with neighbours)"},
+      {"parallel.sync_every", &p.sync_every, "sync = local_sgd, diloco or gossip: local optimizer steps between merges"},
+      {"parallel.average_optimizer_state", &p.average_optimizer_state,
+       "sync = local_sgd: also average the optimizer state at each merge (false: it stays each rank's own)"},
+      {"parallel.outer_lr", &p.outer_lr, "sync = diloco: learning rate of the outer SGD"},
+      {"parallel.outer_momentum", &p.outer_momentum, "sync = diloco: momentum of the outer SGD"},
+      {"parallel.outer_nesterov", &p.outer_nesterov, "sync = diloco: Nesterov momentum for the outer SGD"},
+      {"parallel.gossip_graph", choice(&p.gossip_graph, kGossipGraphNames),
+       "sync = gossip: ring (average with both neighbours) or exponential (one peer per round, at distance 2^k)"},
+      {"parallel.merge", choice(&p.merge, kMergeKeepNames),
+       "sync = local_sgd or diloco: none, or ema (keep a moving average of the merged models, evaluated and saved "
+       "as RUN/ema)"},
+      {"parallel.merge_decay", &p.merge_decay, "merge = ema: ema <- decay x ema + (1 - decay) x merged, at each merge"},
       {"parallel.ps_servers", &p.ps_servers,
        "sync = ps: ranks that serve parameters (the last ones; dp = processes - ps_servers without --dp)"},
       {"parallel.ps_mode", choice(&p.ps_mode, kPsModeNames),
@@ -142,6 +156,10 @@ void RunConfig::validate() const {
     throw UserError(cat("parallel.ps_mode = ", enum_to_name(kPsModeNames, parallel.ps_mode),
                         " cannot be combined with train.precision = fp16 (the loss scale is one decision of all "
                         "workers per step; use bf16 or fp32)"));
+  if (merges_parameters(parallel.sync) && train.precision == Precision::fp16)
+    throw UserError(cat("parallel.sync = ", enum_to_name(kSyncKindNames, parallel.sync),
+                        " cannot be combined with train.precision = fp16 (each rank would keep a loss scale of its "
+                        "own; use bf16 or fp32)"));
   auto positive = [](const char* key, int64_t v) {
     if (v <= 0) throw UserError(cat(key, " must be positive, got ", v));
   };

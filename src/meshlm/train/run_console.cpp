@@ -171,8 +171,10 @@ void RunConsole::eval(const EvalStats& e, bool best) {
   last_val_ = e.loss;
   if (!root_) return;
   if (tty_) std::printf("\r\033[K");
-  std::printf("eval step %lld | val loss %.4f | val ppl %.2f%s\n", (long long)e.step, e.loss, std::exp(double(e.loss)),
-              best ? " | best" : "");
+  char consensus[64] = "";
+  if (e.consensus_distance) std::snprintf(consensus, sizeof consensus, " | consensus distance %.4g", *e.consensus_distance);
+  std::printf("eval step %lld | val loss %.4f | val ppl %.2f%s%s\n", (long long)e.step, e.loss,
+              std::exp(double(e.loss)), consensus, best ? " | best" : "");
   std::fflush(stdout);
 }
 

@@ -45,6 +45,8 @@ Device training_device(const RunConfig& cfg) {
   };
   if (cfg.parallel.zero == 3) refuse("ZeRO-3");
   if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
+  if (merges_parameters(cfg.parallel.sync))
+    refuse(cat("parallel.sync = ", enum_to_name(kSyncKindNames, cfg.parallel.sync)));
   return d;
 }
 
@@ -209,6 +211,10 @@ StepStats Trainer::step() {
   s.tp_allreduce_bytes = tp_group_->all_reduce_bytes();
   s.ps = sync_->server_traffic();
   s.sync = sync_->sync_traffic();
+  if (s.sync) {
+    s.sync->total_sent_bytes = sync_sent_ += s.sync->sent_bytes;
+    s.sync->total_dense_bytes = sync_dense_ += s.sync->dense_bytes;
+  }
   // Ranks not in lockstep (async parameter servers) each train their own rows at their own pace.
   const int64_t own = int64_t(rows_.count) * T_ * cfg_.train.grad_accum;
   own_tokens_ += own;
@@ -245,7 +251,7 @@ EvalStats Trainer::evaluate(Split split, int64_t max_tokens) {
   const EvalResult r = meshlm::evaluate(*executor_, sync_->params(), data_, split, T_, budget, mesh_->dp(),
                                         mesh_->pp(), sync_->forward_is_collective());
   sync_->end_evaluation();
-  return {state_.step, float(r.loss), r.tokens};
+  return {state_.step, float(r.loss), r.tokens, sync_->consensus_distance()};
 }
 
 bool Trainer::record_eval(const EvalStats& e) {
@@ -301,6 +307,12 @@ std::vector<float> Trainer::assemble_global(const float* local) {
 std::vector<float> Trainer::global_params() {
   std::vector<float> whole;
   sync_->read_params([&](const float* local) { whole = assemble_global(local); });
+  return whole;
+}
+
+std::optional<std::vector<float>> Trainer::global_eval_model() {
+  std::optional<std::vector<float>> whole;
+  if (!sync_->read_eval_model([&](const float* local) { whole = assemble_global(local); })) return std::nullopt;
   return whole;
 }
 

@@ -63,6 +63,7 @@ struct EvalStats {
   int64_t step = 0;
   float loss = 0;
   int64_t tokens = 0;
+  std::optional<double> consensus_distance;  // ranks that train apart (SyncStrategy::consensus_distance)
 };
 
 // Everything besides parameters and optimizer moments that a resumed run must restore.
@@ -104,6 +105,9 @@ class Trainer {
   // global_params()), for checkpoints and model files.
   const ParamLayout& global_layout() const { return global_layout_; }
   std::vector<float> global_params();
+  // The strategy's second model (an EMA of merged models) in the whole-model layout, if it
+  // keeps one (every rank must call it).
+  std::optional<std::vector<float>> global_eval_model();
   // The optimizer state of the whole model (every rank must call it), by state name, each
   // global_layout().total() floats; for checkpoints.
   std::vector<std::pair<std::string, std::vector<float>>> gathered_optimizer_state();
@@ -171,6 +175,7 @@ class Trainer {
   std::unique_ptr<SyncStrategy> sync_;
   TrainerState state_;
   int64_t own_tokens_ = 0;
+  int64_t sync_sent_ = 0, sync_dense_ = 0;  // SyncTraffic's totals
   int slow_parity_ = -1;  // debug.slow_alternate: slowed on the steps of this parity (-1: off)
 };
 

@@ -252,6 +252,15 @@ int TrainingRun::train() {
   finish_checkpoint_write();  // before the final model, which a complete checkpoint precedes
   if (!setup_.run_dir.empty()) {
     const std::vector<float> final_params = trainer.global_params();
+    // parallel.merge = ema: the moving average is a complete model of its own in RUN/ema.
+    const std::optional<std::vector<float>> ema = trainer.global_eval_model();
+    if (ema && comm_->rank() == 0)
+      with_clear_write_errors(cat("the EMA model in ", (setup_.run_dir / "ema").string()), [&] {
+        fs::create_directories(setup_.run_dir / "ema");
+        save_model(setup_.run_dir / "ema", setup_.cfg.model, trainer.global_layout(), *ema,
+                   special_token_ids(setup_.data->tokenizer()));
+        setup_.data->tokenizer().save(setup_.run_dir / "ema");
+      });
     if (comm_->rank() == 0) {
       with_clear_write_errors(cat("the final model in ", setup_.run_dir.string()), [&] {
         save_model(setup_.run_dir, setup_.cfg.model, trainer.global_layout(), final_params,
