@@ -70,18 +70,16 @@ MemoryPerRank ZeroStrategy::memory() const {
 }
 
 std::string ZeroStrategy::describe() const {
-  std::string algo = "local";  // one rank: nothing to reduce
   if (compressor_)
-    algo = compressor_->describe();
-  else if (grad_comm_)
+    return cat(compressor_->describe(), compressor_->whole_buffer() ? ", whole buffer after the backward pass"
+                                                                    : cat(", ", parallel_.bucket_mb, " MiB buckets"),
+               ", ZeRO-", stage_);
+  std::string algo = "local";  // one rank: nothing to reduce
+  if (grad_comm_)
     algo = parallel_.grad_reduce_dtype == DType::bf16 ? "ring (bf16 on the wire)"
            : grad_comm_->backend() == "nccl"          ? "NCCL"
                                                        : std::string(enum_to_name(kAllReduceAlgoNames,
                                                                                   grad_comm_->allreduce_algo()));
-  if (compressor_)
-    return cat(algo, compressor_->whole_buffer() ? ", whole buffer after the backward pass"
-                                                 : cat(", ", parallel_.bucket_mb, " MiB buckets"),
-               ", ZeRO-", stage_);
   return cat(algo, " all-reduce, ", parallel_.bucket_mb,
              " MiB buckets, ZeRO-", stage_);
 }
