@@ -70,6 +70,9 @@ expect missing_data_option "data" train $small
 expect bad_optimizer "optim.name.*adamw" train --data "$work/text.txt" $small --optim.name lion
 expect block_exceeds_positions "block_size" train --data "$work/text.txt" $small --train.block_size 32
 expect data_not_prepared "meta.json" train --data "$work/emptydir" $small
+expect compress_ratio "parallel.compress_ratio must be in \\(0, 1\\]" train --data "$work/text.txt" $small --compress topk --compress-ratio 1.5
+expect compress_rank "parallel.compress_rank must be at least 1" train --data "$work/text.txt" $small --compress powersgd --compress-rank 0
+expect compress_zero3 "parallel.compress = int8 cannot be combined with parallel.zero = 3" train --data "$work/text.txt" $small --compress int8 --zero 3
 
 # Model files: a good one, then truncated and corrupted copies given to --init.
 "$meshlm" train --data "$work/text.txt" $small --out "$work/good" > /dev/null 2>&1 || { echo "FAIL: could not train the reference model"; exit 1; }

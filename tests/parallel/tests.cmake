@@ -35,6 +35,14 @@ foreach(np 2 3 4)
   meshlm_mpi_test(parallel.merge.np${np} NP ${np} BINARY meshlm_merge_mpi_tests MPI_TIMEOUT 300 TIMEOUT 350)
 endforeach()
 
+# Gradient compression: its collectives at 2 and 4 ranks (CPU only).
+add_executable(meshlm_compress_mpi_tests ${CMAKE_CURRENT_LIST_DIR}/compress_mpi_tests.cpp)
+target_link_libraries(meshlm_compress_mpi_tests PRIVATE meshlm meshlm_mpi_test_main GTest::gtest)
+target_compile_definitions(meshlm_compress_mpi_tests PRIVATE MESHLM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+foreach(np 2 4)
+  meshlm_mpi_test(parallel.compress.np${np} NP ${np} BINARY meshlm_compress_mpi_tests MPI_TIMEOUT 300 TIMEOUT 350)
+endforeach()
+
 add_test(NAME parallel.cli COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parallel_cli.sh $<TARGET_FILE:meshlm_cli> ${PROJECT_SOURCE_DIR})
 set_tests_properties(parallel.cli PROPERTIES TIMEOUT 300 ENVIRONMENT "${meshlm_mpi_env}" LABELS mpi)
 

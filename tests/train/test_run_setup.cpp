@@ -151,6 +151,32 @@ TEST(IneffectiveSettings, ParameterServerKeysWithoutServersAndWhatServersIgnore)
   EXPECT_NE(w[0].find("parallel.bucket_mb has no effect with parallel.sync"), std::string::npos) << w[0];
 }
 
+TEST(IneffectiveSettings, CompressionKeysWithoutTheirMethod) {
+  RunConfig cfg;
+  cfg.parallel.dp = 2;
+  cfg.parallel.compress_ratio = 0.1;
+  cfg.parallel.compress_rank = 2;
+  auto w = ineffective_settings(cfg, {true, true, false});
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0], "parallel.compress_ratio has no effect unless parallel.compress = \"topk\"");
+  EXPECT_EQ(w[1], "parallel.compress_rank has no effect unless parallel.compress = \"powersgd\"");
+  cfg.parallel.compress = Compression::topk;
+  cfg.parallel.compress_rank = 4;
+  EXPECT_TRUE(ineffective_settings(cfg, {true, true, false}).empty());
+  cfg.parallel.dp = 1;
+  w = ineffective_settings(cfg, {true, true, false});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0], "parallel.compress has no effect with one data-parallel rank (dp = 1): no gradients are reduced");
+  // PowerSGD reduces the whole buffer at once: no buckets.
+  cfg.parallel.dp = 2;
+  cfg.parallel.compress = Compression::powersgd;
+  cfg.parallel.compress_ratio = 0.01;
+  cfg.parallel.bucket_mb = 1;
+  w = ineffective_settings(cfg, {true, true, false});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("parallel.bucket_mb has no effect with parallel.compress = \"powersgd\""), std::string::npos);
+}
+
 TEST(LaunchLayout, ParameterServersComeOffTheProcesses) {
   ParallelConfig p = unset_layout();
   p.sync = SyncKind::ps;

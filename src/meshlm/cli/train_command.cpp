@@ -184,6 +184,12 @@ Command register_train(CLI::App& app) {
   add_parallel_option(cmd, args, "--bucket-mb", "parallel.bucket_mb", "gradient bucket size in MiB");
   add_parallel_option(cmd, args, "--grad-reduce-dtype", "parallel.grad_reduce_dtype",
                       "gradients travel as f32 or bf16 (bf16: half the bytes, summed in f32 by our ring)");
+  add_parallel_option(cmd, args, "--compress", "parallel.compress",
+                      "lossy gradient all-reduce with error feedback: none (default), topk, powersgd or int8");
+  add_parallel_option(cmd, args, "--compress-ratio", "parallel.compress_ratio",
+                      "with --compress topk: the fraction of each bucket's entries sent (default 0.01)");
+  add_parallel_option(cmd, args, "--compress-rank", "parallel.compress_rank",
+                      "with --compress powersgd: the rank of each matrix's approximation (default 4)");
   add_parallel_option(cmd, args, "--sync", "parallel.sync",
                       "how data-parallel ranks combine what they learn: allreduce (default), ps (parameter servers), "
                       "local_sgd, diloco or gossip (merging parameters every --sync-every steps)");

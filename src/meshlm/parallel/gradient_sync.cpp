@@ -9,11 +9,13 @@
 namespace meshlm {
 
 GradientSync::GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire,
-                           Device device)
-    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire), device_(device) {
+                           Device device, GradientCompressor* compressor)
+    : comm_(comm), n_(n), reduce_scatter_(reduce_scatter), wire_(wire), device_(device), compressor_(compressor) {
   MESHLM_ASSERT(bucket_elems > 0, "empty gradient buckets");
   MESHLM_ASSERT(wire == DType::f32 || wire == DType::bf16 || wire == DType::f16, "gradients cannot travel as ",
                 dtype_name(wire));
+  MESHLM_ASSERT(!compressor || (!reduce_scatter && wire == DType::f32 && device == Device::cpu),
+                "gradient compression all-reduces f32 gradients in host memory");
   for (size_t end = n; end > 0; end -= std::min(end, bucket_elems)) bucket_begin_.push_back(end - std::min(end, bucket_elems));
   if (reduce_scatter_) {
     for (int r = 0; r < comm_.size(); ++r) shard_counts_.push_back(int64_t(even_part(n, comm_.size(), r).count));
@@ -90,6 +92,10 @@ void GradientSync::worker() {
 
 void GradientSync::reduce_bucket(size_t k) {
   const size_t begin = bucket_begin_[k], end = k == 0 ? n_ : bucket_begin_[k - 1];
+  if (compressor_) {
+    compressor_->reduce(comm_, grads_, Range{begin, end - begin});
+    return;
+  }
   const DevicePtr data{grads_ + begin, device_};
   const bool compressed = wire_ != DType::f32;
   if (!reduce_scatter_) {

@@ -13,6 +13,7 @@
 #include "meshlm/comm/communicator.hpp"
 #include "meshlm/core/device_span.hpp"
 #include "meshlm/core/range.hpp"
+#include "meshlm/parallel/gradient_compressor.hpp"
 
 namespace meshlm {
 
@@ -30,10 +31,14 @@ namespace meshlm {
 // (ring_all_reduce_compressed / ring_reduce_scatter_compressed), whatever comm's algorithm:
 // half the bytes, sums still accumulated in f32, results rounded to `wire` (identical on every
 // rank for the all-reduce).
+//
+// With a `compressor` (parallel.compress, f32 wire, no reduce-scatter) every bucket goes to it
+// instead: it replaces the bucket with the same approximation of the sum on every rank.
 class GradientSync {
  public:
   // The gradients (and the shard output) are in the memory of `device`.
-  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire, Device device);
+  GradientSync(Communicator& comm, size_t n, size_t bucket_elems, bool reduce_scatter, DType wire, Device device,
+               GradientCompressor* compressor = nullptr);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;
@@ -64,6 +69,7 @@ class GradientSync {
   std::vector<int64_t> shard_counts_;
   Range shard_;
   Device device_;
+  GradientCompressor* compressor_;
   float* grads_ = nullptr;
   float* shard_out_ = nullptr;
   size_t launched_ = 0;  // buckets queued in this reduction

@@ -44,6 +44,21 @@ void ParallelConfig::validate() const {
     throw UserError(cat("parallel.merge = ema needs parallel.sync = local_sgd or diloco, got ",
                         enum_to_name(kSyncKindNames, sync)));
   }
+  if (!(compress_ratio > 0 && compress_ratio <= 1))
+    throw UserError(cat("parallel.compress_ratio must be in (0, 1], got ", compress_ratio));
+  if (compress_rank < 1) throw UserError(cat("parallel.compress_rank must be at least 1, got ", compress_rank));
+  if (compress != Compression::none) {
+    const std::string what = cat("parallel.compress = ", enum_to_name(kCompressionNames, compress));
+    if (sync != SyncKind::allreduce)
+      throw UserError(cat(what, " cannot be combined with parallel.sync = ", enum_to_name(kSyncKindNames, sync),
+                          " (it compresses the gradient all-reduce of parallel.sync = allreduce)"));
+    if (zero >= 2)
+      throw UserError(cat(what, " cannot be combined with parallel.zero = ", zero,
+                          " (reduce-scattered gradients); use parallel.zero 0 or 1"));
+    if (grad_reduce_dtype != DType::f32)
+      throw UserError(cat(what, " cannot be combined with parallel.grad_reduce_dtype = ",
+                          enum_to_name(kGradWireNames, grad_reduce_dtype), " (set it to f32)"));
+  }
   network_model();  // a malformed spec is an error naming the key
   if (grad_reduce_dtype == DType::bf16 && allreduce == AllReduceChoice::native)
     throw UserError(

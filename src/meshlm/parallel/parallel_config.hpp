@@ -56,6 +56,15 @@ enum class PsMode : uint8_t { sync, async, ssp };
 inline constexpr EnumNames<PsMode, 3> kPsModeNames{
     {{PsMode::sync, "sync"}, {PsMode::async, "async"}, {PsMode::ssp, "ssp"}}};
 
+// Lossy gradient reduction for parallel.sync = allreduce (parallel/gradient_compressor.hpp):
+// none (the exact all-reduce), topk (the largest entries), powersgd (low-rank factors of each
+// matrix) or int8 (quantised), each with error feedback.
+enum class Compression : uint8_t { none, topk, powersgd, int8 };
+inline constexpr EnumNames<Compression, 4> kCompressionNames{{{Compression::none, "none"},
+                                                               {Compression::topk, "topk"},
+                                                               {Compression::powersgd, "powersgd"},
+                                                               {Compression::int8, "int8"}}};
+
 // The element types gradients may travel as (parallel.grad_reduce_dtype).
 inline constexpr EnumNames<DType, 2> kGradWireNames{{{DType::f32, "f32"}, {DType::bf16, "bf16"}}};
 
@@ -71,6 +80,9 @@ struct ParallelConfig {
   double bucket_mb = 25.0;               // gradient bucket size in MiB
   bool overlap = true;                   // reduce buckets during the backward pass (false: after it)
   DType grad_reduce_dtype = DType::f32;  // gradients on the wire: f32, or bf16 (summed in f32 by our ring)
+  Compression compress = Compression::none;
+  double compress_ratio = 0.01;  // compress = topk: the fraction of each bucket's entries sent, in (0, 1]
+  int64_t compress_rank = 4;     // compress = powersgd: the rank of each matrix's approximation (>= 1)
   double collective_timeout = 0;         // seconds an MPI operation may wait before the job ends as hung (0: no limit)
   SyncKind sync = SyncKind::allreduce;
   int64_t ps_servers = 1;  // sync = ps: ranks that serve parameters (the last ones); the others are workers

@@ -36,9 +36,13 @@ ZeroStrategy::ZeroStrategy(const StrategyContext& ctx)
   if (ranks > 1) {
     grad_comm_ = dp_.split(0, rank);
     grad_comm_->set_allreduce_algo(allreduce_algo_for(parallel_.allreduce, grad_comm_->backend()));
-    const size_t bucket = std::max<size_t>(1, size_t(parallel_.bucket_mb * 1024 * 1024 / sizeof(float)));
-    sync_ = std::make_unique<GradientSync>(*grad_comm_, n_, bucket, shard_grads_,
-                                           parallel_.grad_reduce_dtype, device_);
+    compressor_ = make_gradient_compressor(parallel_, ctx.layout);
+    MESHLM_ASSERT(!compressor_ || (stage_ <= 1 && device_ == Device::cpu), "gradient compression with ZeRO-", stage_,
+                  " on ", device_name(device_));
+    size_t bucket = std::max<size_t>(1, size_t(parallel_.bucket_mb * 1024 * 1024 / sizeof(float)));
+    if (compressor_ && compressor_->whole_buffer()) bucket = std::max<size_t>(1, n_);
+    sync_ = std::make_unique<GradientSync>(*grad_comm_, n_, bucket, shard_grads_, parallel_.grad_reduce_dtype,
+                                           device_, compressor_.get());
     if (grads_.is_paged()) sync_->on_bucket_done([this](size_t b, size_t e) { grads_.discard(b, e); });
   }
   if (shard_params) {
@@ -54,6 +58,10 @@ MemoryPerRank ZeroStrategy::memory() const {
   m.params = (sharded_ ? shard_.count : n_) * sizeof(float);
   m.grads = (shard_grads_ ? shard_.count : n_) * sizeof(float);
   for (auto& [name, buf] : opt_->state()) m.optimizer += buf->bytes();
+  if (compressor_) {
+    m.grads += compressor_->residual().size() * sizeof(float);
+    m.grads_note = "half of it the compression residual";
+  }
   if (sharded_) m.params_note = "shard; layers gathered while in use";
   if (shard_grads_)
     m.grads_note = grads_.is_paged() ? "+ working gradients during backward, freed bucket by bucket"
@@ -62,6 +70,10 @@ MemoryPerRank ZeroStrategy::memory() const {
 }
 
 std::string ZeroStrategy::describe() const {
+  if (compressor_)
+    return cat(compressor_->describe(), compressor_->whole_buffer() ? ", whole buffer after the backward pass"
+                                                                    : cat(", ", parallel_.bucket_mb, " MiB buckets"),
+               ", ZeRO-", stage_);
   std::string algo = "local";  // one rank: nothing to reduce
   if (grad_comm_)
     algo = parallel_.grad_reduce_dtype == DType::bf16 ? "ring (bf16 on the wire)"
@@ -86,7 +98,10 @@ std::optional<SyncTraffic> ZeroStrategy::sync_traffic() const {
   const int64_t dense = ring_all_reduce_bytes(n * int64_t(sizeof(float)), ranks);
   // A reduce-scatter and an all-gather each send (N - 1) / N of their buffer.
   const int64_t half_ring = (ranks - 1) * n / ranks;
-  int64_t sent = shard_grads_ ? half_ring * wire : ring_all_reduce_bytes(n * wire, ranks);
+  // A compressor counts what it passed to the communicator during the last reduction.
+  int64_t sent = compressor_    ? compressor_->sent_bytes()
+                 : shard_grads_ ? half_ring * wire
+                                : ring_all_reduce_bytes(n * wire, ranks);
   if (stage_ >= 1) sent += half_ring * int64_t(sizeof(float));  // the updated shards, all-gathered
   return SyncTraffic{sent, dense};
 }
@@ -97,6 +112,7 @@ float* ZeroStrategy::begin_step() {
 }
 
 void ZeroStrategy::begin_reduction() {
+  if (compressor_) compressor_->reset_sent_bytes();  // the communication thread is idle between reductions
   if (sync_) sync_->begin(grads_.data<float>(), shard_grads_ ? grad_shard_.data<float>() : nullptr);
 }
 
@@ -132,6 +148,8 @@ void ZeroStrategy::apply(float lr, float grad_scale) {
 }
 
 void ZeroStrategy::skip() {
+  // The dropped step's residual holds its overflowed gradients.
+  if (compressor_) compressor_->clear_residual();
   if (sharded_) sharded_->flush();
 }
 

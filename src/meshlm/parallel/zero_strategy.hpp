@@ -15,6 +15,10 @@
 // has touched are resident, and a bucket's pages are given back as soon as it has been
 // reduce-scattered, so the full gradient buffer is never held at once with accumulation of a
 // single micro-batch. On the GPU it is a plain buffer, zeroed each step.
+//
+// parallel.compress (stages 0 and 1, on the CPU) hands the gradient buckets to a
+// GradientCompressor instead of the all-reduce; PowerSGD takes the whole buffer as one bucket,
+// reduced after the backward pass.
 #include <memory>
 #include <vector>
 
@@ -58,6 +62,8 @@ class ZeroStrategy final : public SyncStrategy {
   Range shard() const { return shard_; }
   // ZeRO-3's parameter gathering: null unless stage 3 over more than one rank.
   const ShardedParams* sharded_params() const { return sharded_.get(); }
+  // parallel.compress's compressor: null without compression or with one rank.
+  const GradientCompressor* compressor() const { return compressor_.get(); }
 
  private:
   Communicator& dp_;
@@ -71,6 +77,7 @@ class ZeroStrategy final : public SyncStrategy {
   Buffer grads_;              // the step's working gradients (paged when shard_grads_ on the CPU)
   Buffer grad_shard_;         // shard_grads_: this rank's reduced gradients
   std::unique_ptr<Communicator> grad_comm_, gather_comm_;  // the dp group, duplicated per background thread
+  std::unique_ptr<GradientCompressor> compressor_;  // parallel.compress over more than one rank
   std::unique_ptr<GradientSync> sync_;
   std::unique_ptr<ShardedParams> sharded_;
   std::unique_ptr<Optimizer> opt_;

@@ -31,6 +31,13 @@ std::vector<std::string> ineffective_settings(const RunConfig& cfg, const RunCon
   // A lone worker still pushes its gradients to the servers.
   warn_if(p.grad_reduce_dtype != d.parallel.grad_reduce_dtype, p.dp == 1 && !ps,
           cat("parallel.grad_reduce_dtype", no_gradient_reduction));
+  warn_if(p.compress != d.parallel.compress, p.dp == 1, cat("parallel.compress", no_gradient_reduction));
+  warn_if(p.compress_ratio != d.parallel.compress_ratio, p.compress != Compression::topk,
+          "parallel.compress_ratio has no effect unless parallel.compress = \"topk\"");
+  warn_if(p.compress_rank != d.parallel.compress_rank, p.compress != Compression::powersgd,
+          "parallel.compress_rank has no effect unless parallel.compress = \"powersgd\"");
+  warn_if(p.bucket_mb != d.parallel.bucket_mb, p.compress == Compression::powersgd && p.dp > 1,
+          "parallel.bucket_mb has no effect with parallel.compress = \"powersgd\" (the whole buffer is reduced at once)");
   warn_if(p.bucket_mb != d.parallel.bucket_mb, ps,
           "parallel.bucket_mb has no effect with parallel.sync = \"ps\" (each server's key range is pushed whole)");
   warn_if(p.ps_servers != d.parallel.ps_servers, !ps,

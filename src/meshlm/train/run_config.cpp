@@ -89,6 +89,11 @@ std::vector<ConfigField> config_fields(RunConfig& c) {
       {"parallel.overlap", &p.overlap, "reduce gradient buckets while the backward pass runs (false: after it)"},
       {"parallel.grad_reduce_dtype", choice(&p.grad_reduce_dtype, kGradWireNames),
        "element type of gradients on the wire (bf16: summed in f32 by our ring)"},
+      {"parallel.compress", choice(&p.compress, kCompressionNames),
+       "sync = allreduce: lossy gradient reduction with error feedback: none, topk (the largest entries of each "
+       "bucket), powersgd (rank-r factors of each matrix) or int8 (quantised buckets)"},
+      {"parallel.compress_ratio", &p.compress_ratio, "compress = topk: the fraction of each bucket's entries sent, in (0, 1]"},
+      {"parallel.compress_rank", &p.compress_rank, "compress = powersgd: the rank r of each matrix's approximation (>= 1)"},
       {"parallel.collective_timeout", &p.collective_timeout,
        "seconds an MPI collective, send or receive may wait before the job ends as hung, exit code 4 (0: no limit)"},
       {"parallel.sync", choice(&p.sync, kSyncKindNames),

@@ -31,8 +31,8 @@ int64_t checked_windows(const TokenSource& data, int64_t T) {
 
 // The device of the model, its gradients and the optimizer. On the GPU: data, tensor and
 // pipeline parallelism (NCCL, or the MPI backend moving GPU buffers through host memory) with
-// ZeRO 0-2; ZeRO-3's paged buffers and the bf16 gradient wire (our ring reduces on the host)
-// still need host memory.
+// ZeRO 0-2; ZeRO-3's paged buffers, the bf16 gradient wire (our ring reduces on the host) and
+// gradient compression still need host memory.
 Device training_device(const RunConfig& cfg) {
   const Device d = cfg.train.device;
   // A config error whether or not this machine has the device.
@@ -47,6 +47,8 @@ Device training_device(const RunConfig& cfg) {
   if (cfg.parallel.grad_reduce_dtype != DType::f32) refuse("parallel.grad_reduce_dtype = bf16");
   if (merges_parameters(cfg.parallel.sync))
     refuse(cat("parallel.sync = ", enum_to_name(kSyncKindNames, cfg.parallel.sync)));
+  if (cfg.parallel.compress != Compression::none)
+    refuse(cat("parallel.compress = ", enum_to_name(kCompressionNames, cfg.parallel.compress)));
   return d;
 }
 

@@ -1,0 +1,20 @@
+#pragma once
+// parallel.compress = int8: each rank sends every bucket quantised to int8 with one symmetric
+// scale per bucket, s = max|x| / 127 (x: its gradient plus residual), as 32-bit words: the
+// scale, then the L int8 values packed four to a word (the last word padded). The residual
+// keeps x − s·q. The payloads of all ranks are all-gathered and every rank adds the
+// dequantised values up in rank order, so every rank gets the same sum.
+#include "meshlm/parallel/gradient_compressor.hpp"
+
+namespace meshlm {
+
+class Int8Compressor final : public GradientCompressor {
+ public:
+  explicit Int8Compressor(size_t n) : GradientCompressor(n) {}
+  void reduce(Communicator& comm, float* grads, Range range) override;
+  std::string describe() const override { return "int8 all-gather"; }
+  // The 32-bit words a bucket of `len` elements sends: the scale and the packed values.
+  static size_t payload_words(size_t len) { return 1 + (len + 3) / 4; }
+};
+
+}  // namespace meshlm
