@@ -56,6 +56,29 @@ TEST(LocalSgd, OneLocalStepWithSgdEqualsDataParallelism) {
   if (g_world->size() > 1) EXPECT_GT(relative_distance(apart.params, want.params), 1e-4);
 }
 
+// The merges run over each tensor-parallel shard's data-parallel group (and each pipeline
+// stage's): with tp 2 × dp 2 or pp 2 × dp 2, H = 1 and SGD still give data parallelism's run.
+TEST(LocalSgd, WithTensorOrPipelineShardsOneLocalStepEqualsDataParallelism) {
+  if (g_world->size() != 4) GTEST_SKIP() << "needs 4 ranks";
+  for (const char* split : {"tp", "pp"}) {
+    RunConfig cfg = tiny(8);
+    cfg.optim.name = OptimizerKind::sgd;
+    cfg.train.lr = 0.1;
+    cfg.train.grad_clip = 0;
+    cfg.train.grad_accum = 2;  // 1F1B needs a micro-batch per stage
+    cfg.parallel.dp = 2;
+    (std::string(split) == "tp" ? cfg.parallel.tp : cfg.parallel.pp) = 2;
+    RunConfig local = cfg;
+    local.parallel.sync = SyncKind::local_sgd;
+    local.parallel.sync_every = 1;
+    const Curve want = train(cfg, g_world, 8);
+    const Curve got = train(local, g_world, 8);
+    for (size_t i = 0; i < want.losses.size(); ++i)
+      EXPECT_NEAR(got.losses[i], want.losses[i], 1e-5 * want.losses[i]) << split << ", step " << i + 1;
+    EXPECT_LE(relative_distance(got.params, want.params), 1e-6) << split;
+  }
+}
+
 // DiLoCo's outer step with lr 1 and no momentum sets the global model to θ_g − (θ_g − mean θ_i):
 // local SGD's merge. AdamW inner steps, three between merges.
 TEST(Diloco, OuterLrOneWithoutMomentumEqualsLocalSgd) {

@@ -73,22 +73,27 @@ TEST(TopKCompressor, SendsTheLargestMagnitudesAndKeepsTheRest) {
 
 TEST(Int8Compressor, RoundTripIsWithinHalfAStepOfTheScale) {
   auto self = make_self_communicator();
-  const std::vector<float> g = random_gradient(1001, 1);
-  float amax = 0;
-  for (float x : g) amax = std::max(amax, std::abs(x));
-  const float scale = amax / 127.0f;
+  std::vector<float> g = random_gradient(1001, 1);
+  // The second block (elements 512-1000) is ten times smaller: it gets a scale of its own.
+  for (size_t i = Int8Compressor::kBlock; i < g.size(); ++i) g[i] *= 0.1f;
+  float amax[2] = {0, 0};
+  for (size_t i = 0; i < g.size(); ++i) {
+    float& block_max = amax[i / Int8Compressor::kBlock];
+    block_max = std::max(block_max, std::abs(g[i]));
+  }
   Int8Compressor int8(g.size());
   std::vector<float> out = g;
   int8.reduce(*self, out.data(), {0, g.size()});
   size_t outside = 0, off_grid = 0;
   for (size_t i = 0; i < g.size(); ++i) {
+    const float scale = amax[i / Int8Compressor::kBlock] / 127.0f;
     outside += std::abs(out[i] - g[i]) > 0.5f * scale * (1 + 1e-5f);
     off_grid += std::abs(out[i] / scale - std::round(out[i] / scale)) > 1e-3f;
     EXPECT_NEAR(int8.residual()[i], g[i] - out[i], 1e-6f * std::abs(g[i])) << i;  // the rounding of g − out
   }
   EXPECT_EQ(outside, 0u);
   EXPECT_EQ(off_grid, 0u) << "values that are not multiples of the scale";
-  EXPECT_EQ(Int8Compressor::payload_words(1001), 1u + 251u);
+  EXPECT_EQ(Int8Compressor::payload_words(1001), 2u + 251u);  // two blocks' scales
 }
 
 TEST(PowerSgdCompressor, OrthonormalisesColumnsAndZeroesADependentOne) {
