@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ranks that train apart and merge parameters (parallel.sync = local_sgd, diloco, gossip;
 # docs/parallel.md, "Decentralized training"): a run stopped and resumed ends with the bytes of
-# the uninterrupted run (its EMA model too), for every method; metrics.jsonl counts the bytes of
+# the uninterrupted run (its EMA model too), for every method and for top-k and PowerSGD
+# compression; metrics.jsonl counts the bytes of
 # each merge and nothing between them; the EMA model evaluates; the combinations that cannot
 # work exit 2 with one line naming the key.
 # Usage: decentralized.sh MESHLM_BINARY SOURCE_DIR
@@ -35,6 +36,19 @@ for method in "local_sgd --parallel.average_optimizer_state true" "diloco --merg
   cmp -s "$work/$name-whole/model.safetensors" "$work/$name-part/model.safetensors"
   check "$name: stopped at step 4 and resumed to 10, the final model is the uninterrupted run's" $? "models differ"
 done
+# Gradient compression: each rank's residual and PowerSGD's warm-started Q are in the checkpoint.
+for method in topk powersgd; do
+  train "$method-whole" --nproc 2 --compress $method --train.steps 10 --out "$work/$method-whole"
+  train "$method-part" --nproc 2 --compress $method --train.steps 4 --out "$work/$method-part"
+  train "$method-resumed" --resume "$work/$method-part" --nproc 2 --compress $method --train.steps 10
+  cmp -s "$work/$method-whole/model.safetensors" "$work/$method-part/model.safetensors"
+  check "--compress $method: stopped at step 4 and resumed to 10, the final model is the uninterrupted run's" $? \
+    "models differ"
+done
+# Turning compression on at a resume starts its residual from zero.
+train plain --nproc 2 --train.steps 4 --out "$work/plain"
+train plain-resumed --resume "$work/plain" --nproc 2 --compress int8 --train.steps 6
+check "a checkpoint without compression resumes with --compress int8" "$rc" "exit code $rc"
 cmp -s "$work/diloco-whole/ema/model.safetensors" "$work/diloco-part/ema/model.safetensors"
 check "diloco: the resumed run's EMA model is the uninterrupted run's" $? "EMA models differ"
 # Gossip never agrees exactly: its evaluations report a consensus distance above 0.

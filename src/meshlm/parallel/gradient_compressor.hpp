@@ -35,6 +35,13 @@ class GradientCompressor {
 
   // This rank's error-feedback residual, one float per gradient element.
   const std::vector<float>& residual() const { return residual_; }
+  std::vector<float>& residual() { return residual_; }
+  // State besides the residual that a resume needs, the same on every rank, packed into one
+  // buffer laid out as the gradients (n floats): PowerSGD's warm-started Q, each matrix's in
+  // the first elements of the matrix's own range. False if the method has none.
+  virtual bool has_shared_state() const { return false; }
+  virtual void save_shared_state(float* out) const { (void)out; }
+  virtual void load_shared_state(const float* in) { (void)in; }
   // Forgets the residual: the step it came from was dropped (an fp16 overflow leaves it
   // non-finite, and carrying it on would spoil every later step).
   void clear_residual() { std::fill(residual_.begin(), residual_.end(), 0.0f); }

@@ -152,4 +152,14 @@ void PowerSgdCompressor::reduce(Communicator& comm, float* grads, Range range) {
   }
 }
 
+// Q of a matrix is m·r ≤ n·m elements (r ≤ n): it fits in the matrix's own range.
+void PowerSgdCompressor::save_shared_state(float* out) const {
+  std::fill(out, out + n_, 0.0f);
+  for (const Matrix& m : matrices_) std::copy_n(q_.data() + m.q_at, m.cols * rank_, out + m.offset);
+}
+
+void PowerSgdCompressor::load_shared_state(const float* in) {
+  for (const Matrix& m : matrices_) std::copy_n(in + m.offset, m.cols * rank_, q_.data() + m.q_at);
+}
+
 }  // namespace meshlm

@@ -25,6 +25,9 @@ class PowerSgdCompressor final : public GradientCompressor {
   void reduce(Communicator& comm, float* grads, Range range) override;
   bool whole_buffer() const override { return true; }
   std::string describe() const override;
+  bool has_shared_state() const override { return true; }
+  void save_shared_state(float* out) const override;
+  void load_shared_state(const float* in) override;
 
   // A compressed matrix: rows × cols elements at `offset` of the flat buffer.
   struct Matrix {

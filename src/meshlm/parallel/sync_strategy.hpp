@@ -198,6 +198,9 @@ class SyncStrategy {
     for (auto& [name, buf] : optimizer().state()) names.push_back(name);
     return names;
   }
+  // Names among read_optimizer_state()'s that a resume restores when the checkpoint has them
+  // and otherwise starts afresh (gradient compression's residuals: a run may turn it on).
+  virtual std::vector<std::string> optional_checkpoint_state_names() { return {}; }
   // The optimizer state by name, each layout().total() floats.
   virtual std::vector<std::pair<std::string, std::vector<float>>> read_optimizer_state() = 0;
   virtual void write_optimizer_state(const std::string& name, const float* values) = 0;

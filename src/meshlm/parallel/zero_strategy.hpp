@@ -55,6 +55,7 @@ class ZeroStrategy final : public SyncStrategy {
 
   void read_params(const std::function<void(const float*)>& use) override;
   void write_params(const std::function<void(float*)>& fill) override;
+  std::vector<std::string> optional_checkpoint_state_names() override;
   std::vector<std::pair<std::string, std::vector<float>>> read_optimizer_state() override;
   void write_optimizer_state(const std::string& name, const float* values) override;
 

@@ -91,11 +91,18 @@ void write_optimizer(const fs::path& path, const std::vector<std::pair<std::stri
 
 // Reads the whole-model state and hands it to the trainer, which keeps its shard: a checkpoint
 // resumes under any data-parallel size or ZeRO stage.
-void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& layout) {
+// Whether state kept per rank and per tensor shard (gradient compression's) fits this run: the
+// checkpoint was saved by the same method over the same data- and tensor-parallel ranks.
+bool same_rank_state(const ParallelConfig& saved, const ParallelConfig& now) {
+  return saved.dp == now.dp && saved.tp == now.tp && saved.pp == now.pp && saved.compress == now.compress &&
+         saved.compress_rank == now.compress_rank;
+}
+
+void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& layout, bool rank_state_fits) {
   const std::vector<std::string> names = trainer.strategy().checkpoint_state_names();
   // A bound on the tensors (one per state and parameter, with room for another strategy's
   // states, refused below by name): a header describing more is refused before it is parsed.
-  SafetensorsFile file(path, std::max<size_t>(1024, names.size()) * layout.views().size());
+  SafetensorsFile file(path, std::max<size_t>(1024, names.size() + trainer.strategy().optional_checkpoint_state_names().size()) * layout.views().size());
   std::vector<float> whole(layout.total());
   const std::string first = layout.views().front().spec.name;
   const bool merging_ranks = file.has("rank0.params." + first);
@@ -111,6 +118,17 @@ void read_optimizer(const fs::path& path, Trainer& trainer, const ParamLayout& l
         throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name,
                             " (a checkpoint resumes with the parallel.sync it was saved with; ranks that merge "
                             "parameters also need the same parallel.dp)"));
+      file.read_as_f32(name, {whole.data() + v.offset, v.numel});
+    }
+    trainer.load_optimizer_state(state_name, whole);
+  }
+  // Restored where the checkpoint has them, saved with the same method and ranks; otherwise
+  // they start afresh (a compression residual from zero, PowerSGD's Q from its seed).
+  for (const std::string& state_name : trainer.strategy().optional_checkpoint_state_names()) {
+    if (!rank_state_fits || !file.has(state_name + "." + first)) continue;
+    for (const ParamView& v : layout.views()) {
+      const std::string name = state_name + "." + v.spec.name;
+      if (!file.has(name)) throw UserError(cat("optimizer state ", path.string(), " lacks tensor ", name));
       file.read_as_f32(name, {whole.data() + v.offset, v.numel});
     }
     trainer.load_optimizer_state(state_name, whole);
@@ -134,7 +152,8 @@ void prune(const fs::path& ckpt_root, int64_t keep, const std::optional<std::str
 bool snapshot_is_a_copy(const Trainer& trainer) {
   const ParallelConfig& p = trainer.config().parallel;
   // Parameter-server workers hold the parameters whole but not the optimizer state.
-  return p.tp == 1 && p.pp == 1 && p.zero == 0 && p.sync == SyncKind::allreduce &&
+  // Gradient compression's residuals are gathered from every rank.
+  return p.tp == 1 && p.pp == 1 && p.zero == 0 && p.sync == SyncKind::allreduce && p.compress == Compression::none &&
          trainer.model().device() == Device::cpu;
 }
 
@@ -388,7 +407,8 @@ void load_checkpoint_into(const CheckpointInfo& info, Trainer& trainer) {
   std::vector<float> whole(trainer.global_layout().total());
   load_model_params(info.dir / kModelWeightsFile, saved, trainer.global_layout(), whole);
   trainer.set_params(whole);
-  read_optimizer(info.dir / kOptimizerFile, trainer, trainer.global_layout());
+  read_optimizer(info.dir / kOptimizerFile, trainer, trainer.global_layout(),
+                 same_rank_state(info.config.parallel, trainer.config().parallel));
   trainer.restore_state(info.state);
 }
 
