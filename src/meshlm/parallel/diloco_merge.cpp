@@ -20,12 +20,8 @@ DilocoMerge::DilocoMerge(Communicator& dp, size_t n, double weight, double lr, d
 int64_t DilocoMerge::merge(float* params, int64_t round) {
   (void)round;
   // The pseudo-gradient, in place: Δ_i = θ_g − θ_i, weighted and summed over the ranks.
-  const float w = float(weight_);
   for (size_t i = 0; i < n_; ++i) params[i] = global_[i] - params[i];
-  if (dp_.size() > 1) {
-    for (size_t i = 0; i < n_; ++i) params[i] *= w;
-    dp_.all_reduce(params, int64_t(n_), DType::f32, ReduceOp::sum);
-  }
+  weighted_mean(dp_, params, n_, weight_);
   for (size_t i = 0; i < n_; ++i) {
     const float delta = params[i];
     velocity_[i] = momentum_ * velocity_[i] + delta;

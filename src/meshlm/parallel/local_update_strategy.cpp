@@ -10,7 +10,6 @@
 namespace meshlm {
 
 namespace {
-std::string rank_prefix(int rank) { return cat("rank", rank, "."); }
 constexpr const char* kEma = "ema_params";
 }  // namespace
 
@@ -139,8 +138,8 @@ bool LocalUpdateStrategy::read_eval_model(const std::function<void(const float*)
 std::vector<std::string> LocalUpdateStrategy::checkpoint_state_names() {
   std::vector<std::string> names;
   for (int r = 0; r < dp_.size(); ++r) {
-    names.push_back(rank_prefix(r) + "params");
-    for (auto& [name, buf] : opt_->state()) names.push_back(rank_prefix(r) + name);
+    names.push_back(rank_state_name(r, "params"));
+    for (auto& [name, buf] : opt_->state()) names.push_back(rank_state_name(r, name));
   }
   for (auto& [name, values] : merge_->state()) names.push_back(name);
   if (!ema_.empty()) names.push_back(kEma);
@@ -148,20 +147,9 @@ std::vector<std::string> LocalUpdateStrategy::checkpoint_state_names() {
 }
 
 std::vector<std::pair<std::string, std::vector<float>>> LocalUpdateStrategy::read_optimizer_state() {
-  const int ranks = dp_.size();
-  std::vector<const float*> mine{params_.data<float>()};
-  std::vector<std::string> names{"params"};
-  for (auto& [name, buf] : opt_->state()) mine.push_back(buf->data<float>()), names.push_back(name);
-  // Every rank's values of each buffer, gathered: rank r's at r·n.
-  std::vector<std::vector<float>> all(mine.size(), std::vector<float>(n_ * size_t(ranks)));
-  const std::vector<int64_t> counts(static_cast<size_t>(ranks), static_cast<int64_t>(n_));
-  for (size_t b = 0; b < mine.size(); ++b) dp_.all_gather(mine[b], all[b].data(), counts, DType::f32);
   std::vector<std::pair<std::string, std::vector<float>>> out;
-  for (int r = 0; r < ranks; ++r)
-    for (size_t b = 0; b < mine.size(); ++b)
-      out.emplace_back(rank_prefix(r) + names[b],
-                       std::vector<float>(all[b].begin() + ptrdiff_t(size_t(r) * n_),
-                                          all[b].begin() + ptrdiff_t(size_t(r + 1) * n_)));
+  append_rank_states(dp_, "params", params_.data<float>(), n_, out);
+  for (auto& [name, buf] : opt_->state()) append_rank_states(dp_, name, buf->data<float>(), n_, out);
   for (auto& [name, values] : merge_->state()) out.emplace_back(name, *values);
   if (!ema_.empty()) out.emplace_back(kEma, ema_);
   return out;
@@ -171,7 +159,7 @@ void LocalUpdateStrategy::write_optimizer_state(const std::string& name, const f
   for (auto& [state_name, state] : merge_->state())
     if (state_name == name) return (void)std::copy_n(values, n_, state->data());
   if (name == kEma) return (void)std::copy_n(values, n_, ema_.data());
-  const std::string mine = rank_prefix(dp_.rank());
+  const std::string mine = rank_state_name(dp_.rank(), "");
   if (name.rfind(mine, 0) != 0) {
     MESHLM_ASSERT(name.rfind("rank", 0) == 0, "no optimizer state ", name);
     return;  // another rank's

@@ -209,6 +209,13 @@ class SyncStrategy {
   SyncStrategy() = default;
 };
 
+// State that differs between data-parallel ranks, in a checkpoint: "rank<r>.<name>".
+std::string rank_state_name(int rank, const std::string& name);
+// Appends every rank's `values` (n floats, host memory) to `out` as rank_state_name(r, name),
+// r = 0 .. dp.size() − 1: an all-gather, collective over `dp`.
+void append_rank_states(Communicator& dp, const std::string& name, const float* values, size_t n,
+                        std::vector<std::pair<std::string, std::vector<float>>>& out);
+
 // The strategy that `ctx.parallel` configures.
 std::unique_ptr<SyncStrategy> make_sync_strategy(const StrategyContext& ctx);
 

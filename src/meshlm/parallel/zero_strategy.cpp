@@ -184,14 +184,14 @@ void ZeroStrategy::write_params(const std::function<void(float*)>& fill) {
 namespace {
 // Gradient compression's state in a checkpoint: each rank's residual, and the state every rank
 // shares (PowerSGD's Q).
-std::string residual_name(int rank) { return cat("rank", rank, ".grad_residual"); }
+constexpr const char* kResidual = "grad_residual";
 constexpr const char* kCompressorShared = "compressor_state";
 }  // namespace
 
 std::vector<std::string> ZeroStrategy::optional_checkpoint_state_names() {
   std::vector<std::string> names;
   if (!compressor_) return names;
-  for (int r = 0; r < dp_.size(); ++r) names.push_back(residual_name(r));
+  for (int r = 0; r < dp_.size(); ++r) names.push_back(rank_state_name(r, kResidual));
   if (compressor_->has_shared_state()) names.push_back(kCompressorShared);
   return names;
 }
@@ -199,13 +199,7 @@ std::vector<std::string> ZeroStrategy::optional_checkpoint_state_names() {
 std::vector<std::pair<std::string, std::vector<float>>> ZeroStrategy::read_optimizer_state() {
   std::vector<std::pair<std::string, std::vector<float>>> out;
   if (compressor_) {
-    const int ranks = dp_.size();
-    std::vector<float> all(n_ * size_t(ranks));
-    const std::vector<int64_t> counts(static_cast<size_t>(ranks), static_cast<int64_t>(n_));
-    dp_.all_gather(compressor_->residual().data(), all.data(), counts, DType::f32);
-    for (int r = 0; r < ranks; ++r)
-      out.emplace_back(residual_name(r), std::vector<float>(all.begin() + ptrdiff_t(size_t(r) * n_),
-                                                            all.begin() + ptrdiff_t(size_t(r + 1) * n_)));
+    append_rank_states(dp_, kResidual, compressor_->residual().data(), n_, out);
     if (compressor_->has_shared_state()) {
       std::vector<float> shared(n_);
       compressor_->save_shared_state(shared.data());
@@ -226,9 +220,9 @@ std::vector<std::pair<std::string, std::vector<float>>> ZeroStrategy::read_optim
 }
 
 void ZeroStrategy::write_optimizer_state(const std::string& name, const float* values) {
-  if (compressor_ && name == residual_name(dp_.rank()))
+  if (compressor_ && name == rank_state_name(dp_.rank(), kResidual))
     return (void)std::copy_n(values, n_, compressor_->residual().data());
-  if (compressor_ && name.rfind("rank", 0) == 0 && name.ends_with(".grad_residual")) return;  // another rank's
+  if (compressor_ && name.rfind("rank", 0) == 0 && name.ends_with(cat(".", kResidual))) return;  // another rank's
   if (compressor_ && name == kCompressorShared) return compressor_->load_shared_state(values);
   for (auto& [state_name, buf] : opt_->state())
     if (state_name == name) {
